@@ -1,0 +1,2 @@
+"""OANet: OCR-augmented defect detection for automatic optical inspection."""
+__version__ = "0.1.0"

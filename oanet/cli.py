@@ -1,0 +1,87 @@
+"""The `oanet` command line. Each command is a thin wrapper around one stage function."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from oanet.env import apply_offline_defaults
+
+app = typer.Typer(help="OANet: OCR-augmented defect detection for AOI images.", no_args_is_help=True,
+                  add_completion=False)
+
+
+@app.callback()
+def _main() -> None:
+    apply_offline_defaults()
+
+
+def _params(path: Path):
+    from oanet.config import load_params
+    return load_params(path)
+
+
+@app.command()
+def synth(
+    out: Path = typer.Option(..., help="Output folder: images/, labels.csv, truth.csv, layout.yaml."),
+    n: Optional[int] = typer.Option(None, help="Number of units (default: params.yaml synth.n)."),
+    seed: Optional[int] = typer.Option(None, help="Random seed (default: params.yaml)."),
+    objects: Optional[Path] = typer.Option(None, help="Folder laid out like magnetic-tile; default: procedural objects."),
+    preset: Optional[str] = typer.Option(None, help="clean | noisy"),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Write a synthetic AOI data set with a known printed value for every field."""
+    import dataclasses
+
+    from oanet.synth.stage import run
+
+    cfg = _params(params).synth
+    overrides = {"n": n, "seed": seed, "preset": preset, "objects": str(objects) if objects else None}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    result = run(cfg, out)
+    typer.echo(result.summary())
+
+
+@app.command()
+def ingest(
+    data: Path = typer.Option(..., help="AOI folder with images, labels.csv and layout.yaml."),
+    out: Path = typer.Option(..., help="Output table (.parquet)."),
+    layout: Optional[Path] = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
+    quarantine: Optional[Path] = typer.Option(None, help="Quarantine table (default: OUT with _quarantine)."),
+    no_cache: bool = typer.Option(False, help="Ignore and do not write the OCR cache."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """OCR every panel, parse its fields by the layout, and quarantine unusable images."""
+    import dataclasses
+
+    from oanet.ingest.stage import run
+
+    cfg = _params(params).ingest
+    if no_cache:
+        cfg = dataclasses.replace(cfg, cache=None)
+    q = quarantine or out.with_name(out.stem + "_quarantine.parquet")
+    result = run(cfg, data, out, q, layout_path=layout)
+    typer.echo(result.summary())
+
+
+@app.command()
+def expectations(
+    layout: Path = typer.Option(..., help="Layout file to derive the per-field suite from."),
+    out: Path = typer.Option(Path("expectations"), help="Folder for the suite JSON files."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Write the per-field Great Expectations suite generated from a layout."""
+    from oanet.layout import load_layout
+    from oanet.quality.expectations import write_field_suite
+
+    path = write_field_suite(load_layout(layout), _params(params).validate, out)
+    typer.echo(f"wrote {path}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

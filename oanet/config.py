@@ -1,0 +1,124 @@
+"""Typed, frozen configuration: one dataclass per stage, composed into `Params`.
+
+`params.yaml` is loaded once; each stage receives only its own section.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+Pair = tuple[float, float]
+
+
+class ConfigError(ValueError):
+    """A params.yaml section that does not match its dataclass."""
+
+
+@dataclass(frozen=True)
+class LabelModelConfig:
+    shift_prob: float = 0.70
+    temp_shift: Pair = (25.0, 8.0)
+    press_drop: Pair = (4.0, 1.0)
+    thick_shift: Pair = (0.04, 0.01)
+    press_rise: Pair = (3.0, 1.0)
+    param_defect_prob: float = 0.12
+    temp_limit: float = 1160.0
+    thick_spec: Pair = (3.950, 4.050)
+
+
+@dataclass(frozen=True)
+class ProcessConfig:
+    """Normal (mean, sd) of the machine and process values of a good unit."""
+    exposure_ms: Pair = (12.0, 1.5)
+    gain_db: Pair = (6.0, 1.0)
+    sinter_temp_c: Pair = (1120.0, 8.0)
+    press_mpa: Pair = (48.0, 1.2)
+    thickness_mm: Pair = (4.000, 0.015)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    n: int = 240
+    seed: int = 7
+    preset: str = "clean"
+    objects: str | None = None
+    units_per_lot: int = 48
+    lot_yymm: str = "2611"
+    defect_rate: float = 0.29
+    defect_weights: dict[str, float] = field(default_factory=lambda: {
+        "Blowhole": 115, "Break": 85, "Crack": 57, "Fray": 32, "Uneven": 103})
+    edge_threshold: float = 100.0
+    label_model: LabelModelConfig = LabelModelConfig()
+    process: ProcessConfig = ProcessConfig()
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    data: str = "data/raw"
+    out: str = "data/ocr.parquet"
+    quarantine: str = "data/ocr_quarantine.parquet"
+    min_confidence: float = 0.80
+    batch_size: int = 64
+    crop_pad: int = 0
+    blank_panel_std: float = 2.0
+    cache: str | None = ".cache/ocr.sqlite"
+    rec_model: str = "multi_PP-OCRv6_small"
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    table: str = "data/ocr.parquet"
+    quarantine: str = "data/ocr_quarantine.parquet"
+    out: str = "data/clean.parquet"
+    out_quarantine: str = "data/quarantine.parquet"
+    reports: str = "reports/validation"
+    max_missing_rate: float = 0.10
+    min_rows: int = 20
+    min_defect_rate: float = 0.05
+    max_defect_rate: float = 0.80
+    min_median_confidence: float = 0.90
+
+
+@dataclass(frozen=True)
+class Params:
+    synth: SynthConfig = SynthConfig()
+    ingest: IngestConfig = IngestConfig()
+    validate: ValidateConfig = ValidateConfig()
+
+
+def _coerce(tp, value, where: str):
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value or {}, where)
+    origin = typing.get_origin(tp)
+    if origin is tuple and value is not None:
+        return tuple(float(v) if a is float else v for v, a in zip(value, typing.get_args(tp), strict=True))
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is float and isinstance(value, int):
+        return float(value)
+    return value
+
+
+def from_dict(cls, raw: dict, where: str = ""):
+    """Build dataclass `cls` from a mapping, rejecting keys it does not know."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    unknown = set(raw) - set(hints)
+    if unknown:
+        raise ConfigError(f"{where or cls.__name__}: unknown keys {sorted(unknown)}; known: {sorted(hints)}")
+    try:
+        return cls(**{k: _coerce(hints[k], v, f"{where}.{k}".strip(".")) for k, v in raw.items()})
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{where or cls.__name__}: {err}") from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text()) if path.exists() else {}
+    return from_dict(Params, raw or {}, "params")

@@ -1,0 +1,107 @@
+"""CnOCR on the models that ship inside the rapidocr wheel: nothing is downloaded.
+
+CnOCR 2.3.3 fetches models on first use; the rapidocr 3.9.2 wheel carries PP-OCRv6
+small detection and recognition models, which CnOCR accepts as explicit files.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DET_MODEL_NAME = "multi_PP-OCRv6_det_small"
+REC_FILES = {"multi_PP-OCRv6_small": "PP-OCRv6_rec_small.onnx"}
+DET_FILE = "PP-OCRv6_det_small.onnx"
+REC_IMAGE_SHAPE = "3, 48, 48"
+
+
+class OcrEngineError(RuntimeError):
+    """The OCR engine could not be built or returned something unusable."""
+
+
+def bundled_models_dir() -> Path:
+    import importlib.util
+
+    spec = importlib.util.find_spec("rapidocr")
+    if spec is None or spec.origin is None:
+        raise OcrEngineError("rapidocr is not installed; `pip install rapidocr==3.9.2` (3.10 breaks cnocr)")
+    return Path(spec.origin).parent / "models"
+
+
+def model_files(rec_model: str) -> tuple[Path, Path]:
+    if rec_model not in REC_FILES:
+        raise OcrEngineError(f"unknown recognition model {rec_model!r}; bundled: {sorted(REC_FILES)}")
+    folder = bundled_models_dir()
+    rec, det = folder / REC_FILES[rec_model], folder / DET_FILE
+    for path in (rec, det):
+        if not path.exists():
+            raise OcrEngineError(f"bundled OCR model missing: {path}")
+    return rec, det
+
+
+def engine_fingerprint(rec_model: str) -> str:
+    """Identifies the exact recogniser, so a cache never mixes reads of two models."""
+    rec, _ = model_files(rec_model)
+    return f"{rec_model}:{rec.stat().st_size}:{REC_IMAGE_SHAPE}"
+
+
+@dataclass
+class Read:
+    text: str
+    score: float
+    box: tuple[int, int, int, int] | None = None   # detector path: where the text was found
+
+
+class Ocr:
+    """A CnOcr instance built lazily on the bundled models."""
+
+    def __init__(self, rec_model: str = "multi_PP-OCRv6_small", cache_root: str | Path = ".cache/cnocr"):
+        self.rec_model = rec_model
+        self.cache_root = Path(cache_root)
+        self._cnocr = None
+
+    @property
+    def cnocr(self):
+        if self._cnocr is None:
+            from cnocr import CnOcr  # heavy: ~5 s, pulls in torch
+
+            rec, det = model_files(self.rec_model)
+            self._cnocr = CnOcr(
+                rec_model_name=self.rec_model, rec_model_fp=str(rec), rec_lang_type="en",
+                det_model_name=DET_MODEL_NAME, det_model_fp=str(det),
+                rec_root=str(self.cache_root / "rec"), det_root=str(self.cache_root / "det"),
+                # The stock shape (3, 48, 320) pads every crop to 320 px wide; recognition time
+                # grows with width, so short value crops would pay for a whole line. A square
+                # minimum pads each batch only to its widest crop (batches are sorted by width).
+                rec_more_configs={"rec_image_shape": REC_IMAGE_SHAPE},
+            )
+        return self._cnocr
+
+    def recognize(self, crops: list[np.ndarray], batch_size: int = 64) -> list[Read]:
+        """Recognise single-line crops (h, w) uint8. One Read per crop, in order."""
+        if not crops:
+            return []
+        # CnOcr's recogniser fails on (h, w, 1) input and swallows the error, returning [];
+        # three channels work, and the length check below catches any other silent failure.
+        rgb = [np.repeat(c[:, :, None], 3, axis=2) if c.ndim == 2 else c for c in crops]
+        out = self.cnocr.ocr_for_single_lines(rgb, batch_size=batch_size)
+        if len(out) != len(crops):
+            raise OcrEngineError(f"recogniser returned {len(out)} results for {len(crops)} crops")
+        return [Read(str(o["text"]), float(o["score"])) for o in out]
+
+    def detect_and_recognize(self, image: np.ndarray) -> list[Read]:
+        """Full CnOCR: text detection on the whole image, then recognition of each line."""
+        rgb = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
+        out = self.cnocr.ocr(rgb, rec_batch_size=32)
+        reads = []
+        for o in out:
+            pos = np.asarray(o["position"])
+            box = (int(pos[:, 0].min()), int(pos[:, 1].min()), int(pos[:, 0].max()), int(pos[:, 1].max()))
+            reads.append(Read(str(o["text"]), float(o["score"]), box))
+        return reads
+
+
+def settings_hash(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:16]

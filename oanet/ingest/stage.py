@@ -1,0 +1,151 @@
+"""Stage `ingest`: OCR every AOI image's panel into one typed row, or quarantine it."""
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oanet.config import IngestConfig
+from oanet.ingest import inventory as inv
+from oanet.ingest.cache import ReadCache
+from oanet.ingest.engine import Ocr, engine_fingerprint, settings_hash
+from oanet.ingest.parse import parse_read
+from oanet.ingest.reading import CROP_RULES_VERSION, read_images
+from oanet.layout import Layout, load_layout
+
+CHUNK_IMAGES = 32   # images decoded ahead while the previous chunk is being recognised
+QUARANTINE_COLUMNS = ["image", "reason", "detail"]
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    rows: int
+    quarantined: int
+    by_reason: dict[str, int]
+    ocr_images: int
+    cached_images: int
+    seconds: float
+    out: Path
+    quarantine: Path
+    field_missing: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def images_per_second(self) -> float:
+        return (self.rows + self.quarantined) / self.seconds if self.seconds else float("inf")
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.by_reason.items())) or "none"
+        missing = ", ".join(f"{k} {v}" for k, v in self.field_missing.items() if v) or "none"
+        return (f"ingest: {self.rows + self.quarantined} images in -> {self.rows} rows, "
+                f"{self.quarantined} quarantined ({reasons})\n"
+                f"  OCR on {self.ocr_images} images, {self.cached_images} from cache, "
+                f"{self.seconds:.1f} s ({self.images_per_second:.1f} images/s)\n"
+                f"  missing values by field: {missing}\n"
+                f"  table: {self.out}\n  quarantine: {self.quarantine}")
+
+
+def cache_settings(layout: Layout, cfg: IngestConfig) -> str:
+    boxes = [(f.name, f.key, f.roi) for f in layout.fields]
+    return settings_hash(boxes, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std, CROP_RULES_VERSION, engine_fingerprint(cfg.rec_model))
+
+
+def _load_chunk(data_dir: Path, images: list[str], cache: ReadCache, layout: Layout, cfg: IngestConfig):
+    """Read bytes, hash, look up the cache, decode the rest: I/O and decoding off the OCR thread."""
+    blobs = {name: (data_dir / name).read_bytes() for name in images}
+    digests = {name: inv.file_digest(b) for name, b in blobs.items()}
+    cached = cache.get_many(list(digests.values()))
+    decoded = {name: inv.decode(blobs[name], layout, cfg.blank_panel_std)
+               for name in images if digests[name] not in cached}
+    return digests, cached, decoded
+
+
+def _chunks(items: list[str], size: int):
+    return [items[i:i + size] for i in range(0, len(items), size)]
+
+
+def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig, ocr: Ocr):
+    """Reads per image name, rejections, and counts of OCR'd and cached images."""
+    cache = ReadCache(cfg.cache, cache_settings(layout, cfg))
+    reads, digests, rejected = {}, {}, []
+    n_ocr = n_cached = 0
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(names), desc="ingest", unit="img", disable=None, mininterval=1.0)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        chunks = _chunks(names, CHUNK_IMAGES)
+        pending = pool.submit(_load_chunk, data_dir, chunks[0], cache, layout, cfg) if chunks else None
+        for i in range(len(chunks)):
+            chunk_digests, cached, decoded = pending.result()
+            if i + 1 < len(chunks):
+                pending = pool.submit(_load_chunk, data_dir, chunks[i + 1], cache, layout, cfg)
+            digests.update(chunk_digests)
+            for name in chunks[i]:
+                if chunk_digests[name] in cached:
+                    reads[name] = cached[chunk_digests[name]]
+            good = {n: a for n, a in decoded.items() if isinstance(a, np.ndarray)}
+            rejected += [inv.Rejected(n, r.reason, r.detail) for n, r in decoded.items() if not isinstance(r, np.ndarray)]
+            fresh = dict(zip(good, read_images(ocr, list(good.values()), layout, cfg.crop_pad, cfg.batch_size)))
+            cache.put_many({chunk_digests[n]: r for n, r in fresh.items()})
+            reads.update(fresh)
+            n_ocr += len(fresh)
+            n_cached += sum(chunk_digests[n] in cached for n in chunks[i])
+            bar.update(len(chunks[i]))
+    bar.close()
+    cache.close()
+    return reads, digests, rejected, n_ocr, n_cached
+
+
+def build_table(labels: pd.DataFrame, reads: dict, digests: dict, layout: Layout, min_conf: float) -> pd.DataFrame:
+    """One row per read image: label columns, digest, and value/text/conf/reason per field."""
+    labels = labels[labels["image"].isin(reads)].reset_index(drop=True)
+    clash = {f.name for f in layout.fields}
+    keep = ["image", "label"] + [c for c in labels.columns if c not in ("image", "label") and c not in clash]
+    table = labels[keep].copy()
+    table["label"] = table["label"].astype("int64")
+    table["sha256"] = [digests[n] for n in table["image"]]
+    for j, f in enumerate(layout.fields):
+        pairs = [reads[n][j] for n in table["image"]]
+        parsed = [parse_read(f, *(p if p else (None, None)), min_conf) for p in pairs]
+        values = [p.value for p in parsed]
+        table[f.name] = pd.array(values, dtype="Float64" if f.dtype in ("float", "int") else "string")
+        table[f"{f.name}__text"] = pd.array([p[0] if p else None for p in pairs], dtype="string")
+        table[f"{f.name}__conf"] = pd.array([p[1] if p else None for p in pairs], dtype="Float64")
+        table[f"{f.name}__reason"] = pd.array([p.reason for p in parsed], dtype="string")
+    return table
+
+
+def drop_duplicate_units(table: pd.DataFrame, layout: Layout) -> tuple[pd.DataFrame, list[inv.Rejected]]:
+    id_field = layout.by_role("id")
+    if id_field is None:
+        return table, []
+    ids = table[id_field.name]
+    dup = ids.notna() & ids.duplicated(keep="first")
+    first = dict(zip(ids[~dup & ids.notna()], table.loc[~dup & ids.notna(), "image"]))
+    rejected = [inv.Rejected(r.image, inv.DUPLICATE_UNIT, f"unit {u} already read from {first.get(u)}")
+                for r, u in zip(table[dup].itertuples(), ids[dup])]
+    return table[~dup].reset_index(drop=True), rejected
+
+
+def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: str | Path,
+        layout_path: str | Path | None = None, ocr: Ocr | None = None) -> IngestResult:
+    start = time.perf_counter()
+    data_dir, out, quarantine = Path(data_dir), Path(out), Path(quarantine)
+    layout = load_layout(layout_path or data_dir / "layout.yaml")
+    labels, rejected = inv.reconcile(inv.read_labels(data_dir), inv.image_files(data_dir))
+    reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr or Ocr(cfg.rec_model))
+    table, dupes = drop_duplicate_units(build_table(labels, reads, digests, layout, cfg.min_confidence), layout)
+    rejected += bad + dupes
+    qtable = pd.DataFrame([(r.image, r.reason, r.detail) for r in rejected], columns=QUARANTINE_COLUMNS)
+    for path in (out, quarantine):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out, index=False)
+    qtable.astype("string").to_parquet(quarantine, index=False)
+    missing = {f.name: int(table[f.name].isna().sum()) for f in layout.fields}
+    return IngestResult(rows=len(table), quarantined=len(qtable), by_reason=dict(Counter(qtable["reason"])),
+                        ocr_images=n_ocr, cached_images=n_cached, seconds=time.perf_counter() - start,
+                        out=out, quarantine=quarantine, field_missing=missing)

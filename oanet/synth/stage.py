@@ -1,0 +1,145 @@
+"""The `synth` stage: write a synthetic AOI data set whose every printed value is known.
+
+Output folder:
+- images/U{nnnnnn}.png   8-bit grayscale 640x480 AOI screens (object lower-left, panel around)
+- labels.csv             image,label,defect_type,lot (defect_type empty for good units)
+- truth.csv              image + one column per layout field: the exact printed string
+- layout.yaml            the aoi-v1 layout contract, with line boxes
+
+Every unit draws from its own generator, spawned from the seed, so a unit's content
+depends only on the seed and its index: the same seed gives identical files.
+"""
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from oanet.config import SynthConfig
+from oanet.layout import Layout
+from oanet.synth.aoi_layout import aoi_v1_layout
+from oanet.synth.labels import draw_unit
+from oanet.synth.objects import ObjectSource, object_source
+from oanet.synth.panel import PRESETS, compose, draw_style
+from oanet.synth.stats import object_stats
+
+MAX_UNIT_ID = 999_999
+STATIONS = ("AOI-01", "AOI-02", "AOI-03", "AOI-04")
+_IMAGE_NAME = re.compile(r"U\d{6}\.png")
+_MAX_PENDING = 16
+
+
+@dataclass(frozen=True)
+class SynthResult:
+    out: Path
+    n: int
+    defects: int
+    by_type: dict[str, int] = field(default_factory=dict)   # defect type -> units, "param" included
+    source: str = "procedural"
+
+    def summary(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.by_type.items())) or "none"
+        return (f"synth: {self.n} images ({self.source} objects) in {self.out}\n"
+                f"  defective {self.defects} ({kinds}); labels.csv, truth.csv, layout.yaml written")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every unit shares: config, layout, object source, first unit id, output folder."""
+    cfg: SynthConfig
+    layout: Layout
+    source: ObjectSource
+    first_id: int
+    images: Path
+    decimals: dict[str, int]
+
+
+def _unit(plan: _Plan, index: int, seed: np.random.SeedSequence) -> tuple[dict, dict, Image.Image]:
+    """Render one unit: its labels.csv row, truth.csv row and image."""
+    cfg, rng = plan.cfg, np.random.default_rng(seed)
+    obj = plan.source(index, rng)
+    draw = draw_unit(obj.defect_type, cfg.label_model, cfg.process, rng, plan.decimals)
+    lot = f"L{cfg.lot_yymm}-{index // cfg.units_per_lot + 1:04d}"
+    values = {"lot": lot, "unit_id": f"U{plan.first_id + index:06d}",
+              "station": STATIONS[int(rng.integers(len(STATIONS)))], "light": str(obj.light),
+              **draw.values, **object_stats(obj.image, cfg.edge_threshold)._asdict()}
+    fields = plan.layout.fields
+    img = compose(plan.layout, obj.image, {f.name: f.line(values[f.name]) for f in fields},
+                  draw_style(cfg.preset, rng), rng)
+    name = f"images/{values['unit_id']}.png"
+    label = {"image": name, "label": draw.label, "defect_type": draw.defect_type or "", "lot": lot}
+    return label, {"image": name, **{f.name: f.format(values[f.name]) for f in fields}}, img
+
+
+def _save_png(img: Image.Image, path: Path) -> None:
+    img.save(path, format="PNG", compress_level=1)   # level 1: several times faster than the default
+
+
+def _render_all(plan: _Plan, seeds: list[np.random.SeedSequence], progress: bool) -> list[tuple[dict, dict]]:
+    """Render units in order; a writer thread encodes the PNGs meanwhile (Pillow releases the GIL)."""
+    from tqdm import tqdm
+
+    rows, pending = [], deque()
+    with ThreadPoolExecutor(max_workers=1) as writer:
+        for i, seed in enumerate(tqdm(seeds, desc="synth", unit="img", disable=not progress)):
+            label, truth, img = _unit(plan, i, seed)
+            rows.append((label, truth))
+            pending.append(writer.submit(_save_png, img, plan.images.parent / label["image"]))
+            if len(pending) > _MAX_PENDING:       # bound memory; also surfaces a write error early
+                pending.popleft().result()
+        for done in pending:
+            done.result()
+    return rows
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _clear_images(images: Path) -> None:
+    """Remove unit images of an earlier run, so the folder holds exactly this data set."""
+    for path in images.glob("U*.png"):
+        if _IMAGE_NAME.fullmatch(path.name):
+            path.unlink()
+
+
+def _plan(cfg: SynthConfig, out: Path, rng: np.random.Generator) -> _Plan:
+    if not 1 <= cfg.n < MAX_UNIT_ID:
+        raise ValueError(f"synth n must be between 1 and {MAX_UNIT_ID - 1}, got {cfg.n}")
+    if cfg.units_per_lot < 1:
+        raise ValueError(f"synth units_per_lot must be at least 1, got {cfg.units_per_lot}")
+    if not re.fullmatch(r"\d{4}", str(cfg.lot_yymm)):
+        raise ValueError(f"synth lot_yymm must be 4 digits (yymm), got {cfg.lot_yymm!r}")
+    if cfg.preset not in PRESETS:     # fail before any file is touched, not at the first image
+        raise ValueError(f"unknown synth preset {cfg.preset!r}; known: {PRESETS}")
+    layout = aoi_v1_layout()
+    source = object_source(cfg.objects, cfg.defect_rate, cfg.defect_weights, rng)
+    first_id = int(rng.integers(1, MAX_UNIT_ID - cfg.n + 1))
+    decimals = {f.name: f.decimals for f in layout.fields if f.dtype == "float" and f.decimals is not None}
+    return _Plan(cfg, layout, source, first_id, out / "images", decimals)
+
+
+def run(cfg: SynthConfig, out: Path, *, progress: bool = True) -> SynthResult:
+    """Write `cfg.n` AOI images with labels.csv, truth.csv and layout.yaml into `out`."""
+    out = Path(out)
+    plan_seed, units_seed = np.random.SeedSequence(cfg.seed).spawn(2)
+    plan = _plan(cfg, out, np.random.default_rng(plan_seed))
+    plan.images.mkdir(parents=True, exist_ok=True)
+    _clear_images(plan.images)
+    rows = _render_all(plan, units_seed.spawn(cfg.n), progress)
+    labels, truth = [r[0] for r in rows], [r[1] for r in rows]
+    _write_csv(out / "labels.csv", labels)
+    _write_csv(out / "truth.csv", truth)
+    plan.layout.save(out / "layout.yaml")
+    by_type = Counter(r["defect_type"] for r in labels if r["label"] == 1)
+    return SynthResult(out=out, n=cfg.n, defects=sum(by_type.values()), by_type=dict(by_type),
+                       source=str(cfg.objects) if cfg.objects else "procedural")
