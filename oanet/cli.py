@@ -45,10 +45,10 @@ def synth(
 
 @app.command()
 def ingest(
-    data: Path = typer.Option(..., help="AOI folder with images, labels.csv and layout.yaml."),
-    out: Path = typer.Option(..., help="Output table (.parquet)."),
+    data: Optional[Path] = typer.Option(None, help="AOI folder: images, labels.csv, layout.yaml (default: params)."),
+    out: Optional[Path] = typer.Option(None, help="Output table, .parquet (default: params)."),
     layout: Optional[Path] = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
-    quarantine: Optional[Path] = typer.Option(None, help="Quarantine table (default: OUT with _quarantine)."),
+    quarantine: Optional[Path] = typer.Option(None, help="Quarantine table (default: params, or beside OUT)."),
     no_cache: bool = typer.Option(False, help="Ignore and do not write the OCR cache."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
 ) -> None:
@@ -60,8 +60,8 @@ def ingest(
     cfg = _params(params).ingest
     if no_cache:
         cfg = dataclasses.replace(cfg, cache=None)
-    q = quarantine or out.with_name(out.stem + "_quarantine.parquet")
-    result = run(cfg, data, out, q, layout_path=layout)
+    q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else Path(cfg.quarantine))
+    result = run(cfg, data or cfg.data, out or cfg.out, q, layout_path=layout)
     typer.echo(result.summary())
 
 

@@ -91,12 +91,21 @@ class Layout:
 def _box(value, where: str) -> Box | None:
     if value is None:
         return None
-    if len(value) != 4 or not all(isinstance(v, int) for v in value) or value[0] >= value[2] or value[1] >= value[3]:
+    if (not isinstance(value, (list, tuple)) or len(value) != 4 or not all(isinstance(v, int) for v in value)
+            or value[0] >= value[2] or value[1] >= value[3]):
         raise LayoutError(f"{where}: a box is [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {value!r}")
     return tuple(value)
 
 
+def _size(value) -> tuple[int, int]:
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
+        raise LayoutError(f"size is [width, height] in pixels, got {value!r}")
+    return tuple(value)
+
+
 def parse_field(raw: dict) -> Field:
+    if not isinstance(raw, dict):
+        raise LayoutError(f"every field is a mapping with a name and a key, got {raw!r}")
     name = raw.get("name")
     if not name or not raw.get("key"):
         raise LayoutError(f"every field needs a name and a key, got {raw!r}")
@@ -106,7 +115,7 @@ def parse_field(raw: dict) -> Field:
     if role not in ROLES:
         raise LayoutError(f"field {name}: role {role!r} is not one of {ROLES}")
     rng = raw.get("range")
-    if rng is not None and (len(rng) != 2 or rng[0] > rng[1]):
+    if rng is not None and (not isinstance(rng, (list, tuple)) or len(rng) != 2 or rng[0] > rng[1]):
         raise LayoutError(f"field {name}: range is [low, high], got {rng!r}")
     unknown = set(raw) - {f for f in Field.__dataclass_fields__}
     if unknown:
@@ -121,9 +130,11 @@ def parse_field(raw: dict) -> Field:
 
 
 def layout_from_dict(raw: dict) -> Layout:
+    if not isinstance(raw, dict):
+        raise LayoutError(f"a layout is a mapping with name, size, object_roi and fields, got {raw!r}")
     try:
         fields = tuple(parse_field(f) for f in raw.get("fields") or [])
-        layout = Layout(name=str(raw["name"]), size=tuple(raw["size"]),
+        layout = Layout(name=str(raw["name"]), size=_size(raw["size"]),
                         object_roi=_box(raw["object_roi"], "object_roi"), fields=fields)
     except KeyError as missing:
         raise LayoutError(f"layout is missing the key {missing}") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from pathlib import Path
 
 
@@ -16,9 +17,10 @@ class ReadCache:
     def __init__(self, path: str | Path | None, settings: str):
         self.settings = settings
         self._db = None
+        self._lock = threading.Lock()   # ingest looks up on its loader thread and writes on the main one
         if path is not None:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(str(path))
+            self._db = sqlite3.connect(str(path), check_same_thread=False)
             self._db.execute("CREATE TABLE IF NOT EXISTS reads (key TEXT PRIMARY KEY, reads TEXT NOT NULL)")
 
     def _key(self, digest: str) -> str:
@@ -31,18 +33,20 @@ class ReadCache:
         keys = [self._key(d) for d in digests]
         for start in range(0, len(keys), 500):   # SQLite caps bound parameters per statement
             chunk = keys[start:start + 500]
-            rows = self._db.execute(
-                f"SELECT key, reads FROM reads WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            with self._lock:
+                rows = self._db.execute(
+                    f"SELECT key, reads FROM reads WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
             found.update({k.split(":", 1)[0]: json.loads(v) for k, v in rows})
         return found
 
     def put_many(self, items: dict[str, list]) -> None:
         if self._db is None or not items:
             return
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO reads VALUES (?, ?)",
                                  [(self._key(d), json.dumps(r)) for d, r in items.items()])
 
     def close(self) -> None:
         if self._db is not None:
-            self._db.close()
+            with self._lock:
+                self._db.close()

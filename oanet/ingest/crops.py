@@ -37,6 +37,8 @@ def value_span(mask: np.ndarray) -> tuple[int, int] | None:
     """
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
+    if cols.size == 0:   # no ink at all: no key, no value
+        return None
     gaps = np.diff(cols) - 1
     wide = np.flatnonzero(gaps >= key_gap_threshold(int(rows[-1] - rows[0] + 1)))
     if wide.size == 0:

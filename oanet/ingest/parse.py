@@ -43,13 +43,26 @@ def _candidates(field: Field, raw: str) -> list[str]:
     return [text, text[:first_digit] + text[first_digit:].translate(_DIGIT_LOOKALIKES)]
 
 
+def _canonical(text: str) -> str:
+    return text.upper().replace("O", "0").replace("I", "1").replace("L", "1").replace("|", "1")
+
+
+def match_category(categories: tuple[str, ...], text: str) -> str | None:
+    """The one category that equals the read once O/0 and I/l/1 are merged, if exactly one does."""
+    hits = [c for c in categories if _canonical(c) == _canonical(text)]
+    return hits[0] if len(hits) == 1 else None
+
+
 def parse_read(field: Field, text: str | None, score: float | None, min_confidence: float) -> Parsed:
     if text is None or not text.strip():
         return Parsed(None, NOT_FOUND)
     if score is None or score < min_confidence:
         return Parsed(None, LOW_CONFIDENCE)
     pattern = field.value_regex()
-    match = next((c for c in _candidates(field, text) if pattern.fullmatch(c)), None)
+    candidates = _candidates(field, text)
+    match = next((c for c in candidates if pattern.fullmatch(c)), None)
+    if match is None and field.categories:
+        match = match_category(field.categories, candidates[0])
     if match is None:
         return Parsed(None, UNPARSED)
     if field.dtype in ("str", "category"):

@@ -10,10 +10,11 @@ import numpy as np
 
 from oanet.ingest.crops import ink_mask, pad_to_width, value_span
 from oanet.ingest.engine import Ocr
+from oanet.ingest.parse import parse_read
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
-CROP_RULES_VERSION = 2   # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 3   # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -68,17 +69,30 @@ def _pair(read) -> list:
     return [read.text, read.score]
 
 
+def retry_whole_lines(ocr: Ocr, images, layout: Layout, reads: list[Reads], pad: int, batch_size: int) -> None:
+    """Re-read the whole line of any boxed field whose value crop did not parse.
+
+    Noise can hide the gap after the key, so the cut lands after the value and the
+    crop holds only the unit. Rare, so a second small batch is cheap; the whole-line
+    read replaces the first only when it parses.
+    """
+    todo = [(i, j) for i, r in enumerate(reads) for j, f in enumerate(layout.fields)
+            if f.roi is not None and r[j] is not None and parse_read(f, *r[j], 0.0).reason is not None]
+    lines = [np.ascontiguousarray(line_crop(images[i], layout.fields[j], pad)) for i, j in todo]
+    for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size)):
+        if parse_read(layout.fields[j], read.text, read.score, 0.0).reason is None:
+            reads[i][j] = _pair(read)
+
+
 def read_images(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int, batch_size: int) -> list[Reads]:
     """Reads for each image: boxed fields in one recogniser batch, the rest by detection."""
     per_image = [boxed_crops(img, layout, pad) for img in images]
     flat = [c for crops in per_image for c in crops if c is not None]
     texts = iter(ocr.recognize(flat, batch_size=batch_size))
-    unboxed = any(f.roi is None for f in layout.fields)
-    out: list[Reads] = []
-    for img, crops in zip(images, per_image):
-        reads: Reads = [None if c is None else _pair(next(texts)) for c in crops]
-        if unboxed:
+    out: list[Reads] = [[None if c is None else _pair(next(texts)) for c in crops] for crops in per_image]
+    retry_whole_lines(ocr, images, layout, out, pad, batch_size)
+    if any(f.roi is None for f in layout.fields):
+        for img, reads in zip(images, out):
             by_key = find_by_key(layout, ocr.detect_and_recognize(panel_only(img, layout)))
-            reads = [by_key.get(f.name) if f.roi is None else r for f, r in zip(layout.fields, reads)]
-        out.append(reads)
+            reads[:] = [by_key.get(f.name) if f.roi is None else r for f, r in zip(layout.fields, reads)]
     return out

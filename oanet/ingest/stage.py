@@ -112,9 +112,10 @@ def build_table(labels: pd.DataFrame, reads: dict, digests: dict, layout: Layout
         pairs = [reads[n][j] for n in table["image"]]
         parsed = [parse_read(f, *(p if p else (None, None)), min_conf) for p in pairs]
         values = [p.value for p in parsed]
-        table[f.name] = pd.array(values, dtype="Float64" if f.dtype in ("float", "int") else "string")
+        # numeric values as float64 with NaN for missing: what every model and GX expect
+        table[f.name] = pd.array(values, dtype="float64" if f.dtype in ("float", "int") else "string")
         table[f"{f.name}__text"] = pd.array([p[0] if p else None for p in pairs], dtype="string")
-        table[f"{f.name}__conf"] = pd.array([p[1] if p else None for p in pairs], dtype="Float64")
+        table[f"{f.name}__conf"] = np.array([p[1] if p else np.nan for p in pairs], dtype="float64")
         table[f"{f.name}__reason"] = pd.array([p.reason for p in parsed], dtype="string")
     return table
 

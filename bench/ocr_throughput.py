@@ -1,0 +1,127 @@
+"""OCR speed of `oanet ingest`, side by side with the bare recogniser and plain CnOCR.
+
+    python bench/ocr_throughput.py --objects ../shared/data/magnetic-tile --n 200
+
+In one process, on the same synthetic images:
+  ingest      the ingest stage (decode, value crops, batched recognition, parse, write), no cache
+  bare        the same recogniser on the same value crops, already cut and in memory
+  plain       stock CnOCR on the bundled models: detector + recogniser on the whole image,
+              lines matched to fields by key (on the first --plain-n images: it is slow)
+  cached      a second ingest over the same images, served by the cache
+Each engine is built and warmed before timing. Prints images/s, the ratios and the
+exact-match accuracy of ingest and plain on the images both read.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from ocr_accuracy import score
+from oanet.config import load_params
+from oanet.env import apply_offline_defaults
+from oanet.layout import load_layout
+
+
+def exact_rate(table: pd.DataFrame, truth: pd.DataFrame, layout) -> float:
+    s = score(table, truth, layout)
+    return float((s["exact"] * s["n"]).sum() / s["n"].sum())
+
+
+def plain_cnocr(images: list[np.ndarray], names: list[str], labels: pd.DataFrame, layout, min_conf: float):
+    """Stock CnOcr (default settings, bundled models): whole image in, fields matched by key."""
+    from cnocr import CnOcr
+
+    from oanet.ingest.engine import DET_MODEL_NAME, model_files
+    from oanet.ingest.engine import Read
+    from oanet.ingest.reading import find_by_key
+    from oanet.ingest.stage import build_table
+    from oanet.synth.aoi_layout import aoi_v1_layout
+
+    rec, det = model_files("multi_PP-OCRv6_small")
+    engine = CnOcr(rec_model_name="multi_PP-OCRv6_small", rec_model_fp=str(rec), rec_lang_type="en",
+                   det_model_name=DET_MODEL_NAME, det_model_fp=str(det),
+                   rec_root=".cache/cnocr/rec", det_root=".cache/cnocr/det")
+    unboxed = replace(layout, fields=tuple(replace(f, roi=None) for f in layout.fields))
+    engine.ocr(np.repeat(images[0][:, :, None], 3, axis=2))   # warm-up
+    t0 = time.perf_counter()
+    reads = {}
+    for name, img in zip(names, images):
+        out = engine.ocr(np.repeat(img[:, :, None], 3, axis=2))
+        found = find_by_key(unboxed, [Read(str(o["text"]), float(o["score"])) for o in out])
+        reads[name] = [found.get(f.name) for f in unboxed.fields]
+    seconds = time.perf_counter() - t0
+    table = build_table(labels[labels["image"].isin(names)], reads, {n: "" for n in names}, unboxed, min_conf)
+    return seconds, table
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--objects", type=Path, help="magnetic-tile folder; default procedural objects")
+    ap.add_argument("--n", type=int, default=200)
+    ap.add_argument("--plain-n", type=int, default=40)
+    ap.add_argument("--preset", default="clean")
+    ap.add_argument("--seed", type=int, default=5)
+    args = ap.parse_args()
+    apply_offline_defaults()
+    params = load_params()
+    from oanet.ingest.engine import Ocr
+    from oanet.ingest.reading import boxed_crops
+    from oanet.ingest.stage import run as ingest
+    from oanet.synth.stage import run as synth
+
+    work = Path(tempfile.mkdtemp(prefix="oanet-ocr-speed-"))
+    data = work / "data"
+    synth(replace(params.synth, n=args.n, seed=args.seed, preset=args.preset,
+                  objects=str(args.objects) if args.objects else None), data, progress=False)
+    layout = load_layout(data / "layout.yaml")
+    labels = pd.read_csv(data / "labels.csv")
+    truth = pd.read_csv(data / "truth.csv", dtype=str, keep_default_na=False)
+    names = list(labels["image"])
+    images = [np.asarray(Image.open(data / n)) for n in names]
+
+    ocr = Ocr(params.ingest.rec_model)
+    ocr.recognize([c for c in boxed_crops(images[0], layout, 0) if c is not None])   # build + warm-up
+    cfg = replace(params.ingest, cache=None)
+    r_ingest = ingest(cfg, data, work / "ocr.parquet", work / "q.parquet", ocr=ocr)
+    ingest_acc = exact_rate(pd.read_parquet(work / "ocr.parquet"), truth, layout)
+
+    crops = [c for img in images for c in boxed_crops(img, layout, cfg.crop_pad) if c is not None]
+    t0 = time.perf_counter()
+    ocr.recognize(crops, batch_size=cfg.batch_size)
+    bare_s = time.perf_counter() - t0
+
+    cached_cfg = replace(params.ingest, cache=str(work / "cache.sqlite"))
+    ingest(cached_cfg, data, work / "ocr2.parquet", work / "q2.parquet", ocr=ocr)
+    r_cached = ingest(cached_cfg, data, work / "ocr3.parquet", work / "q3.parquet", ocr=ocr)
+
+    k = min(args.plain_n, len(names))
+    plain_s, plain_table = plain_cnocr(images[:k], names[:k], labels, layout, cfg.min_confidence)
+    plain_acc = exact_rate(plain_table, truth, layout)
+    ingest_sub_acc = exact_rate(pd.read_parquet(work / "ocr.parquet").head(k), truth.head(k), layout)
+
+    rate = {"ingest": len(names) / r_ingest.seconds, "bare": len(names) / bare_s,
+            "plain": k / plain_s, "cached": len(names) / r_cached.seconds}
+    print(f"{len(names)} images ({args.preset}, {'magnetic-tile' if args.objects else 'procedural'} objects), "
+          f"{len(crops)} value crops; plain CnOCR on the first {k}")
+    for name, v in rate.items():
+        print(f"  {name:7s} {v:8.1f} images/s")
+    print(f"ingest / bare   = {rate['ingest'] / rate['bare']:.2f}x   (target >= 0.8x)")
+    print(f"ingest / plain  = {rate['ingest'] / rate['plain']:.1f}x   (target >= 10x)")
+    print(f"cached re-run   = {rate['cached']:.0f} images/s (target >= 200), {r_cached.cached_images} from cache")
+    print(f"exact match on the {k} images plain read: ingest {ingest_sub_acc:.2%}, plain {plain_acc:.2%}; "
+          f"ingest on all {len(names)}: {ingest_acc:.2%}")
+    ok = (rate["ingest"] >= 0.8 * rate["bare"] and rate["ingest"] >= 10 * rate["plain"]
+          and rate["cached"] >= 200 and ingest_sub_acc >= plain_acc)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Prefect flow `oanet-ingest`: OCR the panels, then the data-quality gate.
+
+    python -m flows.ingest [--params params.yaml] [--data DIR]
+
+The tasks are thin wrappers around the same stage functions that `dvc repro` runs
+(`oanet.ingest.stage.run` and `flows.validate.run`); Prefect adds retries on I/O,
+logging and a run history.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from prefect import flow, task
+
+from oanet.config import IngestConfig, ValidateConfig, load_params
+from oanet.env import apply_offline_defaults
+
+
+def _transient_io_error(task, task_run, state) -> bool:
+    """Retry a flaky file share, not a bad data folder: only OSErrors that are not 'missing'."""
+    exc = state.data
+    return isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+
+
+@task(name="ocr-panels", retries=2, retry_delay_seconds=10, retry_condition_fn=_transient_io_error)
+def ocr_panels(cfg: IngestConfig):
+    from oanet.ingest.stage import run
+
+    result = run(cfg, cfg.data, cfg.out, cfg.quarantine)
+    print(result.summary())
+    return result
+
+
+@task(name="validate-table")
+def validate_table(cfg: ValidateConfig, layout_path: Path):
+    from flows.validate import run
+    from oanet.layout import load_layout
+
+    outcome = run(cfg, load_layout(layout_path), cfg.table, cfg.quarantine)
+    print(outcome.summary())
+    return outcome
+
+
+@flow(name="oanet-ingest", log_prints=True)
+def ingest_flow(params_path: str = "params.yaml", data: str | None = None):
+    params = load_params(params_path)
+    ingest_cfg = params.ingest if data is None else replace(params.ingest, data=data)
+    validate_cfg = replace(params.validate, table=ingest_cfg.out, quarantine=ingest_cfg.quarantine)
+    ocr_panels(ingest_cfg)
+    return validate_table(validate_cfg, Path(ingest_cfg.data) / "layout.yaml")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m flows.ingest", description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--data", help="AOI folder (default: params.yaml ingest.data)")
+    args = ap.parse_args(argv)
+    apply_offline_defaults()
+    from oanet.quality.expectations import ValidationFailed
+
+    try:
+        ingest_flow(args.params, args.data)
+    except ValidationFailed as err:
+        print(err, file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
