@@ -29,11 +29,17 @@ def key_gap_threshold(ink_height: int) -> int:
     return max(5, int(np.ceil(0.4 * ink_height)))
 
 
-def value_span(mask: np.ndarray) -> tuple[int, int] | None:
-    """Columns [x0, x1) of the value and unit, given a line's ink mask; None without a key gap.
+def unit_gap_threshold(ink_height: int) -> int:
+    return max(3, int(np.ceil(0.3 * ink_height)))
 
-    The unit stays: the gap before it is no wider than some gaps inside numbers, so
-    cutting it off could cut a number short.
+
+def value_span(mask: np.ndarray, drop_unit: bool = False) -> tuple[int, int] | None:
+    """Columns [x0, x1) of the value (and unit), given a line's ink mask; None without a key gap.
+
+    With `drop_unit` the last word after the value is cut off too: the unit is known from
+    the layout, and reading it costs time. The gap before a unit can be as narrow as a
+    gap inside a number, so this is only safe where a number cut short cannot parse
+    (floats with fixed decimals); the caller re-reads the whole line when it does not.
     """
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
@@ -44,7 +50,12 @@ def value_span(mask: np.ndarray) -> tuple[int, int] | None:
     if wide.size == 0:
         return None
     start = int(cols[wide[0] + 1])
-    return max(0, start - MARGIN), min(mask.shape[1], int(cols[-1]) + 1 + MARGIN)
+    end = int(cols[-1])
+    if drop_unit:
+        unit_gaps = np.flatnonzero(gaps[wide[0] + 1:] >= unit_gap_threshold(int(rows[-1] - rows[0] + 1)))
+        if unit_gaps.size:
+            end = int(cols[wide[0] + 1 + unit_gaps[-1]])
+    return max(0, start - MARGIN), min(mask.shape[1], end + 1 + MARGIN)
 
 
 def pad_to_width(crop: np.ndarray, min_width: int) -> np.ndarray:

@@ -75,7 +75,9 @@ class Ocr:
                 # The stock shape (3, 48, 320) pads every crop to 320 px wide; recognition time
                 # grows with width, so short value crops would pay for a whole line. A square
                 # minimum pads each batch only to its widest crop (batches are sorted by width).
-                rec_more_configs={"rec_image_shape": REC_IMAGE_SHAPE},
+                # Crop shapes vary from batch to batch: the memory arena saves re-allocations.
+                rec_more_configs={"rec_image_shape": REC_IMAGE_SHAPE,
+                                  "engine_cfg": {"enable_cpu_mem_arena": True}},
             )
         return self._cnocr
 

@@ -36,7 +36,10 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
     path = data_dir / "labels.csv"
     if not path.exists():
         raise DataError(f"{path} not found: an AOI folder needs labels.csv with columns image,label")
-    labels = pd.read_csv(path, dtype={"image": str, "defect_type": str})
+    try:
+        labels = pd.read_csv(path, dtype={"image": str, "defect_type": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise DataError(f"{path} is not a readable CSV with columns image,label: {err}") from None
     missing = {"image", "label"} - set(labels.columns)
     if missing:
         raise DataError(f"{path} lacks the columns {sorted(missing)}; found {list(labels.columns)}")

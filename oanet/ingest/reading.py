@@ -14,7 +14,7 @@ from oanet.ingest.parse import parse_read
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
-CROP_RULES_VERSION = 3   # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 4   # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -23,6 +23,11 @@ def line_crop(image: np.ndarray, field: Field, pad: int) -> np.ndarray:
     x0, y0, x1, y1 = field.roi
     h, w = image.shape
     return image[max(0, y0 - pad):min(h, y1 + pad), max(0, x0 - pad):min(w, x1 + pad)]
+
+
+def unit_is_droppable(field: Field) -> bool:
+    """A float printed with fixed decimals: cut short, it no longer parses, so a cut is safe."""
+    return bool(field.unit) and field.dtype == "float" and field.decimals is not None
 
 
 def value_crop(image: np.ndarray, field: Field, pad: int) -> np.ndarray | None:
@@ -34,7 +39,7 @@ def value_crop(image: np.ndarray, field: Field, pad: int) -> np.ndarray | None:
     mask = ink_mask(line)
     if mask is None:
         return None
-    span = value_span(mask)
+    span = value_span(mask, drop_unit=unit_is_droppable(field))
     crop = line if span is None else line[:, span[0]:span[1]]
     return pad_to_width(np.ascontiguousarray(crop), MIN_CROP_WIDTH)
 

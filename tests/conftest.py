@@ -1,0 +1,80 @@
+"""Shared fixtures: a small generated AOI set, one OCR engine, one ingest run (all session-wide).
+
+Building the OCR engine imports cnocr (~5 s) and the first ingest OCRs every image, so
+both are done once and reused; tests that need their own folder copy from `synth_set`.
+Fixtures are generated, never downloaded.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+N_IMAGES = 12
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_env(tmp_path_factory):
+    """No downloads, no telemetry, tool state in a temporary folder (never $HOME)."""
+    from oanet.env import apply_offline_defaults
+
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    # Prefect logs "Stopping temporary server" at exit, after pytest closed its streams.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    apply_offline_defaults(tmp_path_factory.mktemp("env"))
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def synth_set(tmp_path_factory) -> Path:
+    """~12 procedural clean-preset AOI images with labels.csv, truth.csv and layout.yaml."""
+    from oanet.config import SynthConfig
+    from oanet.synth.stage import run
+
+    out = tmp_path_factory.mktemp("synth") / "aoi"
+    run(SynthConfig(n=N_IMAGES, seed=11, preset="clean"), out, progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def truth(synth_set) -> pd.DataFrame:
+    return pd.read_csv(synth_set / "truth.csv", dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def ocr(tmp_path_factory):
+    """One CnOCR engine on the bundled models, built eagerly (the import is the slow part)."""
+    from oanet.ingest.engine import Ocr
+
+    engine = Ocr(cache_root=tmp_path_factory.mktemp("cnocr"))
+    engine.cnocr  # noqa: B018 - build now, so the first test using it does not pay for it
+    return engine
+
+
+@dataclass(frozen=True)
+class IngestRun:
+    data: Path
+    cfg: object          # IngestConfig
+    result: object       # IngestResult
+    table: pd.DataFrame
+    quarantine: pd.DataFrame
+
+
+@pytest.fixture(scope="session")
+def ingest_run(synth_set, ocr, tmp_path_factory) -> IngestRun:
+    """The ingest stage on `synth_set`, with a fresh cache in a temporary folder."""
+    from oanet.config import IngestConfig
+    from oanet.ingest.stage import run
+
+    work = tmp_path_factory.mktemp("ingest")
+    cfg = IngestConfig(cache=str(work / "ocr.sqlite"))
+    result = run(cfg, synth_set, work / "ocr.parquet", work / "quarantine.parquet", ocr=ocr)
+    return IngestRun(synth_set, cfg, result, pd.read_parquet(result.out), pd.read_parquet(result.quarantine))

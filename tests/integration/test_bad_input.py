@@ -1,0 +1,202 @@
+"""Bad input (issue 2, section 5): every broken case ends in the quarantine or a clear error.
+
+One folder holds a few good images plus one of each broken case; the run must not
+crash, must account for every labels.csv row and every image file exactly once, and
+must print counts that match its two tables.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from oanet.config import IngestConfig
+from oanet.ingest.inventory import DataError, image_files
+from oanet.ingest.stage import run
+from oanet.layout import LayoutError
+
+GOOD = 4
+# image name in the folder (or in labels.csv only) -> the reason it must be quarantined with
+EXPECTED = {
+    "images/truncated.png": "truncated",
+    "images/empty.png": "empty_file",
+    "images/text.png": "not_an_image",
+    "images/small.png": "wrong_size",
+    "images/blank_panel.png": "blank_panel",
+    "images/copy_of_first.png": "duplicate_unit",
+    "images/gone.png": "missing_image",
+    "images/stray.png": "unlabelled",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_folder(synth_set, tmp_path_factory):
+    data = tmp_path_factory.mktemp("bad") / "aoi"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(synth_set / "layout.yaml", data / "layout.yaml")
+    labels = pd.read_csv(synth_set / "labels.csv").iloc[:GOOD + 1]
+    good, spare = labels.iloc[:GOOD], labels.iloc[GOOD]
+    for name in good["image"]:
+        shutil.copy(synth_set / name, data / name)
+    first = (synth_set / good["image"].iloc[0]).read_bytes()
+    images = data / "images"
+    (images / "truncated.png").write_bytes(first[: len(first) // 2])
+    (images / "empty.png").write_bytes(b"")
+    (images / "text.png").write_text("this is not an image\n")
+    Image.open(synth_set / good["image"].iloc[1]).resize((320, 240)).save(images / "small.png")
+    # An object, but nothing printed around it: the whole panel is flat background.
+    arr = np.asarray(Image.open(synth_set / good["image"].iloc[2]).convert("L")).copy()
+    panel = np.ones(arr.shape, dtype=bool)
+    panel[160:480, 0:320] = False
+    arr[panel] = 24
+    Image.fromarray(arr).save(images / "blank_panel.png")
+    (images / "copy_of_first.png").write_bytes(first)            # same unit id under another name
+    shutil.copy(synth_set / spare["image"], images / "stray.png")  # a good image nobody labelled
+    rows = [good] + [pd.DataFrame([{**good.iloc[0].to_dict(), "image": name}])
+                     for name, reason in EXPECTED.items() if reason != "unlabelled"]
+    pd.concat(rows, ignore_index=True).to_csv(data / "labels.csv", index=False)
+    return data
+
+
+@pytest.fixture(scope="module")
+def bad_run(bad_folder, tmp_path_factory):
+    """The CLI on the bad folder: what a user sees, and the two tables it writes."""
+    from oanet.cli import app
+
+    out = tmp_path_factory.mktemp("bad_out") / "ocr.parquet"
+    res = CliRunner().invoke(app, ["ingest", "--data", str(bad_folder), "--out", str(out), "--no-cache",
+                                   "--params", str(bad_folder / "no_params.yaml")])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output, pd.read_parquet(out), pd.read_parquet(out.with_name("ocr_quarantine.parquet"))
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    """A private copy of the bad-input folder that one test may break further."""
+    data = tmp_path / "aoi"
+    shutil.copytree(folder, data)
+    return data
+
+
+def test_folder_holds_every_case(bad_folder):
+    files = set(image_files(bad_folder))
+    labelled = set(pd.read_csv(bad_folder / "labels.csv")["image"])
+    for name, reason in EXPECTED.items():
+        assert (name in files) == (reason != "missing_image"), name
+        assert (name in labelled) == (reason != "unlabelled"), name
+    assert (bad_folder / "images" / "empty.png").stat().st_size == 0
+
+
+def test_every_input_ends_in_exactly_one_table(bad_folder, bad_run):
+    _, table, quarantine = bad_run
+    inputs = set(image_files(bad_folder)) | set(pd.read_csv(bad_folder / "labels.csv")["image"])
+    seen = Counter(list(table["image"]) + list(quarantine["image"]))
+    assert set(seen) == inputs
+    assert [name for name, count in seen.items() if count != 1] == []
+
+
+def test_each_case_has_its_reason(bad_run):
+    _, table, quarantine = bad_run
+    reasons = dict(zip(quarantine["image"], quarantine["reason"]))
+    assert reasons == EXPECTED
+    assert quarantine["detail"].notna().all() and (quarantine["detail"].str.len() > 0).all()
+
+
+def test_good_images_are_read(bad_folder, bad_run, truth):
+    _, table, _ = bad_run
+    good = pd.read_csv(bad_folder / "labels.csv")["image"].iloc[:GOOD]
+    assert sorted(table["image"]) == sorted(good)
+    # The first of the two identical files keeps its row; the copy is the duplicate.
+    expected = truth.set_index("image").loc[table["image"], "unit_id"].tolist()
+    assert table["unit_id"].tolist() == expected
+
+
+def test_printed_counts_match_the_tables(bad_run):
+    output, table, quarantine = bad_run
+    total = len(table) + len(quarantine)
+    m = re.search(r"(\d+) images in -> (\d+) rows, (\d+) quarantined \((.*)\)", output)
+    assert m, output
+    assert (int(m[1]), int(m[2]), int(m[3])) == (total, len(table), len(quarantine))
+    printed = dict((k, int(v)) for k, v in re.findall(r"(\w+) (\d+)", m[4]))
+    assert printed == dict(Counter(quarantine["reason"]))
+    # Images that were decoded are OCR'd (no cache); the rest never reach the recogniser.
+    ocr = re.search(r"OCR on (\d+) images, (\d+) from cache", output)
+    assert ocr and (int(ocr[1]), int(ocr[2])) == (GOOD + 1, 0)
+
+
+def test_missing_labels_csv_is_a_clear_error(bad_folder, tmp_path):
+    data = copy_of(bad_folder, tmp_path)
+    (data / "labels.csv").unlink()
+    with pytest.raises(DataError, match=r"labels\.csv not found.*image,label"):
+        run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet")
+    assert not (tmp_path / "t.parquet").exists()
+
+
+def test_labels_csv_without_label_column(bad_folder, tmp_path):
+    data = copy_of(bad_folder, tmp_path)
+    pd.read_csv(data / "labels.csv")[["image"]].to_csv(data / "labels.csv", index=False)
+    with pytest.raises(DataError, match=r"lacks the columns \['label'\]"):
+        run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet")
+
+
+def test_missing_layout_is_a_clear_error(bad_folder, tmp_path):
+    data = copy_of(bad_folder, tmp_path)
+    (data / "layout.yaml").unlink()
+    with pytest.raises(LayoutError, match=r"layout file not found: .*layout\.yaml"):
+        run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet")
+    with pytest.raises(LayoutError, match="not found"):
+        run(IngestConfig(cache=None), bad_folder, tmp_path / "t.parquet", tmp_path / "q.parquet",
+            layout_path=tmp_path / "other.yaml")
+
+
+@pytest.mark.parametrize("text", ["", "image,label\n\"unclosed,0\n"])
+def test_unreadable_labels_csv_is_a_clear_error(bad_folder, tmp_path, text):
+    data = copy_of(bad_folder, tmp_path)
+    (data / "labels.csv").write_text(text)
+    with pytest.raises(DataError, match=r"labels\.csv is not a readable CSV"):
+        run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet")
+
+
+def test_cli_reports_a_data_error(bad_folder, tmp_path):
+    from oanet.cli import app
+
+    data = copy_of(bad_folder, tmp_path)
+    (data / "labels.csv").unlink()
+    res = CliRunner().invoke(app, ["ingest", "--data", str(data), "--out", str(tmp_path / "t.parquet"),
+                                   "--no-cache", "--params", str(tmp_path / "none.yaml")])
+    assert res.exit_code != 0
+    assert isinstance(res.exception, DataError) and "labels.csv" in str(res.exception)
+
+
+def test_a_folder_with_nothing_usable_still_writes_both_tables(synth_set, tmp_path):
+    data = tmp_path / "aoi"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(synth_set / "layout.yaml", data / "layout.yaml")
+    (data / "images" / "a.png").write_bytes(b"")
+    pd.DataFrame({"image": ["images/a.png", "images/b.png"], "label": [0, 1]}).to_csv(
+        data / "labels.csv", index=False)
+    result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet")
+    assert (result.rows, result.quarantined, result.ocr_images) == (0, 2, 0)
+    assert result.by_reason == {"empty_file": 1, "missing_image": 1}
+    table = pd.read_parquet(result.out)
+    assert len(table) == 0 and "sinter_temp_c__reason" in table.columns
+    assert sorted(pd.read_parquet(result.quarantine)["image"]) == ["images/a.png", "images/b.png"]
+
+
+def test_labelled_twice_keeps_one_row(synth_set, ocr, tmp_path):
+    """A repeated labels.csv row is quarantined as bad_label; its image is read once."""
+    data = tmp_path / "aoi"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(synth_set / "layout.yaml", data / "layout.yaml")
+    first = pd.read_csv(synth_set / "labels.csv").iloc[[0]]
+    shutil.copy(synth_set / first["image"].iloc[0], data / first["image"].iloc[0])
+    pd.concat([first, first.assign(label=1 - first["label"])]).to_csv(data / "labels.csv", index=False)
+    result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
+    assert (result.rows, result.by_reason) == (1, {"bad_label": 1})
+    table = pd.read_parquet(result.out)
+    assert table["label"].tolist() == first["label"].tolist()          # the first row wins

@@ -1,0 +1,105 @@
+"""Typed, frozen configuration: params.yaml -> Params, strict keys, coercion."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+from oanet.config import (
+    ConfigError, IngestConfig, LabelModelConfig, Params, SynthConfig, ValidateConfig, from_dict, load_params,
+)
+
+
+def test_repo_params_yaml_loads(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    assert isinstance(params, Params)
+    assert isinstance(params.synth, SynthConfig)
+    assert isinstance(params.synth.label_model, LabelModelConfig)
+    assert isinstance(params.ingest, IngestConfig)
+    assert isinstance(params.validate, ValidateConfig)
+    raw = yaml.safe_load((repo_root / "params.yaml").read_text())
+    # Top-level keys are stage names, each typed by its own dataclass.
+    assert set(raw) <= {f.name for f in dataclasses.fields(Params)}
+    assert params.ingest.min_confidence == raw["ingest"]["min_confidence"]
+    assert params.synth.n == raw["synth"]["n"]
+    assert params.synth.label_model.temp_shift == tuple(raw["synth"]["label_model"]["temp_shift"])
+
+
+def test_repo_params_types_are_coerced(repo_root):
+    params = load_params(repo_root / "params.yaml")
+    lm, proc = params.synth.label_model, params.synth.process
+    for pair in (lm.temp_shift, lm.thick_spec, proc.sinter_temp_c, proc.thickness_mm):
+        assert isinstance(pair, tuple) and len(pair) == 2
+        assert all(type(v) is float for v in pair)
+    assert type(params.ingest.min_confidence) is float
+    assert type(params.ingest.batch_size) is int
+
+
+def test_missing_file_gives_defaults(tmp_path):
+    assert load_params(tmp_path / "absent.yaml") == Params()
+
+
+def test_empty_file_gives_defaults(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("")
+    assert load_params(path) == Params()
+
+
+def test_partial_section_keeps_other_defaults(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("ingest:\n  min_confidence: 0.5\n  cache: null\n")
+    params = load_params(path)
+    assert params.ingest.min_confidence == 0.5 and params.ingest.cache is None
+    assert params.ingest.batch_size == IngestConfig().batch_size
+    assert params.synth == SynthConfig() and params.validate == ValidateConfig()
+
+
+@pytest.mark.parametrize("text, names", [
+    ("trian:\n  epochs: 3\n", ["trian"]),
+    ("ingest:\n  min_conf: 0.5\n", ["min_conf", "ingest"]),
+    ("synth:\n  label_model:\n    shift_probability: 0.5\n", ["shift_probability", "label_model"]),
+])
+def test_unknown_key_is_named(tmp_path, text, names):
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_params(path)
+    for name in names:
+        assert name in str(err.value)
+
+
+def test_unknown_key_error_lists_known_keys():
+    with pytest.raises(ConfigError, match="min_confidence"):
+        from_dict(IngestConfig, {"bogus": 1})
+
+
+def test_ints_become_floats_and_lists_become_tuples():
+    cfg = from_dict(LabelModelConfig, {"shift_prob": 1, "temp_shift": [25, 8], "temp_limit": 1160})
+    assert type(cfg.shift_prob) is float and cfg.shift_prob == 1.0
+    assert cfg.temp_shift == (25.0, 8.0) and all(type(v) is float for v in cfg.temp_shift)
+    assert type(cfg.temp_limit) is float
+    assert from_dict(IngestConfig, {"min_confidence": 1}).min_confidence == 1.0
+    assert type(from_dict(IngestConfig, {"min_confidence": 1}).min_confidence) is float
+
+
+def test_optional_values_pass_through():
+    assert from_dict(IngestConfig, {"cache": None}).cache is None
+    assert from_dict(IngestConfig, {"cache": "x.sqlite"}).cache == "x.sqlite"
+
+
+@pytest.mark.parametrize("cls, raw", [
+    (LabelModelConfig, {"temp_shift": [25.0]}),          # a pair needs two values
+    (LabelModelConfig, {"temp_shift": [1, 2, 3]}),
+    (Params, {"ingest": [1, 2]}),                        # a section is a mapping
+])
+def test_malformed_values_raise_config_error(cls, raw):
+    with pytest.raises(ConfigError):
+        from_dict(cls, raw)
+
+
+def test_configs_are_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        IngestConfig().min_confidence = 0.1  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Params().synth.label_model.shift_prob = 0.1  # type: ignore[misc]

@@ -1,0 +1,123 @@
+"""Cutting a printed `KEY: VALUE UNIT` line down to `VALUE UNIT` (no OCR involved)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from oanet.ingest.crops import MARGIN, ink_mask, pad_to_width, value_span
+from oanet.ingest.reading import MIN_CROP_WIDTH, boxed_crops, value_crop
+from oanet.synth.aoi_layout import LINE_H, LINE_W, aoi_v1_layout
+from oanet.synth.panel import TEXT_INSET, PanelStyle, degrade
+
+LAYOUT = aoi_v1_layout()
+SAMPLES = {"lot": "L2611-0007", "unit_id": "U483920", "station": "AOI-03", "light": "4",
+           "exposure_ms": 11.8, "gain_db": 6.1, "gray_mean": 118.4, "gray_std": 7.9, "dark_pct": 1.27,
+           "edge_frac": 0.0331, "sinter_temp_c": 1121.8, "press_mpa": 47.93, "thickness_mm": 4.011}
+
+
+def render(text: str, size: int, blur: float = 0.0, background: int = 24, ink: int = 228):
+    """One line box as the synthesiser draws it; also the key's ink end and the value's start."""
+    font = ImageFont.load_default(size=size)
+    img = Image.new("L", (LINE_W, LINE_H), color=background)
+    draw = ImageDraw.Draw(img)
+    x, y = TEXT_INSET
+    draw.text((x, y), text, fill=ink, font=font)
+    img = degrade(img, PanelStyle(blur_radius=blur), np.random.default_rng(0))
+    key, _, _ = text.partition(": ")
+    key_end = x + draw.textbbox((0, 0), key + ":", font=font)[2]          # right edge of the colon
+    value_start = x + font.getlength(key + ": ")                          # pen position of the value
+    line_end = x + draw.textbbox((0, 0), text, font=font)[2]
+    return np.asarray(img), key_end, value_start, line_end
+
+
+@pytest.mark.parametrize("blur", [0.0, 0.5, 0.7])
+@pytest.mark.parametrize("size", [16, 17, 18, 19, 20])
+def test_value_span_starts_after_the_key(size, blur):
+    for f in LAYOUT.fields:
+        line, key_end, value_start, line_end = render(f.line(SAMPLES[f.name]), size, blur)
+        mask = ink_mask(line)
+        assert mask is not None, f.name
+        span = value_span(mask)
+        assert span is not None, (f.name, size, blur)
+        x0, x1 = span
+        assert key_end <= x0 <= value_start + 1, (f.name, size, blur, span, key_end, value_start)
+        assert x1 >= min(line_end, LINE_W), (f.name, size, blur, span, line_end)   # unit kept
+        assert not mask[:, :x0][:, key_end:].any()      # nothing between the key and the cut
+
+
+@pytest.mark.parametrize("size", [16, 20])
+def test_value_span_on_dark_text_on_light_background(size):
+    line, key_end, value_start, _ = render("PRESS: 47.93 MPa", size, background=230, ink=30)
+    x0, _ = value_span(ink_mask(line))
+    assert key_end <= x0 <= value_start + 1
+
+
+def test_value_span_low_contrast_noisy_line():
+    line, key_end, value_start, _ = render("TEMP: 1121.8 C", 17, blur=0.6, background=55, ink=170)
+    noisy = np.clip(line + np.random.default_rng(1).normal(0, 5, line.shape), 0, 255).astype(np.uint8)
+    x0, _ = value_span(ink_mask(noisy))
+    assert key_end <= x0 <= value_start + 1
+
+
+def test_cut_keeps_margin_around_value():
+    line, _, value_start, _ = render("EDGE: 0.0331", 18)
+    mask = ink_mask(line)
+    x0, x1 = value_span(mask)
+    first_value_col = int(np.flatnonzero(mask.any(axis=0)[x0:])[0]) + x0
+    assert first_value_col - x0 == MARGIN
+    assert x1 <= LINE_W
+
+
+def test_blank_crop_has_no_ink_and_no_span():
+    blank = np.full((LINE_H, LINE_W), 24, dtype=np.uint8)
+    assert ink_mask(blank) is None
+    assert value_span(np.zeros((LINE_H, LINE_W), dtype=bool)) is None
+    field = LAYOUT.fields[0]
+    image = np.full((480, 640), 24, dtype=np.uint8)
+    assert value_crop(image, field, pad=0) is None
+
+
+def test_sensor_noise_alone_is_not_ink():
+    noise = np.clip(np.random.default_rng(0).normal(30, 3, (LINE_H, LINE_W)), 0, 255).astype(np.uint8)
+    assert ink_mask(noise) is None
+
+
+def test_single_word_has_no_key_gap():
+    line, *_ = render("U483920", 18)
+    assert value_span(ink_mask(line)) is None
+
+
+def test_value_crop_falls_back_to_the_whole_line_without_a_gap():
+    image = np.full((480, 640), 24, dtype=np.uint8)
+    field = LAYOUT.fields[0]
+    x0, y0, x1, y1 = field.roi
+    line, *_ = render("L2611-0007", 18)
+    image[y0:y1, x0:x1] = line
+    crop = value_crop(image, field, pad=0)
+    assert crop.shape == (y1 - y0, x1 - x0)
+
+
+def test_pad_to_width_pads_symmetrically_with_background():
+    crop = np.full((30, 11), 24, dtype=np.uint8)
+    crop[10:20, 4:7] = 228
+    padded = pad_to_width(crop, 32)
+    assert padded.shape == (30, 32) and padded.dtype == np.uint8
+    assert (padded[:, :10] == 24).all() and (padded[:, 21:] == 24).all()    # 21 columns: 10 left, 11 right
+    assert np.array_equal(padded[:, 10:21], crop)
+
+
+def test_pad_to_width_leaves_wide_crops_alone():
+    crop = np.zeros((30, 40), dtype=np.uint8)
+    assert pad_to_width(crop, 32) is crop
+    assert pad_to_width(crop, 40) is crop
+
+
+def test_boxed_crops_on_a_synthetic_image(synth_set):
+    name = sorted((synth_set / "images").glob("*.png"))[0]
+    image = np.asarray(Image.open(name).convert("L"))
+    crops = boxed_crops(image, LAYOUT, pad=0)
+    assert len(crops) == len(LAYOUT.fields)
+    for f, crop in zip(LAYOUT.fields, crops):
+        assert crop is not None, f.name
+        assert crop.shape[0] == LINE_H and MIN_CROP_WIDTH <= crop.shape[1] < LINE_W, (f.name, crop.shape)

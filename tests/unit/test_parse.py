@@ -1,0 +1,205 @@
+"""From one OCR read to a typed value or a reason code: never a silently wrong number."""
+from __future__ import annotations
+
+import pytest
+
+from oanet.ingest.parse import (
+    LOW_CONFIDENCE, NOT_FOUND, OUT_OF_RANGE, REASONS, UNPARSED, Parsed, parse_read, strip_key, strip_unit,
+)
+from oanet.layout import Field
+from oanet.synth.aoi_layout import aoi_v1_layout
+
+LAYOUT = aoi_v1_layout()
+F = {f.name: f for f in LAYOUT.fields}
+TEMP, PRESS, THICK, DARK, EDGE = F["sinter_temp_c"], F["press_mpa"], F["thickness_mm"], F["dark_pct"], F["edge_frac"]
+MIN_CONF = 0.8
+
+
+def parse(field: Field, text: str | None, score: float | None = 0.99) -> Parsed:
+    return parse_read(field, text, score, MIN_CONF)
+
+
+def test_reason_codes_are_the_issues_four():
+    assert set(REASONS) == {"not_found", "low_confidence", "unparsed", "out_of_range"}
+
+
+# --- every reason code ----------------------------------------------------------------
+
+@pytest.mark.parametrize("text, score", [(None, None), ("", 0.99), ("   ", 0.99), (None, 0.99)])
+def test_not_found(text, score):
+    assert parse(TEMP, text, score) == Parsed(None, NOT_FOUND)
+
+
+@pytest.mark.parametrize("score", [0.79, 0.0, None])
+def test_low_confidence(score):
+    assert parse(TEMP, "1121.8 C", score) == Parsed(None, LOW_CONFIDENCE)
+
+
+def test_confidence_threshold_is_inclusive():
+    assert parse(TEMP, "1121.8 C", MIN_CONF) == Parsed(1121.8, None)
+
+
+@pytest.mark.parametrize("field, text", [
+    (TEMP, "1121 C"),          # dropped decimal point: 1121 would be a wrong number
+    (TEMP, "11218 C"),         # dropped point, digits kept
+    (TEMP, "1121.85 C"),       # one digit too many
+    (PRESS, "4641 MPa"),
+    (THICK, "4000 mm"),
+    (THICK, "4.00 mm"),
+    (EDGE, "00216"),
+    (DARK, "0.0 %"),
+    (TEMP, "abc"),
+    (TEMP, "1,121.8 C"),       # a thousands separator turns into a second point
+    (TEMP, "1121.8 C 7"),      # trailing junk after the unit
+    (F["unit_id"], "U63326"),
+    (F["lot"], "L2611-001"),
+    (F["station"], "AOI-05"),
+    (F["light"], "7"),
+    (F["light"], "L7"),
+])
+def test_unparsed(field, text):
+    assert parse(field, text) == Parsed(None, UNPARSED)
+
+
+@pytest.mark.parametrize("field, text", [
+    (TEMP, "1500.0 C"), (TEMP, "899.9 C"), (TEMP, "-1121.8 C"),
+    (THICK, "5.000 mm"), (EDGE, "1.0001"), (DARK, "100.01 %"),
+])
+def test_out_of_range(field, text):
+    assert parse(field, text) == Parsed(None, OUT_OF_RANGE)
+
+
+def test_range_bounds_are_inclusive():
+    assert parse(TEMP, "900.0 C") == Parsed(900.0, None)
+    assert parse(TEMP, "1400.0 C") == Parsed(1400.0, None)
+    assert parse(EDGE, "0.0000") == Parsed(0.0, None)
+
+
+def test_no_range_accepts_any_number():
+    f = Field("x", "X", "float", decimals=1)
+    assert parse(f, "-99999.5") == Parsed(-99999.5, None)
+
+
+# --- accepted values, lookalikes, key and unit -----------------------------------------
+
+@pytest.mark.parametrize("field, text, value", [
+    (TEMP, "1121.8 C", 1121.8),
+    (TEMP, "1121.8C", 1121.8),
+    (TEMP, "1121.8 c", 1121.8),
+    (TEMP, " 1121.8  C ", 1121.8),
+    (TEMP, "TEMP: 1121.8 C", 1121.8),       # the whole line was read
+    (TEMP, "temp:1121.8 C", 1121.8),
+    (TEMP, "TEMP; 1121.8 C", 1121.8),
+    (TEMP, "TEMP 1121.8 C", 1121.8),
+    (TEMP, "11 21.8 C", 1121.8),            # a space inside a number is not a separator
+    (PRESS, "46.41 MPa", 46.41),
+    (PRESS, "46.41 mpa", 46.41),
+    (PRESS, "PRESS: 46.41MPa", 46.41),
+    (THICK, "4.000 mm", 4.0),
+    (DARK, "0.00 %", 0.0),
+    (DARK, "12.34%", 12.34),
+    (EDGE, "0.0216", 0.0216),
+    (F["gain_db"], "6.6 dB", 6.6),
+    (F["exposure_ms"], "13.6 ms", 13.6),
+])
+def test_accepted_numbers(field, text, value):
+    assert parse(field, text) == Parsed(value, None)
+    assert field.format(parse(field, text).value) == field.format(value)
+
+
+@pytest.mark.parametrize("field, text, value", [
+    (TEMP, "1O21.8 C", 1021.8),             # O -> 0
+    (TEMP, "1o21.8 C", 1021.8),
+    (TEMP, "1D21.8 C", 1021.8),             # D -> 0
+    (TEMP, "1l21.8 C", 1121.8),             # l -> 1
+    (TEMP, "1I21.8 C", 1121.8),             # I -> 1
+    (TEMP, "1|21.8 C", 1121.8),             # | -> 1
+    (TEMP, "1121,8 C", 1121.8),             # , -> .
+    (THICK, "4.OOO mm", 4.0),
+    (EDGE, "O.O216", 0.0216),
+])
+def test_digit_lookalikes_in_numbers(field, text, value):
+    assert parse(field, text) == Parsed(value, None)
+
+
+def test_lookalike_fix_does_not_rescue_a_dropped_point():
+    assert parse(TEMP, "1O21 C") == Parsed(None, UNPARSED)
+
+
+def test_int_field():
+    n = Field("n", "N", "int", range=(0, 100))
+    assert parse(n, "N: 42") == Parsed(42.0, None)
+    assert parse(n, "4O") == Parsed(40.0, None)
+    assert parse(n, "42.0") == Parsed(None, UNPARSED)
+    assert parse(n, "420") == Parsed(None, OUT_OF_RANGE)
+
+
+# --- strings: categories and patterns -------------------------------------------------
+
+@pytest.mark.parametrize("field, text, value", [
+    (F["station"], "AOI-03", "AOI-03"),
+    (F["station"], "STN: AOI-01", "AOI-01"),
+    (F["station"], "AOI-O4", "AOI-04"),     # lookalikes only from the first digit on
+    (F["light"], "3", "3"),
+    (F["light"], "LIGHT: 6", "6"),
+    (F["unit_id"], "U633262", "U633262"),
+    (F["unit_id"], "UNIT: U633262", "U633262"),
+    (F["unit_id"], "U63326O", "U633260"),
+    (F["lot"], "L2611-0001", "L2611-0001"),
+    (F["lot"], "L26l1-O001", "L2611-0001"),
+])
+def test_accepted_strings(field, text, value):
+    parsed = parse(field, text)
+    assert parsed == Parsed(value, None)
+    assert isinstance(parsed.value, str)
+
+
+def test_string_letters_before_the_first_digit_are_kept():
+    # 'O' in AOI is a letter: mapping it to 0 would make AOI-01 unreadable.
+    assert parse(F["station"], "AOI-01").value == "AOI-01"
+    assert parse(F["lot"], "L2611-0001").value == "L2611-0001"
+
+
+@pytest.mark.parametrize("field, text, value", [
+    (F["station"], "A0I-01", "AOI-01"),     # category: O/0 and I/l/1 merged when one category fits
+    (F["station"], "AOl-02", "AOI-02"),
+    (F["light"], "l", "1"),
+    (F["light"], "I", "1"),
+])
+def test_category_lookalikes(field, text, value):
+    assert parse(field, text) == Parsed(value, None)
+
+
+def test_category_lookalike_must_be_unambiguous():
+    f = Field("c", "C", "category", categories=("10", "IO"))
+    assert parse(f, "lO") == Parsed(None, UNPARSED)      # both categories fit: no guess
+
+
+def test_free_string_field():
+    f = Field("op", "OP", "str")
+    assert parse(f, "OP: smith") == Parsed("smith", None)
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+def test_strip_key_only_at_the_start():
+    assert strip_key(TEMP, "TEMP: 1121.8 C") == "1121.8 C"
+    assert strip_key(TEMP, "1121.8 C") == "1121.8 C"
+    assert strip_key(TEMP, "X TEMP: 1") == "X TEMP: 1"
+
+
+def test_strip_unit_only_at_the_end():
+    assert strip_unit(PRESS, "46.41 MPa") == "46.41 "
+    assert strip_unit(PRESS, "MPa 46.41") == "MPa 46.41"
+    assert strip_unit(EDGE, "0.0216") == "0.0216"          # no unit: unchanged
+
+
+def test_every_printed_aoi_v1_line_parses_back():
+    samples = {"lot": "L2611-0042", "unit_id": "U000042", "station": "AOI-02", "light": "5"}
+    for f in LAYOUT.fields:
+        value = samples.get(f.name, f.range[0] + (f.range[1] - f.range[0]) / 3 if f.range else 1.0)
+        for text in (f.line(value), f.line(value)[len(f.key) + 2:]):
+            parsed = parse(f, text)
+            assert parsed.reason is None, (f.name, text, parsed)
+            got = f.format(parsed.value) if f.dtype == "float" else parsed.value
+            assert got == f.format(value), (f.name, text)
