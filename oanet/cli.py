@@ -80,7 +80,13 @@ def expectations(
 
 
 def main() -> None:
-    app()
+    from oanet.errors import OanetError
+
+    try:
+        app()
+    except OanetError as err:
+        typer.echo(f"error: {err}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

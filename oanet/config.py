@@ -12,10 +12,12 @@ from pathlib import Path
 
 import yaml
 
+from oanet.errors import OanetError
+
 Pair = tuple[float, float]
 
 
-class ConfigError(ValueError):
+class ConfigError(OanetError, ValueError):
     """A params.yaml section that does not match its dataclass."""
 
 
@@ -114,6 +116,8 @@ def from_dict(cls, raw: dict, where: str = ""):
         raise ConfigError(f"{where or cls.__name__}: unknown keys {sorted(unknown)}; known: {sorted(hints)}")
     try:
         return cls(**{k: _coerce(hints[k], v, f"{where}.{k}".strip(".")) for k, v in raw.items()})
+    except ConfigError:
+        raise
     except (TypeError, ValueError) as err:
         raise ConfigError(f"{where or cls.__name__}: {err}") from None
 

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import yaml
 
+from oanet.errors import OanetError
+
 DTYPES = ("float", "int", "str", "category")
 ROLES = ("feature", "id", "group")
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 
 
-class LayoutError(ValueError):
+class LayoutError(OanetError, ValueError):
     """A layout file that breaks the contract; the message names the field and the rule."""
 
 

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
+from oanet.errors import OanetError
+
 DET_MODEL_NAME = "multi_PP-OCRv6_det_small"
 REC_FILES = {"multi_PP-OCRv6_small": "PP-OCRv6_rec_small.onnx"}
 DET_FILE = "PP-OCRv6_det_small.onnx"
 REC_IMAGE_SHAPE = "3, 48, 48"
 
 
-class OcrEngineError(RuntimeError):
+class OcrEngineError(OanetError, RuntimeError):
     """The OCR engine could not be built or returned something unusable."""
 
 

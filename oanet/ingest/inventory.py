@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from oanet.errors import OanetError
 from oanet.layout import Layout
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -21,7 +22,7 @@ MISSING_IMAGE, UNLABELLED, EMPTY_FILE, NOT_AN_IMAGE, TRUNCATED = (
 WRONG_SIZE, BLANK_PANEL, DUPLICATE_UNIT, BAD_LABEL = "wrong_size", "blank_panel", "duplicate_unit", "bad_label"
 
 
-class DataError(ValueError):
+class DataError(OanetError, ValueError):
     """A data folder that cannot be ingested at all (no labels.csv, bad columns)."""
 
 
@@ -85,14 +86,14 @@ def decode(data: bytes, layout: Layout, blank_panel_std: float) -> np.ndarray | 
         return Rejected("", EMPTY_FILE, "zero bytes")
     try:
         img = Image.open(io.BytesIO(data))
+        if img.size != tuple(layout.size):   # before decoding: a huge image is refused unread
+            return Rejected("", WRONG_SIZE, f"{img.size[0]}x{img.size[1]}, layout {layout.name} needs "
+                                           f"{layout.size[0]}x{layout.size[1]}")
         img.load()
-    except UnidentifiedImageError:
-        return Rejected("", NOT_AN_IMAGE, "not a readable image format")
+    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
+        return Rejected("", NOT_AN_IMAGE, f"not a readable image: {err}")
     except (OSError, SyntaxError, ValueError) as err:
         return Rejected("", TRUNCATED, f"cannot decode: {err}")
-    if img.size != tuple(layout.size):
-        return Rejected("", WRONG_SIZE, f"{img.size[0]}x{img.size[1]}, layout {layout.name} needs "
-                                       f"{layout.size[0]}x{layout.size[1]}")
     arr = np.asarray(img.convert("L"))
     if panel_std(arr, layout) < blank_panel_std:
         return Rejected("", BLANK_PANEL, "the parameter panel holds no text")

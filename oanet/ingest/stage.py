@@ -51,7 +51,8 @@ class IngestResult:
 
 def cache_settings(layout: Layout, cfg: IngestConfig) -> str:
     boxes = [(f.name, f.key, f.roi) for f in layout.fields]
-    return settings_hash(boxes, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std, CROP_RULES_VERSION, engine_fingerprint(cfg.rec_model))
+    return settings_hash(boxes, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std,
+                         CROP_RULES_VERSION, engine_fingerprint(cfg.rec_model))
 
 
 def _load_chunk(data_dir: Path, images: list[str], cache: ReadCache, layout: Layout, cfg: IngestConfig):
@@ -136,6 +137,8 @@ def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: st
         layout_path: str | Path | None = None, ocr: Ocr | None = None) -> IngestResult:
     start = time.perf_counter()
     data_dir, out, quarantine = Path(data_dir), Path(out), Path(quarantine)
+    if not data_dir.is_dir():
+        raise inv.DataError(f"data folder not found: {data_dir} (an AOI folder holds images, labels.csv, layout.yaml)")
     layout = load_layout(layout_path or data_dir / "layout.yaml")
     labels, rejected = inv.reconcile(inv.read_labels(data_dir), inv.image_files(data_dir))
     reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr or Ocr(cfg.rec_model))
