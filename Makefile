@@ -6,7 +6,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # pip on this kind of machine lists extra local indexes; their "is ignored" warnings are noise.
-PIP_NOISE := grep -v "is ignored: it is neither a file nor a directory" || true
+# sed, not grep -v: it succeeds on empty output, so with pipefail a failing pip still stops make.
+PIP_NOISE := sed "/is ignored: it is neither a file nor a directory/d"
 
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export HF_HUB_OFFLINE := 1
