@@ -87,10 +87,67 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class SplitConfig:
+    table: str = "data/clean.parquet"
+    out: str = "data/split.parquet"
+    test_size: float = 0.3
+    folds: int = 5
+    seed: int = 42
+    group_by_lot: bool = True
+
+
+@dataclass(frozen=True)
+class BagConfig:
+    table: str = "data/clean.parquet"
+    split: str = "data/split.parquet"
+    models: tuple[str, ...] = ("lightgbm", "catboost", "gbm", "random_forest")
+    seed: int = 42
+    out_dir: str = "models/bag"
+    predictions: str = "data/bag_predictions.parquet"
+    metrics: str = "reports/bag_metrics.json"
+
+
+@dataclass(frozen=True)
+class FuseConfig:
+    table: str = "data/clean.parquet"
+    split: str = "data/split.parquet"
+    data: str = "data/raw"                 # where the images of the table live
+    encoder: str = "resnet18"
+    weights: str | None = None             # a local pretrained state_dict; nothing is downloaded
+    image_size: int = 224
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0005
+    warmup_epochs: int = 1
+    class_weighting: bool = True
+    align: bool = True
+    align_dim: int = 128
+    align_weight: float = 0.5
+    refine: bool = True
+    refine_dim: int = 64
+    refine_steps: int = 2
+    tab_hidden: int = 128
+    mask_prob: float = 0.2
+    gridmask_prob: float = 0.3
+    seed: int = 42
+    device: str = "auto"                   # auto | cpu | cuda
+    compile: bool = False
+    num_threads: int = 0                   # CPU threads for torch; 0 = torch's default
+    out_dir: str = "models/fusion"
+    predictions: str = "data/fusion_predictions.parquet"
+    metrics: str = "reports/fusion_metrics.json"
+
+
+@dataclass(frozen=True)
 class Params:
     synth: SynthConfig = SynthConfig()
     ingest: IngestConfig = IngestConfig()
     validate: ValidateConfig = ValidateConfig()
+    split: SplitConfig = SplitConfig()
+    bag: BagConfig = BagConfig()
+    fuse: FuseConfig = FuseConfig()
 
 
 def _coerce(tp, value, where: str):
@@ -98,7 +155,10 @@ def _coerce(tp, value, where: str):
         return from_dict(tp, value or {}, where)
     origin = typing.get_origin(tp)
     if origin is tuple and value is not None:
-        return tuple(float(v) if a is float else v for v, a in zip(value, typing.get_args(tp), strict=True))
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:          # tuple[str, ...]: any length
+            return tuple(value)
+        return tuple(float(v) if a is float else v for v, a in zip(value, args, strict=True))
     if origin in (typing.Union, types.UnionType):
         return value
     if tp is float and isinstance(value, int):
