@@ -79,6 +79,19 @@ def expectations(
     typer.echo(f"wrote {path}")
 
 
+@app.command()
+def split(
+    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <ingest.data>/layout.yaml)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Write the stratified 7:3 train/test split and CV folds, grouped by lot."""
+    from oanet.split import describe, run
+
+    p = _params(params)
+    result = run(p.split, layout or Path(p.ingest.data) / "layout.yaml")
+    typer.echo(describe(result) + f"\n  written: {p.split.out}")
+
+
 def main() -> None:
     from oanet.errors import OanetError
 

@@ -45,7 +45,7 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class SynthConfig:
-    n: int = 240
+    n: int = 480
     seed: int = 7
     preset: str = "clean"
     objects: str | None = None

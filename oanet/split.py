@@ -15,7 +15,7 @@ import pandas as pd
 from oanet.config import SplitConfig
 from oanet.layout import Layout, load_layout
 
-N_TEST_PARTS = 10   # the test split is made of whole parts of a 10-part grouped split
+SEARCH_TRIES = 256   # random group orders tried when picking the test groups
 
 
 def groups_of(table: pd.DataFrame, layout: Layout, group_by_lot: bool) -> pd.Series:
@@ -37,15 +37,41 @@ def _grouped_parts(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.n
     return parts
 
 
+def pick_test_groups(y: np.ndarray, groups: np.ndarray, test_size: float, seed: int) -> np.ndarray:
+    """Boolean test mask made of whole groups, near `test_size` and the overall defect rate.
+
+    scikit-learn's StratifiedGroupKFold assigns groups greedily and its shuffle only breaks
+    ties, so with a few dozen lots every seed gives the same split; repeats need different
+    ones. So: try seeded random orders of the groups, take groups until the share is
+    reached, keep the order whose share and defect rate are closest to the targets.
+    """
+    rng = np.random.default_rng(seed)
+    names, inverse = np.unique(groups, return_inverse=True)
+    sizes = np.bincount(inverse)
+    positives = np.bincount(inverse, weights=y)
+    rate, n = y.mean(), len(y)
+    best, best_score = None, np.inf
+    for _ in range(SEARCH_TRIES):
+        order = rng.permutation(len(names))
+        cum = np.cumsum(sizes[order])
+        k = int(np.searchsorted(cum, test_size * n)) + 1
+        for chosen in (order[:max(1, k - 1)], order[:min(k, len(names) - 1)]):   # just under, just over
+            size = sizes[chosen].sum()
+            score = abs(size / n - test_size) + abs(positives[chosen].sum() / size - rate)
+            if score < best_score:
+                best, best_score = chosen, score
+    return np.isin(inverse, best)
+
+
 def make_split(table: pd.DataFrame, layout: Layout, cfg: SplitConfig) -> pd.DataFrame:
     if not 0 < cfg.test_size < 1:
         raise ValueError(f"split.test_size must be in (0, 1), got {cfg.test_size}")
     y = table["label"].to_numpy().astype(int)
     groups = groups_of(table, layout, cfg.group_by_lot).to_numpy()
-    n_parts = min(N_TEST_PARTS, len(np.unique(groups)))
-    parts = _grouped_parts(y, groups, n_parts, cfg.seed)
-    n_test = max(1, round(cfg.test_size * n_parts))
-    test = parts < n_test
+    if len(np.unique(groups)) < 3:
+        raise ValueError(f"split needs at least 3 groups (lots) to split by, found {len(np.unique(groups))}; "
+                         "set split.group_by_lot: false for a set this small")
+    test = pick_test_groups(y, groups, cfg.test_size, cfg.seed)
     fold = np.full(len(table), -1, dtype=np.int64)
     fold[~test] = _grouped_parts(y[~test], groups[~test], cfg.folds, cfg.seed + 1)
     return pd.DataFrame({"image": table["image"].to_numpy(), "label": y, "group": groups,

@@ -1,0 +1,58 @@
+"""The split stage: stratified 7:3 train/test, CV folds, lots never on both sides."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from oanet.config import SplitConfig
+from oanet.split import make_split
+from oanet.synth.aoi_layout import aoi_v1_layout
+
+
+def table(n: int = 480, per_lot: int = 48, seed: int = 0, lot_missing: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    lots = pd.array([f"L2611-{i // per_lot + 1:04d}" for i in range(n)], dtype="string")
+    lots[:lot_missing] = pd.NA
+    return pd.DataFrame({"image": [f"images/U{i:06d}.png" for i in range(n)],
+                         "label": (rng.random(n) < 0.3).astype(int), "lot": lots})
+
+
+def test_split_is_about_seven_to_three_and_stratified():
+    t = table()
+    s = make_split(t, aoi_v1_layout(), SplitConfig())
+    assert list(s["image"]) == list(t["image"])
+    share = (s["split"] == "test").mean()
+    assert 0.2 <= share <= 0.4
+    rates = s.groupby("split")["label"].mean()
+    assert abs(rates["test"] - rates["train"]) < 0.1
+
+
+def test_no_lot_on_both_sides_and_folds_cover_train_only():
+    s = make_split(table(), aoi_v1_layout(), SplitConfig(folds=5))
+    sides = s.groupby("group")["split"].nunique()
+    assert (sides == 1).all()
+    train, test = s[s["split"] == "train"], s[s["split"] == "test"]
+    assert (test["fold"] == -1).all()
+    assert set(train["fold"]) == set(range(5))
+    assert (train.groupby("group")["fold"].nunique() == 1).all()   # a lot sits in one fold
+
+
+def test_same_seed_same_split_other_seed_other_split():
+    t = table()
+    a, b = make_split(t, aoi_v1_layout(), SplitConfig(seed=1)), make_split(t, aoi_v1_layout(), SplitConfig(seed=1))
+    c = make_split(t, aoi_v1_layout(), SplitConfig(seed=2))
+    assert a.equals(b)
+    assert not a["split"].equals(c["split"])
+
+
+def test_unread_lot_is_its_own_group_and_ungrouped_mode_uses_units():
+    s = make_split(table(lot_missing=5), aoi_v1_layout(), SplitConfig())
+    assert s["group"].iloc[:5].str.startswith("image:").all()
+    ungrouped = make_split(table(), aoi_v1_layout(), SplitConfig(group_by_lot=False))
+    assert ungrouped["group"].nunique() == len(ungrouped)
+
+
+def test_bad_test_size_is_refused():
+    with pytest.raises(ValueError, match="test_size"):
+        make_split(table(), aoi_v1_layout(), SplitConfig(test_size=1.5))
