@@ -92,6 +92,29 @@ def split(
     typer.echo(describe(result) + f"\n  written: {p.split.out}")
 
 
+@app.command()
+def report(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
+    """Collect every model's test metrics into reports/metrics.json and print them."""
+    from oanet.report import run, table
+
+    p = _params(params)
+    typer.echo(table(run(p.bag.metrics, p.fuse.metrics)) + "\n  written: reports/metrics.json")
+
+
+@app.command()
+def bag(
+    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <fuse.data or ingest.data>/layout.yaml)."),
+    n_jobs: int = typer.Option(1, help="Threads per tabular model."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Cross-validate, refit and evaluate the tabular models (intra-bagging) on the OCR table."""
+    from oanet.tabular.stage import run
+
+    p = _params(params)
+    result = run(p.bag, layout or Path(p.fuse.data or p.ingest.data) / "layout.yaml", n_jobs=n_jobs)
+    typer.echo(result.summary())
+
+
 def main() -> None:
     from oanet.errors import OanetError
 

@@ -1,0 +1,36 @@
+"""Stage `report`: one `reports/metrics.json` mapping each model to its test metrics.
+
+Keys: `cnn`, `fusion`, each tabular model by its registry name, and `bag` (their
+average). Values: accuracy, recall, precision, F1 and ROC AUC on the test split.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+METRICS = ("accuracy", "recall", "precision", "f1", "roc_auc")
+
+
+def collect(bag_metrics: dict, fusion_metrics: dict) -> dict[str, dict[str, float]]:
+    models = {**bag_metrics.get("test", {}), **{k: fusion_metrics[k] for k in ("cnn", "fusion") if k in fusion_metrics}}
+    if not models:
+        raise ValueError("no test metrics found: run the bag and fuse stages first")
+    return {name: {m: float(values[m]) for m in METRICS} for name, values in models.items()}
+
+
+def run(bag_metrics_path: str | Path, fusion_metrics_path: str | Path, out: str | Path = "reports/metrics.json") -> dict:
+    bag = json.loads(Path(bag_metrics_path).read_text()) if Path(bag_metrics_path).exists() else {}
+    fusion = json.loads(Path(fusion_metrics_path).read_text()) if Path(fusion_metrics_path).exists() else {}
+    merged = collect(bag, fusion)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(merged, indent=2) + "\n")
+    return merged
+
+
+def table(merged: dict[str, dict[str, float]]) -> str:
+    """Markdown table of the merged metrics, best recall first."""
+    rows = sorted(merged.items(), key=lambda kv: -kv[1]["recall"])
+    head = "| model | " + " | ".join(METRICS) + " |\n|---|" + "---|" * len(METRICS)
+    return head + "\n" + "\n".join(
+        f"| {name} | " + " | ".join(f"{100 * v[m]:.1f}" if m != "roc_auc" else f"{v[m]:.3f}" for m in METRICS) + " |"
+        for name, v in rows)
