@@ -1,0 +1,267 @@
+"""Stage `bag`: tabular intra-bagging on the OCR table, with the split stage's rows and folds.
+
+For each model of `cfg.models`: k-fold cross-validation on the training rows (the
+split's `fold` column, stratified and grouped by lot) gives an out-of-fold
+probability for every training row and per-fold metrics; then the model is refitted
+on all training rows and predicts the test rows. The bag average (`prob_bag`) is the
+mean of the models' probabilities, out-of-fold on train rows as well.
+
+Writes
+- `cfg.predictions`: image, split, fold, label, prob_<model>..., prob_bag
+- `cfg.metrics`: {"cv": {model: {metric: {mean, std}}}, "cv_folds": {model: [per fold]},
+  "test": {model: metrics, "bag": metrics}, "importances": {model: {column: value}},
+  "seconds": {model: fit seconds}}  (the bag is in "cv" and "cv_folds" as well)
+- `cfg.out_dir`: <model>.joblib (refitted on all training rows), schema.joblib, manifest.json
+- `<dir of cfg.metrics>/bag_importances.png`: importances per model, as shares of each model's total
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oanet.config import BagConfig
+from oanet.errors import OanetError
+from oanet.features import TabularSchema
+from oanet.layout import load_layout
+from oanet.metrics import binary_metrics, mean_std
+
+BAG = "bag"
+METRICS = ("accuracy", "recall", "precision", "f1", "roc_auc")
+IMPORTANCES_PNG = "bag_importances.png"
+
+
+class BagInputError(OanetError, ValueError):
+    """The table, split or model list cannot be used for the bag stage."""
+
+
+@dataclass(frozen=True)
+class BagResult:
+    cv: dict[str, dict[str, dict[str, float]]]     # model (and "bag") -> metric -> {mean, std}
+    test: dict[str, dict[str, float]]              # model and "bag" -> metric -> value
+    seconds: dict[str, float]                      # model -> seconds for its k + 1 fits
+    n_train: int
+    n_test: int
+    predictions: Path
+    metrics: Path
+    models: dict[str, Path] = field(default_factory=dict)
+    schema: Path | None = None
+    plot: Path | None = None
+
+    def summary(self) -> str:
+        def cell(v: float | None) -> str:
+            return "  -  " if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3f}"
+
+        head = (f"{'model':<14} {'cv acc':>13} {'cv recall':>13} {'cv auc':>13} "
+                f"{'test acc':>8} {'recall':>7} {'f1':>7} {'auc':>7} {'fit s':>6}")
+        lines = [f"bag: {self.n_train} train rows (cross-validated, mean±std over folds), "
+                 f"{self.n_test} test rows (refitted on all train rows)", head]
+        for name in list(self.seconds) + [BAG]:
+            cv, t = self.cv.get(name, {}), self.test.get(name, {})
+            cvs = [f"{cell(cv[m]['mean'])}±{cell(cv[m]['std'])}" if m in cv else f"{'-':>13}"
+                   for m in ("accuracy", "recall", "roc_auc")]
+            secs = f"{self.seconds[name]:6.1f}" if name in self.seconds else f"{'':6}"
+            lines.append(f"{name:<14} " + " ".join(f"{c:>13}" for c in cvs) + " "
+                         + f"{cell(t.get('accuracy')):>8} {cell(t.get('recall')):>7} {cell(t.get('f1')):>7} "
+                         + f"{cell(t.get('roc_auc')):>7} {secs}")
+        lines.append(f"  predictions: {self.predictions}\n  metrics: {self.metrics}")
+        if self.plot:
+            lines.append(f"  importances: {self.plot}")
+        return "\n".join(lines)
+
+
+def load_inputs(cfg: BagConfig) -> pd.DataFrame:
+    """The split's rows (image, label, group, split, fold) joined with the table's columns."""
+    table = pd.read_parquet(cfg.table)
+    split = pd.read_parquet(cfg.split)
+    need = {"image", "label", "split", "fold"}
+    if not need <= set(split.columns):
+        raise BagInputError(f"{cfg.split}: a split needs the columns {sorted(need)}, has {list(split.columns)}")
+    if table["image"].duplicated().any():
+        raise BagInputError(f"{cfg.table}: images appear more than once")
+    unknown = set(split["image"]) - set(table["image"])
+    if unknown:
+        raise BagInputError(f"{len(unknown)} images of {cfg.split} are not in {cfg.table} "
+                            f"(e.g. {sorted(unknown)[:3]}); rerun the split stage")
+    df = split.merge(table.drop(columns=["label"], errors="ignore"), on="image", how="left", validate="one_to_one")
+    if (table.set_index("image").loc[df["image"], "label"].to_numpy() != df["label"].to_numpy()).any():
+        raise BagInputError(f"labels differ between {cfg.table} and {cfg.split}; rerun the split stage")
+    return df
+
+
+def _check_folds(y: np.ndarray, folds: np.ndarray) -> list[int]:
+    ks = sorted(int(k) for k in np.unique(folds))
+    if len(ks) < 2 or ks[0] < 0:
+        raise BagInputError(f"training rows need folds 0..k-1 with k >= 2, got {ks}")
+    for k in ks:
+        for side, mask in (("training part", folds != k), ("held-out part", folds == k)):
+            if len(np.unique(y[mask])) < 2:
+                raise BagInputError(f"fold {k}: the {side} has one class only; use fewer folds or more data")
+    return ks
+
+
+def cross_val_oof(name: str, X: np.ndarray, y: np.ndarray, folds: np.ndarray, *, seed: int, n_jobs: int,
+                  params: dict | None = None) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Out-of-fold probability of class 1 for every row, and the metrics of each fold."""
+    from oanet.tabular.learners import get_learner
+
+    oof = np.full(len(y), np.nan)
+    rows = []
+    for k in _check_folds(y, folds):
+        held = folds == k
+        model = get_learner(name, random_state=seed, n_jobs=n_jobs, params=params).fit(X[~held], y[~held])
+        oof[held] = model.predict_proba(X[held])[:, 1]
+        rows.append(binary_metrics(y[held], oof[held]))
+    return oof, rows
+
+
+def fold_metrics(y: np.ndarray, prob: np.ndarray, folds: np.ndarray) -> list[dict[str, float]]:
+    return [binary_metrics(y[folds == k], prob[folds == k]) for k in sorted(np.unique(folds))]
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return None if math.isnan(obj) else float(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def plot_importances(importances: dict[str, dict[str, float]], path: Path) -> Path:
+    """Horizontal grouped bars: each model's importances as shares of its total."""
+    from matplotlib.figure import Figure
+
+    models = list(importances)
+    columns = list(next(iter(importances.values())))
+    height = 0.8 / max(1, len(models))
+    fig = Figure(figsize=(7, 0.35 * len(columns) + 1.2), dpi=100)
+    ax = fig.add_subplot()
+    ys = np.arange(len(columns))
+    for i, name in enumerate(models):
+        values = np.array([importances[name][c] for c in columns], dtype=float)
+        total = values.sum()
+        ax.barh(ys + i * height, values / total if total > 0 else values, height=height, label=name)
+    ax.set_yticks(ys + height * (len(models) - 1) / 2, labels=columns, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of the model's total importance")
+    ax.set_title("Tabular bag: feature importances")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return path
+
+
+def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: bool = True,
+        learner_params: dict[str, dict] | None = None, plot: bool = True) -> BagResult:
+    """Cross-validate, refit and evaluate every model of `cfg.models`; write the outputs.
+
+    `n_jobs`: threads per model; `learner_params`: optional {model: hyperparameters}
+    overrides (None: library defaults, the paper's setting).
+    """
+    import joblib
+
+    from oanet.tabular.learners import get_learner, learner_names
+
+    models = tuple(cfg.models)
+    unknown = [m for m in models if m not in learner_names()]
+    if unknown or not models or len(set(models)) != len(models):
+        raise BagInputError(f"bag.models must name distinct registered learners, got {list(models)}; "
+                            f"known: {', '.join(learner_names())}")
+    schema = TabularSchema.from_layout(load_layout(layout_path))
+    df = load_inputs(cfg)
+    lacking = [c for c in schema.fields if c not in df.columns]
+    if lacking:
+        raise BagInputError(f"{cfg.table} lacks the feature columns {lacking} of the layout {layout_path}")
+    if not schema.columns:
+        raise BagInputError(f"the layout {layout_path} has no feature fields")
+    X = schema.matrix(df)
+    y = df["label"].to_numpy().astype(int)
+    train = (df["split"] == "train").to_numpy()
+    test = (df["split"] == "test").to_numpy()
+    if not train.any():
+        raise BagInputError(f"{cfg.split} has no training rows")
+    folds = df["fold"].to_numpy().astype(int)
+    Xtr, ytr, ftr = X[train], y[train], folds[train]
+    _check_folds(ytr, ftr)
+
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    probs: dict[str, np.ndarray] = {}
+    cv_folds: dict[str, list[dict[str, float]]] = {}
+    test_metrics: dict[str, dict[str, float]] = {}
+    importances: dict[str, dict[str, float]] = {}
+    seconds: dict[str, float] = {}
+    paths: dict[str, Path] = {}
+    for name in models:
+        t0 = time.perf_counter()
+        params = (learner_params or {}).get(name)
+        prob = np.full(len(df), np.nan)
+        prob[train], cv_folds[name] = cross_val_oof(name, Xtr, ytr, ftr, seed=cfg.seed, n_jobs=n_jobs, params=params)
+        model = get_learner(name, random_state=cfg.seed, n_jobs=n_jobs, params=params).fit(Xtr, ytr)
+        if test.any():
+            prob[test] = model.predict_proba(X[test])[:, 1]
+            test_metrics[name] = binary_metrics(y[test], prob[test])
+        seconds[name] = time.perf_counter() - t0
+        probs[name] = prob
+        importances[name] = dict(zip(schema.columns, map(float, model.feature_importances_), strict=True))
+        paths[name] = out_dir / f"{name}.joblib"
+        joblib.dump(model, paths[name])
+        if progress:
+            cv = mean_std(cv_folds[name])
+            t = test_metrics.get(name, {})
+            print(f"bag: {name:<14} cv auc {cv['roc_auc']['mean']:.3f}±{cv['roc_auc']['std']:.3f} "
+                  f"acc {cv['accuracy']['mean']:.3f}  test auc {t.get('roc_auc', float('nan')):.3f} "
+                  f"acc {t.get('accuracy', float('nan')):.3f} recall {t.get('recall', float('nan')):.3f}  "
+                  f"({seconds[name]:.1f} s)", flush=True)
+
+    bag = np.mean(np.stack([probs[m] for m in models]), axis=0)
+    cv_folds[BAG] = fold_metrics(ytr, bag[train], ftr)
+    if test.any():
+        test_metrics[BAG] = binary_metrics(y[test], bag[test])
+    cv = {name: mean_std(rows) for name, rows in cv_folds.items()}
+
+    predictions = pd.DataFrame({"image": df["image"], "split": df["split"], "fold": folds, "label": y,
+                                **{f"prob_{m}": probs[m] for m in models}, f"prob_{BAG}": bag})
+    Path(cfg.predictions).parent.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(cfg.predictions, index=False)
+
+    schema_path = out_dir / "schema.joblib"
+    joblib.dump(schema, schema_path)
+    (out_dir / "manifest.json").write_text(json.dumps(
+        {"models": list(models), "columns": list(schema.columns), "seed": cfg.seed,
+         "files": {m: p.name for m, p in paths.items()}, "schema": schema_path.name}, indent=2))
+
+    metrics = {"cv": cv, "cv_folds": cv_folds, "test": test_metrics, "importances": importances,
+               "seconds": seconds, "rows": {"train": int(train.sum()), "test": int(test.sum())}}
+    Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(cfg.metrics).write_text(json.dumps(_jsonable(metrics), indent=2))
+    png = plot_importances(importances, Path(cfg.metrics).parent / IMPORTANCES_PNG) if plot else None
+    return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=int(train.sum()), n_test=int(test.sum()),
+                     predictions=Path(cfg.predictions), metrics=Path(cfg.metrics), models=paths,
+                     schema=schema_path, plot=png)
+
+
+def load_bag(out_dir: str | Path):
+    """(schema, fitted TabularBag) from a `bag` stage's out_dir."""
+    import joblib
+
+    from oanet.tabular.bag import TabularBag
+
+    out_dir = Path(out_dir)
+    manifest_path = out_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise BagInputError(f"{out_dir} holds no bag (manifest.json missing); run the bag stage")
+    manifest = json.loads(manifest_path.read_text())
+    schema = joblib.load(out_dir / manifest["schema"])
+    members = {m: joblib.load(out_dir / manifest["files"][m]) for m in manifest["models"]}
+    return schema, TabularBag.from_fitted(members, random_state=manifest["seed"])
