@@ -98,7 +98,7 @@ def report(params: Path = typer.Option(Path("params.yaml"), help="Parameter file
     from oanet.report import run, table
 
     p = _params(params)
-    typer.echo(table(run(p.bag.metrics, p.fuse.metrics)) + "\n  written: reports/metrics.json")
+    typer.echo(table(run(p.bag.metrics, p.fuse.metrics, p.report.out)) + f"\n  written: {p.report.out}")
 
 
 @app.command()
@@ -113,6 +113,46 @@ def bag(
     p = _params(params)
     result = run(p.bag, layout or Path(p.fuse.data or p.ingest.data) / "layout.yaml", n_jobs=n_jobs)
     typer.echo(result.summary())
+
+
+@app.command()
+def fuse(
+    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <fuse.data>/layout.yaml)."),
+    encoder: Optional[str] = typer.Option(None, help="alexnet | vgg16 | resnet18 (default: params)."),
+    image_size: Optional[int] = typer.Option(None, help="Object image side in pixels (default: params)."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs (default: params)."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    quiet: bool = typer.Option(False, help="No per-epoch progress lines."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Train the image-only CNN and the OANet fusion model; score the test split."""
+    import dataclasses
+
+    from oanet.fusion.stage import run
+
+    cfg = _params(params).fuse
+    overrides = {"encoder": encoder, "image_size": image_size, "epochs": epochs, "device": device}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    result = run(cfg, layout or Path(cfg.data) / "layout.yaml", echo=None if quiet else typer.echo)
+    typer.echo(result.summary())
+
+
+@app.command()
+def train(
+    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <fuse.data>/layout.yaml)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Split, bag, fuse and report in one go, on the validated table named in params.yaml."""
+    from oanet import report, split as split_stage
+    from oanet.fusion.stage import run as fuse_run
+    from oanet.tabular.stage import run as bag_run
+
+    p = _params(params)
+    layout = layout or Path(p.fuse.data) / "layout.yaml"
+    typer.echo(split_stage.describe(split_stage.run(p.split, layout)))
+    typer.echo(bag_run(p.bag, layout).summary())
+    typer.echo(fuse_run(p.fuse, layout, echo=typer.echo).summary())
+    typer.echo(report.table(report.run(p.bag.metrics, p.fuse.metrics, p.report.out)) + f"\n  written: {p.report.out}")
 
 
 def main() -> None:

@@ -121,6 +121,7 @@ class FuseConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0005
     warmup_epochs: int = 1
+    schedule: str = "cosine"               # after warm-up: cosine (decay to 0) | constant
     class_weighting: bool = True
     align: bool = True
     align_dim: int = 128
@@ -129,6 +130,7 @@ class FuseConfig:
     refine_dim: int = 64
     refine_steps: int = 2
     tab_hidden: int = 128
+    head_hidden: int = 128
     mask_prob: float = 0.2
     gridmask_prob: float = 0.3
     seed: int = 42
@@ -141,6 +143,11 @@ class FuseConfig:
 
 
 @dataclass(frozen=True)
+class ReportConfig:
+    out: str = "reports/metrics.json"
+
+
+@dataclass(frozen=True)
 class Params:
     synth: SynthConfig = SynthConfig()
     ingest: IngestConfig = IngestConfig()
@@ -148,6 +155,7 @@ class Params:
     split: SplitConfig = SplitConfig()
     bag: BagConfig = BagConfig()
     fuse: FuseConfig = FuseConfig()
+    report: ReportConfig = ReportConfig()
 
 
 def _coerce(tp, value, where: str):

@@ -1,0 +1,220 @@
+"""Stage `fuse`: train the image-only CNN and the OANet fusion model, predict the test split.
+
+Reads the OCR table, the split and the images; trains `cnn` (the image encoder alone)
+and `fusion` (image + OCR, alignment, refinement, mask learning) on the train rows;
+writes
+- cfg.predictions: image, split, label, prob_cnn, prob_fusion for the test rows;
+- cfg.metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...};
+- cfg.out_dir/{cnn,fusion}.pt: state_dict + architecture + config + tabular schema +
+  object box + image size (everything `load_bundle` needs to predict on raw images);
+- a training-curve PNG beside the metrics file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oanet.config import FuseConfig
+from oanet.errors import OanetError
+from oanet.features import TabularSchema
+from oanet.layout import load_layout
+from oanet.metrics import binary_metrics
+
+MODELS = ("cnn", "fusion")
+FORMAT = "oanet-fusion/1"
+
+
+@dataclass(frozen=True)
+class FuseResult:
+    metrics: dict
+    predictions: Path
+    models: dict[str, Path]
+    curves: Path
+    seconds: dict[str, float]
+
+    def summary(self) -> str:
+        lines = [f"fuse: {self.metrics['settings']['encoder']} at {self.metrics['settings']['image_size']} px, "
+                 f"{self.metrics['settings']['epochs']} epochs on {self.metrics['settings']['device']}, "
+                 f"{self.metrics['settings']['n_train']} train / {self.metrics['settings']['n_test']} test rows"]
+        for name in MODELS:
+            m = self.metrics[name]
+            lines.append(f"  {name:6s} accuracy {m['accuracy']:.3f} recall {m['recall']:.3f} "
+                         f"precision {m['precision']:.3f} f1 {m['f1']:.3f} auc {m['roc_auc']:.3f} "
+                         f"(train {self.seconds[name]:.1f} s)")
+        lines.append(f"  written: {self.predictions}, {self.curves}, "
+                     + ", ".join(str(p) for p in self.models.values()))
+        return "\n".join(lines)
+
+
+@dataclass
+class FusionBundle:
+    """A trained model with everything it needs to score raw AOI images and OCR tables."""
+    name: str
+    model: object                   # OANet
+    schema: TabularSchema
+    object_roi: tuple[int, int, int, int]
+    image_size: int
+    config: dict
+
+    def predict_proba(self, table: pd.DataFrame, data_dir: str | Path, device: str = "cpu",
+                      batch_size: int = 256) -> np.ndarray:
+        """(N,) defect probability of each row of `table` (column `image` relative to `data_dir`)."""
+        from oanet.fusion.data import load_rois, tabular_input
+        from oanet.fusion.train import TrainData, predict_proba
+
+        images = load_rois(data_dir, table["image"].tolist(), self.object_roi, self.image_size)
+        tab = tabular_input(self.schema, table) if self.model.arch.tabular else None
+        self.model.to(device)
+        return predict_proba(self.model, TrainData.build(images, tab, None, device=device), batch_size)
+
+
+def _schema_dict(schema: TabularSchema) -> dict:
+    return {"numeric": list(schema.numeric), "categories": [[n, list(c)] for n, c in schema.categories]}
+
+
+def _schema_from(raw: dict) -> TabularSchema:
+    return TabularSchema(numeric=tuple(raw["numeric"]),
+                         categories=tuple((n, tuple(c)) for n, c in raw["categories"]))
+
+
+def save_bundle(path: Path, name: str, model, cfg: FuseConfig, schema: TabularSchema,
+                object_roi, image_size: int) -> Path:
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": FORMAT, "name": name, "arch": dataclasses.asdict(model.arch),
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "config": dataclasses.asdict(cfg), "schema": _schema_dict(schema),
+                "object_roi": list(object_roi), "image_size": int(image_size)}, path)
+    return path
+
+
+def load_bundle(path: str | Path) -> FusionBundle:
+    """Rebuild a model saved by the stage (no weights file needed: the state_dict holds them)."""
+    import torch
+
+    from oanet.fusion.model import ArchConfig, OANet
+
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    if raw.get("format") != FORMAT:
+        raise OanetError(f"{path} is not a saved fusion model ({FORMAT})")
+    model = OANet(ArchConfig(**raw["arch"]))
+    model.load_state_dict(raw["state_dict"])
+    model.eval()
+    return FusionBundle(raw["name"], model, _schema_from(raw["schema"]), tuple(raw["object_roi"]),
+                        raw["image_size"], raw["config"])
+
+
+def load_inputs(cfg: FuseConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(train, test) rows of the table, in split order, with the split's label."""
+    for what, path in (("table", cfg.table), ("split", cfg.split)):
+        if not Path(path).exists():
+            raise OanetError(f"fuse.{what} not found: {path}")
+    table = pd.read_parquet(cfg.table)
+    split = pd.read_parquet(cfg.split, columns=["image", "label", "split"])
+    rows = split.merge(table.drop(columns=["label"], errors="ignore"), on="image", how="left",
+                       validate="one_to_one", indicator=True)
+    absent = rows.loc[rows["_merge"] != "both", "image"]
+    if len(absent):
+        raise OanetError(f"{len(absent)} images of the split are not in the table {cfg.table}, "
+                         f"e.g. {absent.iloc[0]}: rerun the split stage")
+    rows = rows.drop(columns="_merge")
+    return rows[rows["split"] == "train"].reset_index(drop=True), rows[rows["split"] == "test"].reset_index(drop=True)
+
+
+def plot_curves(histories: dict[str, list[dict]], out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for i, (name, hist) in enumerate(histories.items()):
+        ep, style = [h["epoch"] for h in hist], dict(marker="o", color=f"C{i}")
+        axes[0].plot(ep, [h["ce"] for h in hist], label=name, **style)
+        axes[1].plot(ep, [h["train_accuracy"] for h in hist], label=name, **style)
+        if name != "cnn":
+            axes[2].plot(ep, [h["align"] for h in hist], label=f"{name} (1 - cosine)", **style)
+    for ax, title in zip(axes, ("training loss (class-weighted CE)", "training accuracy (augmented)",
+                                "alignment loss"), strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo=None) -> FuseResult:
+    """Train `cnn` and `fusion` on the train split, score the test split, write every output."""
+    import torch
+
+    from oanet.fusion.data import load_rois, tabular_input
+    from oanet.fusion.encoders import WeightsError, encoder_dim
+    from oanet.fusion.model import ArchConfig
+    from oanet.fusion.train import (
+        PrintProgress, TrainData, build_model, fit, predict_proba, refit_refinement, resolve_device,
+        seed_everything,
+    )
+
+    encoder_dim(cfg.encoder)                            # fail before any work on an unknown name
+    if cfg.weights and not Path(cfg.weights).is_file():
+        raise WeightsError(f"weights file not found: {cfg.weights} (fuse.weights; nothing is downloaded)")
+    if cfg.num_threads > 0:
+        torch.set_num_threads(cfg.num_threads)
+    device = resolve_device(cfg.device)
+    layout = load_layout(layout_path)
+    schema = TabularSchema.from_layout(layout)
+    train, test = load_inputs(cfg)
+    seconds: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    images = load_rois(cfg.data, pd.concat([train["image"], test["image"]]).tolist(), layout.object_roi,
+                       cfg.image_size)                                        # (N,1,S,S) uint8, decoded once
+    tab_train, tab_test = tabular_input(schema, train), tabular_input(schema, test)
+    foc = schema.field_of_column()
+    data_train = TrainData.build(images[: len(train)], tab_train, train["label"], foc, device)
+    data_test = TrainData.build(images[len(train):], tab_test, test["label"], foc, device)
+    seconds["decode"] = time.perf_counter() - t0
+
+    probs, histories, paths, extra = {}, {}, {}, {}
+    for name in MODELS:
+        seed_everything(cfg.seed)
+        arch = ArchConfig.from_fuse(cfg, n_columns=len(schema.columns), tabular=name == "fusion")
+        model = build_model(arch, cfg.weights, device)
+        cbs = list(callbacks) + ([PrintProgress(name, echo)] if echo else [])
+        t0 = time.perf_counter()
+        fitted = fit(model, data_train, cfg, cbs)
+        if arch.tabular and arch.refine:
+            extra.update(refit_refinement(model, data_train, cfg.batch_size))   # train embeddings only
+        seconds[name] = time.perf_counter() - t0
+        probs[name] = predict_proba(model, data_test, cfg.batch_size)
+        histories[name] = fitted.history
+        paths[name] = save_bundle(Path(cfg.out_dir) / f"{name}.pt", name, model, cfg, schema,
+                                  layout.object_roi, cfg.image_size)
+
+    y = test["label"].to_numpy().astype(int)
+    metrics = {name: binary_metrics(y, probs[name]) for name in MODELS}
+    metrics["settings"] = {**{k: v for k, v in dataclasses.asdict(cfg).items()
+                              if k not in ("table", "split", "data", "out_dir", "predictions", "metrics")},
+                           "device": str(device), "n_train": len(train), "n_test": len(test),
+                           "torch": torch.__version__, **extra}
+    metrics["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    pred = pd.DataFrame({"image": test["image"], "split": test["split"], "label": y,
+                         "prob_cnn": probs["cnn"], "prob_fusion": probs["fusion"]})
+    for path in (cfg.predictions, cfg.metrics):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pred.to_parquet(cfg.predictions, index=False)
+    Path(cfg.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+    curves = plot_curves(histories, Path(cfg.metrics).with_name("fusion_curves.png"))
+    return FuseResult(metrics, Path(cfg.predictions), paths, curves, seconds)

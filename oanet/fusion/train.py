@@ -1,0 +1,315 @@
+"""The training loop of the fusion network (and of the image-only CNN: same code).
+
+SGD (lr, momentum, weight decay on weights only, not on biases and norm parameters),
+a linear warm-up over `warmup_epochs`, then cosine decay (or constant, `schedule`),
+class-weighted cross-entropy, plus `align_weight` * the cosine alignment loss when
+alignment is on. Mask learning and image augmentation run on the device each step.
+
+PCA refinement: the components are fitted on the training embeddings before the first
+epoch and refitted at the end of every epoch on the embeddings that epoch produced;
+after training, `refit_refinement` fits them once more on clean (eval-mode) training
+embeddings. Every refit re-expresses the head's first layer in the new basis by least
+squares (`refit_keeping_head`), so a refit changes the basis, not the model's function.
+
+Tracking is injected: `fit` calls `on_epoch_end(epoch, metrics)` on each callback.
+On CUDA: bf16 autocast, channels_last, cudnn.benchmark, the data held on the GPU,
+optional torch.compile. On CPU: fp32, deterministic for a given seed.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from oanet.fusion.data import augment_images, mask_fields
+from oanet.fusion.model import ArchConfig, OANet
+
+
+class Callback(Protocol):
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+
+class PrintProgress:
+    """A callback printing one line per epoch."""
+
+    def __init__(self, name: str = "", echo=print):
+        self.name, self.echo = name, echo
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.echo(f"{self.name} epoch {epoch + 1}: loss {metrics['loss']:.4f} ce {metrics['ce']:.4f} "
+                  f"align {metrics['align']:.4f} acc {metrics['train_accuracy']:.3f} "
+                  f"lr {metrics['lr']:.4g} {metrics['seconds']:.1f}s")
+
+
+@dataclass
+class TrainData:
+    """Training (or inference) inputs, on one device.
+
+    images (N,1,S,S) uint8; tab (N,C) float32 with NaN for missing (C may be 0); labels (N,) long.
+    field_of_column (C,) long and n_fields describe the tabular columns for mask learning.
+    """
+    images: torch.Tensor
+    tab: torch.Tensor
+    labels: torch.Tensor
+    field_of_column: torch.Tensor
+    n_fields: int
+
+    @classmethod
+    def build(cls, images: torch.Tensor, tab: np.ndarray | None, labels: Sequence[int] | None,
+              field_of_column: np.ndarray | None = None, device: str | torch.device = "cpu") -> "TrainData":
+        n = images.shape[0]
+        tab = np.zeros((n, 0), np.float32) if tab is None else np.asarray(tab, np.float32)
+        foc = np.arange(tab.shape[1]) if field_of_column is None else np.asarray(field_of_column)
+        y = np.zeros(n, np.int64) if labels is None else np.array(labels, dtype=np.int64)
+        return cls(images.to(device), torch.from_numpy(tab).to(device), torch.from_numpy(y).to(device),
+                   torch.from_numpy(foc.astype(np.int64)).to(device), int(foc.max()) + 1 if len(foc) else 0)
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+
+@dataclass
+class Fitted:
+    """A trained model with its training history."""
+    model: OANet
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    device: str = "cpu"
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from oanet.errors import OanetError
+        raise OanetError(f"fuse.device is {name!r} but torch sees no CUDA device; use auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def class_weights(labels: torch.Tensor, enabled: bool) -> torch.Tensor | None:
+    """n / (2 * n_class) per class: both classes weigh the same in the loss."""
+    if not enabled:
+        return None
+    counts = torch.bincount(labels, minlength=2).clamp_min(1).float()
+    return counts.sum() / (2 * counts)
+
+
+def lr_at(step: int, total: int, warmup: int, base: float, schedule: str = "cosine") -> float:
+    """Linear warm-up over `warmup` steps, then cosine decay to 0 over the rest (or constant)."""
+    if warmup > 0 and step < warmup:
+        return base * (step + 1) / warmup
+    if schedule == "constant":
+        return base
+    if schedule != "cosine":
+        raise ValueError(f"fuse.schedule must be cosine or constant, got {schedule!r}")
+    rest = max(1, total - warmup)
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / rest)))
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices and kernels, none on biases and norm scales."""
+    decay, plain = [], []
+    for p in model.parameters():
+        if p.requires_grad:
+            (decay if p.ndim > 1 else plain).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": plain, "weight_decay": 0.0}]
+
+
+def make_optimizer(model, cfg, device: torch.device) -> torch.optim.Optimizer:
+    kw = dict(lr=cfg.lr, momentum=cfg.momentum)
+    if device.type == "cuda":
+        kw["fused"] = True
+    return torch.optim.SGD(param_groups(model, cfg.weight_decay), **kw)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def build_model(arch: ArchConfig, weights: str | None, device: torch.device) -> OANet:
+    model = OANet(arch, weights=weights).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+class TrainStep:
+    """One optimisation step on a batch of raw inputs: augment, mask, forward, loss, backward, update.
+
+    Returns device tensors (loss, ce, align, n_correct), never synchronising, so the
+    benchmark and `fit` measure the same code.
+    """
+
+    def __init__(self, model: OANet, optimizer: torch.optim.Optimizer, cfg, weights: torch.Tensor | None,
+                 field_of_column: torch.Tensor, n_fields: int, generator: torch.Generator,
+                 compile: bool = False):
+        self.model, self.optimizer, self.cfg = model, optimizer, cfg
+        self.weights, self.foc, self.n_fields, self.gen = weights, field_of_column, n_fields, generator
+        self.device = next(model.parameters()).device
+        self.forward = torch.compile(model) if compile else model
+        self.use_align = model.arch.tabular and model.arch.align and cfg.align_weight > 0
+
+    def __call__(self, images: torch.Tensor, tab: torch.Tensor, labels: torch.Tensor, lr: float):
+        cfg = self.cfg
+        x = augment_images(images, cfg.gridmask_prob, self.gen)                  # (b,1,S,S) uint8
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        t = mask_fields(tab, self.foc, self.n_fields, cfg.mask_prob, self.gen) if self.model.arch.tabular else None
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with _autocast(self.device):
+            out = self.forward(x, t)
+            ce = F.cross_entropy(out.logits.float(), labels, weight=self.weights)
+            loss = ce + cfg.align_weight * out.align_loss if self.use_align else ce
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        correct = (out.logits.detach().argmax(1) == labels).sum()
+        return loss.detach(), ce.detach(), out.align_loss.detach(), correct, out
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.device) -> list[torch.Tensor]:
+    """A random permutation cut into full batches (the last partial one is dropped when n > batch)."""
+    perm = torch.randperm(n, generator=generator, device=device)
+    if n <= batch_size:
+        return [perm]
+    return list(perm[: n - n % batch_size].split(batch_size))
+
+
+@torch.no_grad()
+def embeddings(model: OANet, data: TrainData, batch_size: int = 256, train_mode: bool = False):
+    """Aligned embeddings (z_img, z_tab), each (N, A) float32, of unaugmented, unmasked inputs."""
+    was = model.training
+    model.train(train_mode)
+    za, zb = [], []
+    dev = data.images.device
+    for idx in torch.arange(len(data), device=dev).split(batch_size):
+        with _autocast(dev):
+            out = model(data.images[idx], data.tab[idx])
+        za.append(out.z_img.float())
+        zb.append(out.z_tab.float())
+    model.train(was)
+    return torch.cat(za), torch.cat(zb)
+
+
+@torch.no_grad()
+def predict_proba(model: OANet, data: TrainData, batch_size: int = 256) -> np.ndarray:
+    """(N,) defect probability, in eval mode, on unperturbed inputs."""
+    was = model.training
+    model.eval()
+    probs = []
+    dev = data.images.device
+    for idx in torch.arange(len(data), device=dev).split(batch_size):
+        tab = data.tab[idx] if model.arch.tabular else None
+        with _autocast(dev):
+            logits = model(data.images[idx], tab).logits.float()
+        probs.append(torch.softmax(logits, 1)[:, 1])
+    model.train(was)
+    return torch.cat(probs).cpu().numpy().astype(np.float64) if probs else np.zeros(0)
+
+
+@torch.no_grad()
+def refit_keeping_head(model: OANet, za: torch.Tensor, zb: torch.Tensor) -> float:
+    """Refit the PCA on (za, zb) (N, A) and re-express the head's first layer in the new basis.
+
+    The old and new refinement are both affine in (z_img, z_tab), so old = A @ new + c
+    holds on (za, zb) up to what PCA dropped; the head's first layer W becomes W A and
+    its bias b + W c, so the model's function barely moves. Returns the R^2 of that fit.
+    """
+    ref = model.refinement
+    old = ref(za, zb).double()                                          # (N, F)
+    ref.fit(za, zb)
+    new = ref(za, zb).double()                                          # (N, F)
+    design = torch.cat([new, torch.ones_like(new[:, :1])], 1)           # (N, F+1)
+    sol = torch.linalg.lstsq(design.cpu(), old.cpu(), driver="gelsd").solution.to(old.device)  # (F+1, F)
+    a, c = sol[:-1].T, sol[-1]                                          # old ~ new @ a.T + c
+    fc1 = model.head.fc1
+    w = fc1.weight.double()
+    fc1.bias.copy_((fc1.bias.double() + w @ c).to(fc1.bias.dtype))
+    fc1.weight.copy_((w @ a).to(fc1.weight.dtype))
+    resid = old - (new @ a.T + c)
+    return 1.0 - float(resid.pow(2).sum() / (old - old.mean(0)).pow(2).sum().clamp_min(1e-12))
+
+
+@torch.no_grad()
+def refit_refinement(model: OANet, data: TrainData, batch_size: int = 256) -> dict[str, float]:
+    """After training: refit the PCA on clean (eval-mode) training embeddings, keeping the head."""
+    if model.refinement is None:
+        return {}
+    r2 = refit_keeping_head(model, *embeddings(model, data, batch_size))
+    return {"refine_fit_rows": int(model.refinement.fit_rows), "refine_head_r2": r2}
+
+
+def fit(model: OANet, data: TrainData, cfg, callbacks: Iterable[Callback] = ()) -> Fitted:
+    """Train `model` in place on `data` with the settings of `cfg` (a FuseConfig)."""
+    device = data.images.device
+    callbacks = list(callbacks)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    gen = torch.Generator(device=device)
+    gen.manual_seed(cfg.seed)
+    n = len(data)
+    if n < 2:
+        raise ValueError(f"need at least 2 training rows, got {n}")
+    model.norm.fit(data.images, data.tab if model.arch.tabular else None)
+    opt = make_optimizer(model, cfg, device)
+    step = TrainStep(model, opt, cfg, class_weights(data.labels, cfg.class_weighting), data.field_of_column,
+                     data.n_fields, gen, compile=cfg.compile)
+    steps_per_epoch = max(1, n // cfg.batch_size) if n > cfg.batch_size else 1
+    total, warmup = cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch
+    ref = model.refinement
+    if ref is not None:                   # a first basis from the untrained network, training rows only
+        ref.fit(*embeddings(model, data, cfg.batch_size, train_mode=True))
+        bank_a = torch.zeros((n, model.arch.align_dim), device=device)
+        bank_b = torch.zeros_like(bank_a)
+    history, t_start, k = [], time.perf_counter(), 0
+    model.train()
+    for epoch in range(cfg.epochs):
+        t0 = time.perf_counter()
+        sums = torch.zeros(4, device=device, dtype=torch.float64)        # loss, ce, align, correct (x rows)
+        seen = torch.zeros(n, dtype=torch.bool, device=device)
+        rows = 0
+        lr = cfg.lr
+        for idx in _batches(n, cfg.batch_size, gen, device):
+            lr = lr_at(k, total, warmup, cfg.lr, cfg.schedule)
+            loss, ce, align, correct, out = step(data.images[idx], data.tab[idx], data.labels[idx], lr)
+            b = idx.shape[0]
+            sums += torch.stack([loss.double() * b, ce.double() * b, align.double() * b, correct.double()])
+            if ref is not None:
+                bank_a[idx] = out.z_img.detach().float()
+                bank_b[idx] = out.z_tab.detach().float()
+                seen[idx] = True
+            rows += b
+            k += 1
+        if ref is not None:               # new basis, same function; fc1's momentum belongs to the old one
+            refit_keeping_head(model, bank_a[seen], bank_b[seen])
+            for p in (model.head.fc1.weight, model.head.fc1.bias):
+                opt.state.pop(p, None)
+        s = (sums / rows).tolist()
+        metrics = {"epoch": epoch + 1, "loss": s[0], "ce": s[1], "align": s[2], "train_accuracy": s[3],
+                   "lr": lr, "seconds": time.perf_counter() - t0}
+        if not all(map(math.isfinite, s[:3])):
+            raise FloatingPointError(f"training diverged at epoch {epoch + 1}: {metrics}")
+        history.append(metrics)
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, metrics)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    model.eval()
+    return Fitted(model, history, time.perf_counter() - t_start, str(device))
