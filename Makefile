@@ -31,11 +31,12 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | $(PIP_NOISE)
 	@touch $(STAMP)
 
-## demo: synthesise the embedded demo set, OCR it, run the data-quality gate (dvc repro)
+## demo: synthesise the demo set, OCR it, validate, split, train the bag, CNN and fusion (dvc repro)
 demo: install
 	dvc repro
 	@echo
 	@echo "results:"
+	@echo "  test metrics        reports/metrics.json (per model; plots reports/*.png)"
 	@echo "  clean OCR table     data/clean.parquet"
 	@echo "  quarantine          data/quarantine.parquet"
 	@echo "  data-quality report reports/validation/summary.md"
