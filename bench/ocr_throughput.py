@@ -37,18 +37,11 @@ def exact_rate(table: pd.DataFrame, truth: pd.DataFrame, layout) -> float:
 
 def plain_cnocr(images: list[np.ndarray], names: list[str], labels: pd.DataFrame, layout, min_conf: float):
     """Stock CnOcr (default settings, bundled models): whole image in, fields matched by key."""
-    from cnocr import CnOcr
-
-    from oanet.ingest.engine import DET_MODEL_NAME, model_files
-    from oanet.ingest.engine import Read
+    from oanet.ingest.engine import Ocr, Read
     from oanet.ingest.reading import find_by_key
     from oanet.ingest.stage import build_table
-    from oanet.synth.aoi_layout import aoi_v1_layout
 
-    rec, det = model_files("multi_PP-OCRv6_small")
-    engine = CnOcr(rec_model_name="multi_PP-OCRv6_small", rec_model_fp=str(rec), rec_lang_type="en",
-                   det_model_name=DET_MODEL_NAME, det_model_fp=str(det),
-                   rec_root=".cache/cnocr/rec", det_root=".cache/cnocr/det")
+    engine = Ocr(stock=True).cnocr
     unboxed = replace(layout, fields=tuple(replace(f, roi=None) for f in layout.fields))
     engine.ocr(np.repeat(images[0][:, :, None], 3, axis=2))   # warm-up
     t0 = time.perf_counter()

@@ -22,6 +22,13 @@ def _params(path: Path):
     return load_params(path)
 
 
+def _override(cfg, **options):
+    """The config with every command-line option the user gave (not None) replacing params.yaml."""
+    import dataclasses
+
+    return dataclasses.replace(cfg, **{k: v for k, v in options.items() if v is not None})
+
+
 @app.command()
 def synth(
     out: Path = typer.Option(..., help="Output folder: images/, labels.csv, truth.csv, layout.yaml."),
@@ -32,13 +39,9 @@ def synth(
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
 ) -> None:
     """Write a synthetic AOI data set with a known printed value for every field."""
-    import dataclasses
-
     from oanet.synth.stage import run
 
-    cfg = _params(params).synth
-    overrides = {"n": n, "seed": seed, "preset": preset, "objects": str(objects) if objects else None}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = _override(_params(params).synth, n=n, seed=seed, preset=preset, objects=str(objects) if objects else None)
     result = run(cfg, out)
     typer.echo(result.summary())
 
@@ -126,13 +129,9 @@ def fuse(
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
 ) -> None:
     """Train the image-only CNN and the OANet fusion model; score the test split."""
-    import dataclasses
-
     from oanet.fusion.stage import run
 
-    cfg = _params(params).fuse
-    overrides = {"encoder": encoder, "image_size": image_size, "epochs": epochs, "device": device}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    cfg = _override(_params(params).fuse, encoder=encoder, image_size=image_size, epochs=epochs, device=device)
     result = run(cfg, layout or Path(cfg.data) / "layout.yaml", echo=None if quiet else typer.echo)
     typer.echo(result.summary())
 
