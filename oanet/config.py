@@ -94,6 +94,7 @@ class SplitConfig:
     folds: int = 5
     seed: int = 42
     group_by_lot: bool = True
+    val_fold: int = 0       # train rows of this fold become `val`: held out of the final fits, for the gate
 
 
 @dataclass(frozen=True)

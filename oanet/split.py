@@ -1,8 +1,11 @@
 """Stage `split`: one 7:3 stratified train/test split and CV folds, written once.
 
 Every later stage and every model reads the same rows from `data/split.parquet`:
-columns `image`, `label`, `group`, `split` (train | test) and `fold` (0..k-1 on
-train rows, -1 on test rows). Units of one lot stay on one side when grouping is on;
+columns `image`, `label`, `group`, `split` (train | val | test) and `fold` (0..k-1 on
+train and val rows, -1 on test rows). The `val` rows are the training rows of fold
+`val_fold`: cross-validation uses them like any training row, but the final models are
+fitted on `train` rows only, so the gate can be calibrated on predictions no member
+has seen (val_fold -1: no val rows). Units of one lot stay on one side when grouping is on;
 a unit whose lot was not read forms a group of its own.
 """
 from __future__ import annotations
@@ -72,10 +75,14 @@ def make_split(table: pd.DataFrame, layout: Layout, cfg: SplitConfig) -> pd.Data
         raise ValueError(f"split needs at least 3 groups (lots) to split by, found {len(np.unique(groups))}; "
                          "set split.group_by_lot: false for a set this small")
     test = pick_test_groups(y, groups, cfg.test_size, cfg.seed)
+    if not -1 <= cfg.val_fold < cfg.folds:
+        raise ValueError(f"split.val_fold must be a fold 0..{cfg.folds - 1} or -1 (no validation rows), "
+                         f"got {cfg.val_fold}")
     fold = np.full(len(table), -1, dtype=np.int64)
     fold[~test] = _grouped_parts(y[~test], groups[~test], cfg.folds, cfg.seed + 1)
+    role = np.where(test, "test", np.where(fold == cfg.val_fold, "val", "train"))
     return pd.DataFrame({"image": table["image"].to_numpy(), "label": y, "group": groups,
-                         "split": np.where(test, "test", "train"), "fold": fold})
+                         "split": role, "fold": fold})
 
 
 def run(cfg: SplitConfig, layout_path: str | Path) -> pd.DataFrame:
@@ -90,6 +97,6 @@ def describe(split: pd.DataFrame) -> str:
     lines = [f"split: {len(split)} units -> " + ", ".join(
         f"{name} {len(part)} ({part['label'].mean():.1%} defective, {part['group'].nunique()} groups)"
         for name, part in split.groupby("split"))]
-    folds = split[split["split"] == "train"].groupby("fold")["label"].agg(["size", "mean"])
+    folds = split[split["split"] != "test"].groupby("fold")["label"].agg(["size", "mean"])
     lines.append("  folds: " + ", ".join(f"{k}: {int(r['size'])} ({r['mean']:.0%})" for k, r in folds.iterrows()))
     return "\n".join(lines)

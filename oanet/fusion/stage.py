@@ -1,9 +1,10 @@
 """Stage `fuse`: train the image-only CNN and the OANet fusion model, predict the test split.
 
 Reads the OCR table, the split and the images; trains `cnn` (the image encoder alone)
-and `fusion` (image + OCR, alignment, refinement, mask learning) on the train rows;
+and `fusion` (image + OCR, alignment, refinement, mask learning) on the `train` rows
+(not `val`: the gate is calibrated there);
 writes
-- cfg.predictions: image, split, label, prob_cnn, prob_fusion for the test rows;
+- cfg.predictions: image, split, label, prob_cnn, prob_fusion for the val and test rows;
 - cfg.metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...};
 - cfg.out_dir/{cnn,fusion}.pt: state_dict + architecture + config + tabular schema +
   object box + image size (everything `load_bundle` needs to predict on raw images);
@@ -112,8 +113,11 @@ def load_bundle(path: str | Path) -> FusionBundle:
                         raw["image_size"], raw["config"])
 
 
-def load_inputs(cfg: FuseConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(train, test) rows of the table, in split order, with the split's label."""
+PARTS = ("train", "val", "test")
+
+
+def load_inputs(cfg: FuseConfig) -> dict[str, pd.DataFrame]:
+    """{train, val, test}: rows of the table, in split order, with the split's label (val may be empty)."""
     for what, path in (("table", cfg.table), ("split", cfg.split)):
         if not Path(path).exists():
             raise OanetError(f"fuse.{what} not found: {path}")
@@ -126,7 +130,52 @@ def load_inputs(cfg: FuseConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         raise OanetError(f"{len(absent)} images of the split are not in the table {cfg.table}, "
                          f"e.g. {absent.iloc[0]}: rerun the split stage")
     rows = rows.drop(columns="_merge")
-    return rows[rows["split"] == "train"].reset_index(drop=True), rows[rows["split"] == "test"].reset_index(drop=True)
+    return {part: rows[rows["split"] == part].reset_index(drop=True) for part in PARTS}
+
+
+def variants(cfg: FuseConfig) -> dict[str, tuple[FuseConfig, bool]]:
+    """The models this stage trains: name -> (settings, uses the OCR features)."""
+    return {"cnn": (cfg, False), "fusion": (cfg, True)}
+
+
+@dataclass
+class Trained:
+    model: object                   # OANet, trained, in eval mode
+    history: list[dict]
+    seconds: float
+    extra: dict
+
+
+def train_one(name: str, cfg: FuseConfig, tabular: bool, n_columns: int, data_train, device,
+              callbacks: Iterable = (), echo=None) -> Trained:
+    """Seed, build, fit and (for fusion) refit the PCA on clean training embeddings."""
+    from oanet.fusion.model import ArchConfig
+    from oanet.fusion.train import PrintProgress, build_model, fit, refit_refinement, seed_everything
+
+    seed_everything(cfg.seed)
+    arch = ArchConfig.from_fuse(cfg, n_columns=n_columns, tabular=tabular)
+    model = build_model(arch, cfg.weights, device)
+    cbs = list(callbacks) + ([PrintProgress(name, echo)] if echo else [])
+    t0 = time.perf_counter()
+    fitted = fit(model, data_train, cfg, cbs)
+    extra = refit_refinement(model, data_train, cfg.batch_size) if arch.tabular and arch.refine else {}
+    return Trained(model, fitted.history, time.perf_counter() - t0, extra)
+
+
+def model_inputs(cfg: FuseConfig, schema: TabularSchema, object_roi, parts: dict[str, pd.DataFrame],
+                 device) -> dict:
+    """{part: TrainData}: every image decoded once, (N,1,S,S) uint8, with its OCR features."""
+    from oanet.fusion.data import load_rois, tabular_input
+    from oanet.fusion.train import TrainData
+
+    names = pd.concat([df["image"] for df in parts.values()]).tolist()
+    images = load_rois(cfg.data, names, object_roi, cfg.image_size)
+    out, start = {}, 0
+    for part, df in parts.items():
+        out[part] = TrainData.build(images[start:start + len(df)], tabular_input(schema, df), df["label"],
+                                    schema.field_of_column(), device)
+        start += len(df)
+    return out
 
 
 def plot_curves(histories: dict[str, list[dict]], out: Path) -> Path:
@@ -156,16 +205,11 @@ def plot_curves(histories: dict[str, list[dict]], out: Path) -> Path:
 
 
 def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo=None) -> FuseResult:
-    """Train `cnn` and `fusion` on the train split, score the test split, write every output."""
+    """Train `cnn` and `fusion` on the train rows, score val and test, write every output."""
     import torch
 
-    from oanet.fusion.data import load_rois, tabular_input
     from oanet.fusion.encoders import WeightsError, encoder_dim
-    from oanet.fusion.model import ArchConfig
-    from oanet.fusion.train import (
-        PrintProgress, TrainData, build_model, fit, predict_proba, refit_refinement, resolve_device,
-        seed_everything,
-    )
+    from oanet.fusion.train import predict_proba, resolve_device
 
     encoder_dim(cfg.encoder)                            # fail before any work on an unknown name
     if cfg.weights and not Path(cfg.weights).is_file():
@@ -175,43 +219,32 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     device = resolve_device(cfg.device)
     layout = load_layout(layout_path)
     schema = TabularSchema.from_layout(layout)
-    train, test = load_inputs(cfg)
-    seconds: dict[str, float] = {}
-
+    parts = load_inputs(cfg)
     t0 = time.perf_counter()
-    images = load_rois(cfg.data, pd.concat([train["image"], test["image"]]).tolist(), layout.object_roi,
-                       cfg.image_size)                                        # (N,1,S,S) uint8, decoded once
-    tab_train, tab_test = tabular_input(schema, train), tabular_input(schema, test)
-    foc = schema.field_of_column()
-    data_train = TrainData.build(images[: len(train)], tab_train, train["label"], foc, device)
-    data_test = TrainData.build(images[len(train):], tab_test, test["label"], foc, device)
-    seconds["decode"] = time.perf_counter() - t0
+    data = model_inputs(cfg, schema, layout.object_roi, parts, device)
+    seconds: dict[str, float] = {"decode": time.perf_counter() - t0}
 
-    probs, histories, paths, extra = {}, {}, {}, {}
-    for name in MODELS:
-        seed_everything(cfg.seed)
-        arch = ArchConfig.from_fuse(cfg, n_columns=len(schema.columns), tabular=name == "fusion")
-        model = build_model(arch, cfg.weights, device)
-        cbs = list(callbacks) + ([PrintProgress(name, echo)] if echo else [])
-        t0 = time.perf_counter()
-        fitted = fit(model, data_train, cfg, cbs)
-        if arch.tabular and arch.refine:
-            extra.update(refit_refinement(model, data_train, cfg.batch_size))   # train embeddings only
-        seconds[name] = time.perf_counter() - t0
-        probs[name] = predict_proba(model, data_test, cfg.batch_size)
-        histories[name] = fitted.history
-        paths[name] = save_bundle(Path(cfg.out_dir) / f"{name}.pt", name, model, cfg, schema,
+    scored = pd.concat([parts["val"], parts["test"]], ignore_index=True)
+    pred = pd.DataFrame({"image": scored["image"], "split": scored["split"],
+                         "label": scored["label"].to_numpy().astype(int)})
+    histories, paths, extra = {}, {}, {}
+    for name, (vcfg, tabular) in variants(cfg).items():
+        trained = train_one(name, vcfg, tabular, len(schema.columns), data["train"], device, callbacks, echo)
+        seconds[name], histories[name] = trained.seconds, trained.history
+        extra.update(trained.extra)
+        pred[f"prob_{name}"] = np.concatenate([predict_proba(trained.model, data[p], cfg.batch_size)
+                                               for p in ("val", "test")])
+        paths[name] = save_bundle(Path(cfg.out_dir) / f"{name}.pt", name, trained.model, vcfg, schema,
                                   layout.object_roi, cfg.image_size)
 
-    y = test["label"].to_numpy().astype(int)
-    metrics = {name: binary_metrics(y, probs[name]) for name in MODELS}
+    test = pred[pred["split"] == "test"]
+    y = test["label"].to_numpy()
+    metrics = {name: binary_metrics(y, test[f"prob_{name}"].to_numpy()) for name in MODELS}
     metrics["settings"] = {**{k: v for k, v in dataclasses.asdict(cfg).items()
                               if k not in ("table", "split", "data", "out_dir", "predictions", "metrics")},
-                           "device": str(device), "n_train": len(train), "n_test": len(test),
-                           "torch": torch.__version__, **extra}
+                           "device": str(device), "n_train": len(parts["train"]), "n_val": len(parts["val"]),
+                           "n_test": len(parts["test"]), "torch": torch.__version__, **extra}
     metrics["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
-    pred = pd.DataFrame({"image": test["image"], "split": test["split"], "label": y,
-                         "prob_cnn": probs["cnn"], "prob_fusion": probs["fusion"]})
     for path in (cfg.predictions, cfg.metrics):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     pred.to_parquet(cfg.predictions, index=False)

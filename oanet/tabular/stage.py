@@ -1,9 +1,10 @@
 """Stage `bag`: tabular intra-bagging on the OCR table, with the split stage's rows and folds.
 
-For each model of `cfg.models`: k-fold cross-validation on the training rows (the
-split's `fold` column, stratified and grouped by lot) gives an out-of-fold
-probability for every training row and per-fold metrics; then the model is refitted
-on all training rows and predicts the test rows. The bag average (`prob_bag`) is the
+For each model of `cfg.models`: k-fold cross-validation on the training rows, `val`
+included (the split's `fold` column, stratified and grouped by lot) gives an
+out-of-fold probability for every training row and per-fold metrics; then the model is
+refitted on the `train` rows (not `val`: the gate is calibrated there) and predicts the
+val and test rows. The bag average (`prob_bag`) is the
 mean of the models' probabilities, out-of-fold on train rows as well.
 
 Writes
@@ -11,7 +12,7 @@ Writes
 - `cfg.metrics`: {"cv": {model: {metric: {mean, std}}}, "cv_folds": {model: [per fold]},
   "test": {model: metrics, "bag": metrics}, "importances": {model: {column: value}},
   "seconds": {model: fit seconds}}  (the bag is in "cv" and "cv_folds" as well)
-- `cfg.out_dir`: <model>.joblib (refitted on all training rows), schema.joblib, manifest.json
+- `cfg.out_dir`: <model>.joblib (refitted on the `train` rows), schema.joblib, manifest.json
 - `<dir of cfg.metrics>/bag_importances.png`: importances per model, as shares of each model's total
 """
 from __future__ import annotations
@@ -46,6 +47,7 @@ class BagResult:
     test: dict[str, dict[str, float]]              # model and "bag" -> metric -> value
     seconds: dict[str, float]                      # model -> seconds for its k + 1 fits
     n_train: int
+    n_fit: int
     n_test: int
     predictions: Path
     metrics: Path
@@ -60,7 +62,7 @@ class BagResult:
         head = (f"{'model':<14} {'cv acc':>13} {'cv recall':>13} {'cv auc':>13} "
                 f"{'test acc':>8} {'recall':>7} {'f1':>7} {'auc':>7} {'fit s':>6}")
         lines = [f"bag: {self.n_train} train rows (cross-validated, mean±std over folds), "
-                 f"{self.n_test} test rows (refitted on all train rows)", head]
+                 f"{self.n_test} test rows (refitted on the {self.n_fit} `train` rows)", head]
         for name in list(self.seconds) + [BAG]:
             cv, t = self.cv.get(name, {}), self.test.get(name, {})
             cvs = [f"{cell(cv[m]['mean'])}±{cell(cv[m]['std'])}" if m in cv else f"{'-':>13}"
@@ -186,9 +188,10 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
         raise BagInputError(f"the layout {layout_path} has no feature fields")
     X = schema.matrix(df)
     y = df["label"].to_numpy().astype(int)
-    train = (df["split"] == "train").to_numpy()
+    train = (df["split"] != "test").to_numpy()          # cross-validated rows: train and val
+    fit_rows = (df["split"] == "train").to_numpy()       # the final fit
     test = (df["split"] == "test").to_numpy()
-    if not train.any():
+    if not fit_rows.any():
         raise BagInputError(f"{cfg.split} has no training rows")
     folds = df["fold"].to_numpy().astype(int)
     Xtr, ytr, ftr = X[train], y[train], folds[train]
@@ -207,7 +210,7 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
         params = (learner_params or {}).get(name)
         prob = np.full(len(df), np.nan)
         prob[train], cv_folds[name] = cross_val_oof(name, Xtr, ytr, ftr, seed=cfg.seed, n_jobs=n_jobs, params=params)
-        model = get_learner(name, random_state=cfg.seed, n_jobs=n_jobs, params=params).fit(Xtr, ytr)
+        model = get_learner(name, random_state=cfg.seed, n_jobs=n_jobs, params=params).fit(X[fit_rows], y[fit_rows])
         if test.any():
             prob[test] = model.predict_proba(X[test])[:, 1]
             test_metrics[name] = binary_metrics(y[test], prob[test])
@@ -242,11 +245,11 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
          "files": {m: p.name for m, p in paths.items()}, "schema": schema_path.name}, indent=2))
 
     metrics = {"cv": cv, "cv_folds": cv_folds, "test": test_metrics, "importances": importances,
-               "seconds": seconds, "rows": {"train": int(train.sum()), "test": int(test.sum())}}
+               "seconds": seconds, "rows": {"cv": int(train.sum()), "fit": int(fit_rows.sum()), "test": int(test.sum())}}
     Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.metrics).write_text(json.dumps(_jsonable(metrics), indent=2))
     png = plot_importances(importances, Path(cfg.metrics).parent / IMPORTANCES_PNG) if plot else None
-    return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=int(train.sum()), n_test=int(test.sum()),
+    return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=int(train.sum()), n_fit=int(fit_rows.sum()), n_test=int(test.sum()),
                      predictions=Path(cfg.predictions), metrics=Path(cfg.metrics), models=paths,
                      schema=schema_path, plot=png)
 

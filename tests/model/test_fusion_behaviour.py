@@ -76,13 +76,14 @@ def test_cli_writes_metrics_predictions_models_and_curves(fuse_run):
     assert (root / "reports" / "fusion_curves.png").stat().st_size > 1000
 
 
-def test_predictions_cover_the_test_split_only(fuse_run):
+def test_predictions_cover_the_val_and_test_rows_only(fuse_run):
     root, *_ = fuse_run
     pred = pd.read_parquet(root / "pred.parquet")
     split = pd.read_parquet(root / "split.parquet")
     assert list(pred.columns) == ["image", "split", "label", "prob_cnn", "prob_fusion"]
-    assert set(pred["image"]) == set(split.loc[split["split"] == "test", "image"])
-    assert (pred["split"] == "test").all()
+    held_out = split[split["split"] != "train"]
+    assert set(pred["image"]) == set(held_out["image"]) and len(pred) == len(held_out)
+    assert set(pred["split"]) == {"val", "test"}
     assert pred[["prob_cnn", "prob_fusion"]].apply(lambda c: c.between(0, 1)).all().all()
 
 

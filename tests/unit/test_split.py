@@ -32,10 +32,18 @@ def test_no_lot_on_both_sides_and_folds_cover_train_only():
     s = make_split(table(), aoi_v1_layout(), SplitConfig(folds=5))
     sides = s.groupby("group")["split"].nunique()
     assert (sides == 1).all()
-    train, test = s[s["split"] == "train"], s[s["split"] == "test"]
+    train, test = s[s["split"] != "test"], s[s["split"] == "test"]
     assert (test["fold"] == -1).all()
     assert set(train["fold"]) == set(range(5))
     assert (train.groupby("group")["fold"].nunique() == 1).all()   # a lot sits in one fold
+    assert set(s.loc[s["split"] == "val", "fold"]) == {0}           # val_fold 0 is held out of the final fits
+
+
+def test_val_fold_minus_one_means_no_val_rows_and_a_bad_fold_is_refused():
+    s = make_split(table(), aoi_v1_layout(), SplitConfig(folds=5, val_fold=-1))
+    assert set(s["split"]) == {"train", "test"}
+    with pytest.raises(ValueError, match="val_fold"):
+        make_split(table(), aoi_v1_layout(), SplitConfig(folds=5, val_fold=5))
 
 
 def test_same_seed_same_split_other_seed_other_split():
