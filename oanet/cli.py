@@ -101,7 +101,7 @@ def report(params: Path = typer.Option(Path("params.yaml"), help="Parameter file
     from oanet.report import run, table
 
     p = _params(params)
-    typer.echo(table(run(p.bag.metrics, p.fuse.metrics, p.report.out)) + f"\n  written: {p.report.out}")
+    typer.echo(table(run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics)) + f"\n  written: {p.report.out}")
 
 
 @app.command()
@@ -137,13 +137,46 @@ def fuse(
 
 
 @app.command()
+def gate(
+    min_accuracy: Optional[float] = typer.Option(None, help="Accuracy floor of the calibration (default: params)."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Calibrate the KL-divergence gate over all models on the val rows; score the test split."""
+    from oanet.gate.stage import run
+
+    typer.echo(run(_override(_params(params).gate, min_accuracy=min_accuracy, device=device)).summary())
+
+
+@app.command()
+def evaluate(
+    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <evaluate.data>/layout.yaml)."),
+    profile: Optional[str] = typer.Option(None, help="quick | paper (default: params evaluate.profile)."),
+    repeats: Optional[int] = typer.Option(None, help="Override the profile's number of repeats."),
+    encoders: Optional[str] = typer.Option(None, help="Comma-separated encoders, overriding the profile's."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Paper Tables 1 and 2, the baselines and the robustness sweeps over repeated splits."""
+    from oanet.evaluate.stage import run
+
+    p = _params(params)
+    cfg = _override(p.evaluate, profile=profile, device=device)
+    chosen = _override(cfg.chosen(), repeats=repeats,
+                       encoders=tuple(e.strip() for e in encoders.split(",")) if encoders else None)
+    p = _override(p, evaluate=_override(cfg, **{cfg.profile: chosen}))
+    typer.echo(run(p, layout or Path(cfg.data) / "layout.yaml", echo=typer.echo).summary())
+
+
+@app.command()
 def train(
     layout: Optional[Path] = typer.Option(None, help="Layout file (default: <fuse.data>/layout.yaml)."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
 ) -> None:
-    """Split, bag, fuse and report in one go, on the validated table named in params.yaml."""
+    """Split, bag, fuse, gate and report in one go, on the validated table named in params.yaml."""
     from oanet import report, split as split_stage
     from oanet.fusion.stage import run as fuse_run
+    from oanet.gate.stage import run as gate_run
     from oanet.tabular.stage import run as bag_run
 
     p = _params(params)
@@ -151,7 +184,9 @@ def train(
     typer.echo(split_stage.describe(split_stage.run(p.split, layout)))
     typer.echo(bag_run(p.bag, layout).summary())
     typer.echo(fuse_run(p.fuse, layout, echo=typer.echo).summary())
-    typer.echo(report.table(report.run(p.bag.metrics, p.fuse.metrics, p.report.out)) + f"\n  written: {p.report.out}")
+    typer.echo(gate_run(p.gate).summary())
+    typer.echo(report.table(report.run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics))
+               + f"\n  written: {p.report.out}")
 
 
 def main() -> None:

@@ -144,6 +144,55 @@ class FuseConfig:
 
 
 @dataclass(frozen=True)
+class GateConfig:
+    table: str = "data/clean.parquet"
+    split: str = "data/split.parquet"
+    data: str = "data/raw"
+    bag_dir: str = "models/bag"
+    fusion_dir: str = "models/fusion"
+    out: str = "models/gate.json"
+    predictions: str = "data/gate_predictions.parquet"
+    metrics: str = "reports/gate_metrics.json"
+    ocr_bins: int = 10
+    quantile: float = 0.99
+    off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 1e6)
+    temperatures: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
+    min_accuracy: float = 0.8
+    scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")
+    seed: int = 42
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EvalProfile:
+    image_size: int = 32
+    epochs: int = 4
+    batch_size: int = 16
+    repeats: int = 2
+    encoders: tuple[str, ...] = ("alexnet", "vgg16", "resnet18")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    profile: str = "quick"                  # quick | paper
+    quick: EvalProfile = EvalProfile()
+    paper: EvalProfile = EvalProfile(image_size=224, epochs=30, batch_size=64, repeats=5)
+    table: str = "data/clean.parquet"
+    data: str = "data/raw"
+    missing_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    grid_ratios: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
+    robustness_encoder: str = "vgg16"       # Table 2 and the sweeps (the paper uses VGG16)
+    out_dir: str = "reports"
+    metrics: str = "reports/evaluation.json"
+    device: str = "auto"
+
+    def chosen(self) -> EvalProfile:
+        if self.profile not in ("quick", "paper"):
+            raise ConfigError(f"evaluate.profile must be quick or paper, got {self.profile!r}")
+        return getattr(self, self.profile)
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     out: str = "reports/metrics.json"
 
@@ -156,6 +205,8 @@ class Params:
     split: SplitConfig = SplitConfig()
     bag: BagConfig = BagConfig()
     fuse: FuseConfig = FuseConfig()
+    gate: GateConfig = GateConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
     report: ReportConfig = ReportConfig()
 
 

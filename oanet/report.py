@@ -1,7 +1,7 @@
 """Stage `report`: one `reports/metrics.json` mapping each model to its test metrics.
 
-Keys: `cnn`, `fusion`, each tabular model by its registry name, and `bag` (their
-average). Values: accuracy, recall, precision, F1 and ROC AUC on the test split.
+Keys: `cnn`, `fusion`, each tabular model by its registry name, `bag` (their
+average) and `gate` (all of them ensembled by the KL-divergence gate, when it ran). Values: accuracy, recall, precision, F1 and ROC AUC on the test split.
 """
 from __future__ import annotations
 
@@ -11,17 +11,21 @@ from pathlib import Path
 METRICS = ("accuracy", "recall", "precision", "f1", "roc_auc")
 
 
-def collect(bag_metrics: dict, fusion_metrics: dict) -> dict[str, dict[str, float]]:
-    models = {**bag_metrics.get("test", {}), **{k: fusion_metrics[k] for k in ("cnn", "fusion") if k in fusion_metrics}}
+def collect(bag_metrics: dict, fusion_metrics: dict, gate_metrics: dict | None = None) -> dict[str, dict[str, float]]:
+    models = {**bag_metrics.get("test", {}), **{k: fusion_metrics[k] for k in ("cnn", "fusion") if k in fusion_metrics},
+              **({"gate": gate_metrics["gate"]} if gate_metrics and "gate" in gate_metrics else {})}
     if not models:
         raise ValueError("no test metrics found: run the bag and fuse stages first")
     return {name: {m: float(values[m]) for m in METRICS} for name, values in models.items()}
 
 
-def run(bag_metrics_path: str | Path, fusion_metrics_path: str | Path, out: str | Path = "reports/metrics.json") -> dict:
-    bag = json.loads(Path(bag_metrics_path).read_text()) if Path(bag_metrics_path).exists() else {}
-    fusion = json.loads(Path(fusion_metrics_path).read_text()) if Path(fusion_metrics_path).exists() else {}
-    merged = collect(bag, fusion)
+def _read(path: str | Path | None) -> dict:
+    return json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
+
+
+def run(bag_metrics_path: str | Path, fusion_metrics_path: str | Path, out: str | Path = "reports/metrics.json",
+        gate_metrics_path: str | Path | None = None) -> dict:
+    merged = collect(_read(bag_metrics_path), _read(fusion_metrics_path), _read(gate_metrics_path))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(merged, indent=2) + "\n")
     return merged

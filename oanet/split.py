@@ -100,3 +100,25 @@ def describe(split: pd.DataFrame) -> str:
     folds = split[split["split"] != "test"].groupby("fold")["label"].agg(["size", "mean"])
     lines.append("  folds: " + ", ".join(f"{k}: {int(r['size'])} ({r['mean']:.0%})" for k, r in folds.iterrows()))
     return "\n".join(lines)
+
+
+PARTS = ("train", "val", "test")
+
+
+def load_parts(table_path: str | Path, split_path: str | Path) -> dict[str, pd.DataFrame]:
+    """{train, val, test}: rows of the OCR table in split order, with the split's label (val may be empty)."""
+    from oanet.errors import OanetError
+
+    for what, path in (("table", table_path), ("split", split_path)):
+        if not Path(path).exists():
+            raise OanetError(f"{what} not found: {path}")
+    table = pd.read_parquet(table_path)
+    split = pd.read_parquet(split_path, columns=["image", "label", "split"])
+    rows = split.merge(table.drop(columns=["label"], errors="ignore"), on="image", how="left",
+                       validate="one_to_one", indicator=True)
+    absent = rows.loc[rows["_merge"] != "both", "image"]
+    if len(absent):
+        raise OanetError(f"{len(absent)} images of the split are not in the table {table_path}, "
+                         f"e.g. {absent.iloc[0]}: rerun the split stage")
+    rows = rows.drop(columns="_merge")
+    return {part: rows[rows["split"] == part].reset_index(drop=True) for part in PARTS}

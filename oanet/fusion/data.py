@@ -73,14 +73,15 @@ def mask_fields(tab: torch.Tensor, field_of_column: torch.Tensor, n_fields: int,
     return tab.masked_fill(hit[:, field_of_column], float("nan"))
 
 
-def gridmask(x: torch.Tensor, prob: float, generator: torch.Generator | None = None) -> torch.Tensor:
+def gridmask(x: torch.Tensor, prob: float, generator: torch.Generator | None = None,
+             ratio: float = GRID_RATIO) -> torch.Tensor:
     """GridMask (Chen et al. 2020) on a share `prob` of the batch: x (n,1,S,S) uint8 -> same.
 
-    Each chosen image gets a grid of black squares of side GRID_RATIO*d, period d drawn
-    in GRID_PERIOD*S, at a random offset.
+    Each chosen image gets a grid of black squares of side ratio*d (ratio**2 of the area
+    masked), period d drawn in GRID_PERIOD*S, at a random offset.
     """
     n, _, h, w = x.shape
-    if prob <= 0 or n == 0:
+    if prob <= 0 or n == 0 or ratio <= 0:
         return x
     dev = x.device
     u = torch.rand((n, 4), generator=generator, device=dev)                    # (n, 4)
@@ -91,8 +92,8 @@ def gridmask(x: torch.Tensor, prob: float, generator: torch.Generator | None = N
     chosen = u[:, 3] < prob                                                    # (n,)
     ys = torch.arange(h, device=dev, dtype=torch.float32)
     xs = torch.arange(w, device=dev, dtype=torch.float32)
-    in_y = torch.remainder(ys[None] + oy[:, None], d[:, None]) < GRID_RATIO * d[:, None]   # (n, h)
-    in_x = torch.remainder(xs[None] + ox[:, None], d[:, None]) < GRID_RATIO * d[:, None]   # (n, w)
+    in_y = torch.remainder(ys[None] + oy[:, None], d[:, None]) < ratio * d[:, None]   # (n, h)
+    in_x = torch.remainder(xs[None] + ox[:, None], d[:, None]) < ratio * d[:, None]   # (n, w)
     hole = in_y[:, :, None] & in_x[:, None, :] & chosen[:, None, None]                    # (n, h, w)
     return x.masked_fill(hole[:, None], 0)
 

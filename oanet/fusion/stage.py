@@ -27,6 +27,7 @@ from oanet.errors import OanetError
 from oanet.features import TabularSchema
 from oanet.layout import load_layout
 from oanet.metrics import binary_metrics
+from oanet.split import load_parts
 
 MODELS = ("cnn", "fusion")
 FORMAT = "oanet-fusion/1"
@@ -67,10 +68,19 @@ class FusionBundle:
     def predict_proba(self, table: pd.DataFrame, data_dir: str | Path, device: str = "cpu",
                       batch_size: int = 256) -> np.ndarray:
         """(N,) defect probability of each row of `table` (column `image` relative to `data_dir`)."""
-        from oanet.fusion.data import load_rois, tabular_input
-        from oanet.fusion.train import TrainData, predict_proba
+        from oanet.fusion.data import load_rois
 
         images = load_rois(data_dir, table["image"].tolist(), self.object_roi, self.image_size)
+        return self.predict_images(images, table, device, batch_size)
+
+    def predict_images(self, images, table: pd.DataFrame | None, device: str = "cpu",
+                       batch_size: int = 256) -> np.ndarray:
+        """(N,) defect probability from decoded object regions (N,1,S,S) uint8 and their OCR rows."""
+        from oanet.fusion.data import tabular_input
+        from oanet.fusion.train import TrainData, predict_proba
+
+        if images.shape[-1] != self.image_size:
+            raise OanetError(f"{self.name} expects {self.image_size} px object images, got {images.shape[-1]}")
         tab = tabular_input(self.schema, table) if self.model.arch.tabular else None
         self.model.to(device)
         return predict_proba(self.model, TrainData.build(images, tab, None, device=device), batch_size)
@@ -111,26 +121,6 @@ def load_bundle(path: str | Path) -> FusionBundle:
     model.eval()
     return FusionBundle(raw["name"], model, _schema_from(raw["schema"]), tuple(raw["object_roi"]),
                         raw["image_size"], raw["config"])
-
-
-PARTS = ("train", "val", "test")
-
-
-def load_inputs(cfg: FuseConfig) -> dict[str, pd.DataFrame]:
-    """{train, val, test}: rows of the table, in split order, with the split's label (val may be empty)."""
-    for what, path in (("table", cfg.table), ("split", cfg.split)):
-        if not Path(path).exists():
-            raise OanetError(f"fuse.{what} not found: {path}")
-    table = pd.read_parquet(cfg.table)
-    split = pd.read_parquet(cfg.split, columns=["image", "label", "split"])
-    rows = split.merge(table.drop(columns=["label"], errors="ignore"), on="image", how="left",
-                       validate="one_to_one", indicator=True)
-    absent = rows.loc[rows["_merge"] != "both", "image"]
-    if len(absent):
-        raise OanetError(f"{len(absent)} images of the split are not in the table {cfg.table}, "
-                         f"e.g. {absent.iloc[0]}: rerun the split stage")
-    rows = rows.drop(columns="_merge")
-    return {part: rows[rows["split"] == part].reset_index(drop=True) for part in PARTS}
 
 
 def variants(cfg: FuseConfig) -> dict[str, tuple[FuseConfig, bool]]:
@@ -219,7 +209,7 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     device = resolve_device(cfg.device)
     layout = load_layout(layout_path)
     schema = TabularSchema.from_layout(layout)
-    parts = load_inputs(cfg)
+    parts = load_parts(cfg.table, cfg.split)
     t0 = time.perf_counter()
     data = model_inputs(cfg, schema, layout.object_roi, parts, device)
     seconds: dict[str, float] = {"decode": time.perf_counter() - t0}

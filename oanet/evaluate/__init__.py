@@ -1,0 +1,1 @@
+"""The paper's evaluation: ablation (Table 1), robustness (Table 2), baselines, sweeps and plots."""

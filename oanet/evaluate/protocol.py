@@ -1,0 +1,112 @@
+"""One repeat of the paper's protocol: split, train every model, calibrate the gate, score every condition.
+
+A repeat r uses its own split (split.seed + r) and model seeds (+ r). On the train rows
+it fits the tabular models and, for each encoder, four networks:
+  cnn     image only                       (Table 1, row 1)
+  concat  image + OCR, no alignment, no refinement   (early-fusion baseline)
+  align   + alignment                      (Table 1, row 2)
+  fusion  + alignment + refinement         (Table 1, row 3; "OANet" without the gate)
+then calibrates the gate over cnn, fusion and the tabular models on the val rows
+(Table 1, row 4: "gate"), and scores the test rows under every condition: the four
+scenarios of Table 2 and the sweeps over the OCR missing rate and GridMask strength.
+Derived baselines: `bag` (mean of the tabular models), `best_tabular` (the tabular
+model with the best val ROC AUC), `late_fusion` (mean of cnn and bag).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from oanet.features import TabularSchema
+from oanet.metrics import binary_metrics
+
+VARIANTS = {"cnn": (False, False, False), "concat": (True, False, False),
+            "align": (True, True, False), "fusion": (True, True, True)}   # name -> (tabular, align, refine)
+
+
+def conditions(missing_rates, grid_ratios) -> dict[str, tuple[float, float]]:
+    """Every test condition: name -> (OCR missing rate, GridMask ratio)."""
+    from oanet.gate.members import SCENARIOS
+
+    out = dict(SCENARIOS)
+    out.update({f"missing={r:g}": (float(r), 0.0) for r in missing_rates})
+    out.update({f"grid={g:g}": (0.0, float(g)) for g in grid_ratios})
+    return out
+
+
+def with_baselines(probs: dict[str, np.ndarray], tabular: tuple[str, ...], best_tabular: str) -> dict[str, np.ndarray]:
+    bag = np.mean([probs[m] for m in tabular], axis=0)
+    return {**probs, "bag": bag, "best_tabular": probs[best_tabular], "late_fusion": 0.5 * (probs["cnn"] + bag)}
+
+
+def train_networks(fuse_cfg, schema: TabularSchema, images, rows: pd.DataFrame, device, echo=None) -> dict:
+    """{variant: FusionBundle} trained on `rows` and their (N,1,S,S) uint8 object regions."""
+    from oanet.fusion.data import tabular_input
+    from oanet.fusion.stage import FusionBundle, train_one
+    from oanet.fusion.train import TrainData
+
+    data = TrainData.build(images, tabular_input(schema, rows), rows["label"], schema.field_of_column(), device)
+    out = {}
+    for name, (tabular, align, refine) in VARIANTS.items():
+        cfg = dataclasses.replace(fuse_cfg, align=align, refine=refine)
+        trained = train_one(f"{fuse_cfg.encoder}/{name}", cfg, tabular, len(schema.columns), data, device)
+        out[name] = FusionBundle(name, trained.model, schema, (0, 0, 0, 0), fuse_cfg.image_size, {})
+        if echo:
+            echo(f"    {fuse_cfg.encoder:<8} {name:<7} trained in {trained.seconds:6.1f} s")
+    return out
+
+
+def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, device,
+               echo: Callable[[str], None] | None = None) -> dict:
+    """{"encoders": {enc: {condition: {model: metrics}}}, "clean_probs": {enc: {model: probs}}, ...}."""
+    from oanet.gate.calibrate import calibrate
+    from oanet.gate.gate import skill_of
+    from oanet.gate.members import Members, corrupt, score_scenarios
+    from oanet.gate.reference import References
+    from oanet.split import make_split
+    from oanet.tabular.learners import get_learner
+
+    schema = TabularSchema.from_layout(layout)
+    split = make_split(table, layout, dataclasses.replace(params.split, seed=params.split.seed + r))
+    part = {p: np.flatnonzero(split["split"].to_numpy() == p) for p in ("train", "val", "test")}
+    rows = {p: table.iloc[i].reset_index(drop=True) for p, i in part.items()}
+    ims = {p: images[i] for p, i in part.items()}
+    y = {p: rows[p]["label"].to_numpy().astype(int) for p in part}
+    X_train = schema.matrix(rows["train"])
+    tabular = {m: get_learner(m, random_state=params.bag.seed + r, n_jobs=1).fit(X_train, y["train"])
+               for m in params.bag.models}
+    refs = References.fit(schema, rows["train"], ims["train"], ocr_bins=params.gate.ocr_bins)
+    conds = conditions(params.evaluate.missing_rates, params.evaluate.grid_ratios)
+    out = {"split_seed": params.split.seed + r, "rows": {p: len(i) for p, i in part.items()},
+           "encoders": {}, "clean": {}, "gate": {}}
+    for enc in profile.encoders:
+        cfg = dataclasses.replace(params.fuse, encoder=enc, image_size=profile.image_size, epochs=profile.epochs,
+                                  batch_size=profile.batch_size, seed=params.fuse.seed + r)
+        nets = train_networks(cfg, schema, ims["train"], rows["train"], device, echo)
+        scorer = Members(schema, tabular, nets)
+        val = score_scenarios(scorer, refs, rows["val"], ims["val"], params.gate.scenarios, params.gate.seed + r, device)
+        gate_members = ("cnn", "fusion", *tabular)
+        gate, report = calibrate(y["val"], val, gate_members, quantile=params.gate.quantile,
+                                 off_factors=params.gate.off_factors, temperatures=params.gate.temperatures,
+                                 min_accuracy=params.gate.min_accuracy)
+        best = max(tabular, key=lambda m: skill_of(y["val"], val["clean"].probs[m]))
+        per_condition = {}
+        for k, (name, (rate, ratio)) in enumerate(conds.items()):
+            t, im = corrupt(schema, rows["test"], ims["test"], rate, ratio, seed=1000 * (r + 1) + k)
+            probs = with_baselines(scorer.predict(t, im, device), tuple(tabular), best)
+            decision = gate.decide(probs, refs.divergences(t, im))
+            per_condition[name] = {**{m: binary_metrics(y["test"], p) for m, p in probs.items()},
+                                   "gate": binary_metrics(y["test"], decision.prob, gate.threshold)}
+            if name == "clean":
+                out["clean"][enc] = {**{m: p.tolist() for m, p in probs.items()}, "gate": decision.prob.tolist(),
+                                     "label": y["test"].tolist()}
+        out["encoders"][enc] = per_condition
+        out["gate"][enc] = {**gate.to_dict(), "floor_met": report["floor_met"], "best_tabular": best}
+        if echo:
+            c = per_condition["clean"]
+            echo(f"  repeat {r} {enc}: recall cnn {c['cnn']['recall']:.3f} fusion {c['fusion']['recall']:.3f} "
+                 f"gate {c['gate']['recall']:.3f} bag {c['bag']['recall']:.3f}")
+    return out

@@ -1,0 +1,1 @@
+"""The KL-divergence gate over all models: references, weights, calibration, the stage."""

@@ -1,0 +1,150 @@
+"""The gate: member weights from modality divergences, and the ensembled decision.
+
+For a row with image divergence D_image and OCR divergence D_ocr (reference.py), each
+modality's divergence is normalised by its threshold T (a high quantile of the
+divergence of clean validation rows): d = D / T, so d <= 1 is "as usual". Member m,
+depending on the modalities M(m) (cnn: image; each tabular model: ocr; fusion: both),
+gets
+
+    on_m = all(d_mod <= k for mod in M(m))                       switched off beyond k
+    w_m  = on_m * skill_m * prod_{mod in M(m)} exp(-max(0, d_mod - 1) / tau)
+    w    = w / sum(w)                                             the weights sum to one
+    p    = sum_m w_m p_m,   decision: p >= threshold
+
+skill_m = max(0.01, 2 AUC_m - 1) on clean validation rows. When every member is off
+(both modalities beyond k), the members that use only the less diverged modality are
+kept, so a prediction is always made. k, tau and the threshold are calibrated on
+validation data (calibrate.py). The modality that drove a decision is the one with
+the larger weight share (a fusion member counts half to each).
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from oanet.errors import OanetError
+
+FORMAT = "oanet-gate/1"
+MODALITIES = ("image", "ocr")
+MIN_SKILL = 0.01
+
+
+class GateError(OanetError, ValueError):
+    """A gate that cannot be built, loaded or applied to the members given."""
+
+
+def member_modalities(name: str) -> tuple[str, ...]:
+    """cnn reads the image, fusion both, every other member (a tabular model) the OCR table."""
+    return {"cnn": ("image",), "fusion": ("image", "ocr")}.get(name, ("ocr",))
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    prob: np.ndarray           # (N,) ensembled defect probability
+    weights: np.ndarray        # (N, M) member weights, rows sum to one
+    members: tuple[str, ...]
+    driver: np.ndarray         # (N,) "image" | "ocr"
+
+    def weight_table(self) -> list[dict[str, float]]:
+        return [dict(zip(self.members, map(float, row), strict=True)) for row in self.weights]
+
+
+@dataclass(frozen=True)
+class Gate:
+    members: tuple[str, ...]
+    skill: tuple[float, ...]
+    thresholds: Mapping[str, float]      # modality -> T (divergence of a usual clean row)
+    off_factor: float                    # k
+    temperature: float                   # tau
+    threshold: float                     # decision threshold on the ensembled probability
+
+    def __post_init__(self):
+        if len(self.members) != len(self.skill) or not self.members:
+            raise GateError("a gate needs one skill per member and at least one member")
+        if set(self.thresholds) != set(MODALITIES) or min(self.thresholds.values()) <= 0:
+            raise GateError(f"thresholds must be positive for {MODALITIES}, got {dict(self.thresholds)}")
+
+    def weights(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N, M) member weights from per-row divergences {modality: (N,)}."""
+        d = {mod: np.asarray(divergence[mod], dtype=np.float64) / self.thresholds[mod] for mod in MODALITIES}
+        n = len(d["image"])
+        uses = np.array([[mod in member_modalities(m) for mod in MODALITIES] for m in self.members])  # (M, 2)
+        dmat = np.stack([d[mod] for mod in MODALITIES], axis=1)                                      # (N, 2)
+        penalty = np.exp(-np.clip(dmat - 1.0, 0.0, None) / self.temperature) if self.temperature > 0 \
+            else (dmat <= 1.0).astype(np.float64)
+        factor = np.prod(np.where(uses[None], penalty[:, None, :], 1.0), axis=2)                      # (N, M)
+        on = np.all(~uses[None] | (dmat[:, None, :] <= self.off_factor), axis=2)                     # (N, M)
+        w = on * factor * np.asarray(self.skill)[None]
+        dead = w.sum(axis=1) <= 0
+        if dead.any():                       # every member off: keep those using only the less diverged modality
+            calm = np.argmin(dmat[dead], axis=1)                                                     # (n_dead,)
+            only = uses[None, :, :] == (np.arange(2)[None, None, :] == calm[:, None, None])          # (n_dead, M, 2)
+            keep = np.all(only, axis=2)
+            keep[~keep.any(axis=1)] = True
+            w[dead] = keep * np.asarray(self.skill)[None]
+        return w / w.sum(axis=1, keepdims=True) if n else np.zeros((0, len(self.members)))
+
+    def decide(self, probs: Mapping[str, np.ndarray], divergence: Mapping[str, np.ndarray]) -> GateDecision:
+        missing = [m for m in self.members if m not in probs]
+        if missing:
+            raise GateError(f"no probabilities for the gate members {missing}")
+        p = np.stack([np.asarray(probs[m], dtype=np.float64) for m in self.members], axis=1)   # (N, M)
+        w = self.weights(divergence)
+        share = {mod: (w * np.array([(mod in member_modalities(m)) / len(member_modalities(m))
+                                     for m in self.members])).sum(axis=1) for mod in MODALITIES}
+        driver = np.where(share["image"] >= share["ocr"], "image", "ocr")
+        return GateDecision((w * p).sum(axis=1), w, self.members, driver)
+
+    def to_dict(self) -> dict:
+        return {"members": list(self.members), "skill": list(self.skill), "thresholds": dict(self.thresholds),
+                "off_factor": self.off_factor, "temperature": self.temperature, "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "Gate":
+        return cls(tuple(raw["members"]), tuple(raw["skill"]), dict(raw["thresholds"]), float(raw["off_factor"]),
+                   float(raw["temperature"]), float(raw["threshold"]))
+
+
+def skill_of(labels: Sequence[int], prob: np.ndarray) -> float:
+    """2 AUC - 1 on validation rows, floored at MIN_SKILL (a member is never weighted negative)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(labels)
+    if len(np.unique(y)) < 2:
+        return 1.0
+    return max(MIN_SKILL, 2.0 * float(roc_auc_score(y, prob)) - 1.0)
+
+
+@dataclass(frozen=True)
+class GateArtifact:
+    """Everything the gate needs at inference, saved as one JSON file next to the models."""
+    gate: Gate
+    references: object   # oanet.gate.reference.References
+    calibration: dict    # what was searched and what was found
+
+    def decide(self, probs: Mapping[str, np.ndarray], table, images) -> GateDecision:
+        return self.gate.decide(probs, self.references.divergences(table, images))
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"format": FORMAT, "gate": self.gate.to_dict(),
+                                    "references": self.references.to_dict(), "calibration": self.calibration},
+                                   indent=1) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "GateArtifact":
+        from oanet.gate.reference import References
+
+        path = Path(path)
+        if not path.exists():
+            raise GateError(f"no gate at {path}: run the gate stage")
+        raw = json.loads(path.read_text())
+        if raw.get("format") != FORMAT:
+            raise GateError(f"{path} is not a gate artifact ({FORMAT}), format {raw.get('format')!r}")
+        return cls(Gate.from_dict(raw["gate"]), References.from_dict(raw["references"]), raw.get("calibration", {}))

@@ -1,0 +1,98 @@
+"""Stage `gate`: fit the modality references, calibrate the gate on val, score the test split.
+
+Reads the OCR table, the split, the images and the bag and fuse stages' models; writes
+- cfg.out: the gate artifact (JSON: references, skills, thresholds, k, tau, decision threshold,
+  calibration grid), versioned by DVC beside the models;
+- cfg.predictions: per test row the gate probability and decision, the driving modality,
+  every member's weight and probability;
+- cfg.metrics: {"gate": test metrics (clean), "scenarios": {scenario: {member or gate: metrics}},
+  "calibration": chosen constants, "batch_divergence": {part: {modality: KL}}}.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oanet.config import GateConfig
+from oanet.metrics import binary_metrics
+
+
+@dataclass(frozen=True)
+class GateResult:
+    metrics: dict
+    artifact: Path
+    predictions: Path
+    seconds: float
+
+    def summary(self) -> str:
+        cal = self.metrics["calibration"]
+        lines = [f"gate: k {cal['off_factor']:g}, tau {cal['temperature']:g}, threshold {cal['threshold']:.2f} "
+                 f"(val pooled recall {cal['recall']:.3f} accuracy {cal['accuracy']:.3f}"
+                 f"{'' if cal['floor_met'] else ', accuracy floor NOT met'}); {self.seconds:.1f} s",
+                 f"  {'test scenario':<10} " + " ".join(f"{m:>13}" for m in self.metrics["scenarios"]["clean"])]
+        for name, rows in self.metrics["scenarios"].items():
+            lines.append(f"  {name:<10} recall " + " ".join(f"{v['recall']:13.3f}" for v in rows.values()))
+            lines.append(f"  {'':<10} acc    " + " ".join(f"{v['accuracy']:13.3f}" for v in rows.values()))
+        lines.append(f"  written: {self.artifact}, {self.predictions}")
+        return "\n".join(lines)
+
+
+def gate_inputs(table_path, split_path, data_dir, image_size: int, object_roi) -> dict:
+    """{part: (rows, images (N,1,S,S) uint8)} for train, val and test."""
+    from oanet.fusion.data import load_rois
+    from oanet.split import load_parts
+
+    parts = load_parts(table_path, split_path)
+    return {part: (df, load_rois(data_dir, df["image"].tolist(), object_roi, image_size))
+            for part, df in parts.items()}
+
+
+def run(cfg: GateConfig) -> GateResult:
+    from oanet.fusion.train import resolve_device
+    from oanet.gate.calibrate import calibrate
+    from oanet.gate.gate import GateArtifact
+    from oanet.gate.members import load_members, score_scenarios
+    from oanet.gate.reference import References
+
+    t0 = time.perf_counter()
+    device = str(resolve_device(cfg.device))
+    members = load_members(cfg.bag_dir, cfg.fusion_dir)
+    parts = gate_inputs(cfg.table, cfg.split, cfg.data, members.image_size, members.object_roi)
+    references = References.fit(members.schema, *parts["train"], ocr_bins=cfg.ocr_bins)
+    val_rows, val_images = parts["val"]
+    val = score_scenarios(members, references, val_rows, val_images, cfg.scenarios, cfg.seed, device)
+    gate, report = calibrate(val_rows["label"], val, members.names, quantile=cfg.quantile,
+                             off_factors=cfg.off_factors, temperatures=cfg.temperatures,
+                             min_accuracy=cfg.min_accuracy)
+    artifact = GateArtifact(gate, references, report)
+    artifact.save(cfg.out)
+
+    test_rows, test_images = parts["test"]
+    y = test_rows["label"].to_numpy().astype(int)
+    test = score_scenarios(members, references, test_rows, test_images, cfg.scenarios, cfg.seed + 100, device)
+    scenarios = {}
+    for name, sc in test.items():
+        decision = gate.decide(sc.probs, sc.divergence)
+        scenarios[name] = {**{m: binary_metrics(y, p) for m, p in sc.probs.items()},
+                           "gate": binary_metrics(y, decision.prob, gate.threshold)}
+        if name == "clean":
+            clean = decision
+    pred = pd.DataFrame({"image": test_rows["image"], "label": y, "prob_gate": clean.prob,
+                         "decision": (clean.prob >= gate.threshold).astype(int), "driver": clean.driver,
+                         **{f"w_{m}": clean.weights[:, j] for j, m in enumerate(gate.members)},
+                         **{f"prob_{m}": test["clean"].probs[m] for m in gate.members}})
+    Path(cfg.predictions).parent.mkdir(parents=True, exist_ok=True)
+    pred.to_parquet(cfg.predictions, index=False)
+    metrics = {"gate": scenarios["clean"]["gate"], "scenarios": scenarios,
+               "calibration": {**report["chosen"], "floor_met": report["floor_met"], "skill": report["skill"],
+                               "thresholds": report["thresholds"]},
+               "batch_divergence": {p: references.batch_divergences(*parts[p]) for p in ("val", "test")},
+               "drivers": {k: int(v) for k, v in zip(*np.unique(clean.driver, return_counts=True), strict=True)}}
+    Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(cfg.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+    return GateResult(metrics, Path(cfg.out), Path(cfg.predictions), time.perf_counter() - t0)

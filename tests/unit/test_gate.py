@@ -1,0 +1,157 @@
+"""The KL-divergence gate: references, weights, fallbacks, calibration, the saved artifact."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from oanet.features import TabularSchema
+from oanet.gate.calibrate import Scenario, calibrate
+from oanet.gate.gate import Gate, GateArtifact, GateError, member_modalities
+from oanet.gate.reference import ImageReference, OcrReference, References, smoothed_kl
+from oanet.perturb import drop_ocr_values, grid_mask_images
+
+SCHEMA = TabularSchema(numeric=("temp", "press"), categories=(("stn", ("A", "B")),))
+MEMBERS = ("cnn", "fusion", "lightgbm", "gbm")
+
+
+def table(n: int, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"temp": rng.normal(1120, 8, n), "press": rng.normal(48, 1.2, n),
+                         "stn": rng.choice(["A", "B"], n)})
+
+
+def images(n: int, seed: int = 0) -> torch.Tensor:
+    """Smooth gray textures around level 120, like a brushed tile: (n,1,32,32) uint8."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 1, (n, 1, 8, 8))
+    up = np.kron(base, np.ones((4, 4)))                                  # blocky, low-gradient texture
+    return torch.from_numpy(np.clip(120 + 12 * up + rng.normal(0, 2, up.shape), 0, 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def refs() -> References:
+    return References.fit(SCHEMA, table(400), images(400))
+
+
+@pytest.fixture(scope="module")
+def gate(refs) -> Gate:
+    clean = refs.divergences(table(100, 1), images(100, 1))
+    thresholds = {m: float(np.quantile(v, 0.99)) for m, v in clean.items()}
+    return Gate(MEMBERS, (0.2, 0.8, 0.7, 0.6), thresholds, off_factor=2.0, temperature=1.0, threshold=0.5)
+
+
+def test_smoothed_kl_is_zero_for_the_reference_and_grows_with_surprise():
+    ref = np.array([0.5, 0.3, 0.2])
+    assert smoothed_kl(ref * 1000, ref) == pytest.approx(0.0, abs=1e-9)
+    assert smoothed_kl(np.array([0, 0, 1.0]), ref) > smoothed_kl(np.array([1.0, 0, 0]), ref) > 0
+
+
+def test_ocr_reference_scores_missing_and_unknown_values_as_surprising(refs):
+    usual = refs.ocr.divergence(table(50, 2))
+    blank = table(5, 3).assign(temp=np.nan, press=np.nan, stn=None)
+    odd = table(5, 4).assign(stn="Z", temp=2000.0)
+    assert refs.ocr.divergence(blank).min() > 2 * np.quantile(usual, 0.99)
+    assert refs.ocr.divergence(odd).min() > np.median(usual)
+    assert refs.ocr.batch_divergence(table(400, 5)) < 0.05 < refs.ocr.batch_divergence(blank)
+
+
+def test_image_reference_scores_noise_and_gridmask_as_surprising(refs):
+    usual = refs.image.divergence(images(50, 6))
+    noise = torch.randint(0, 256, (5, 1, 32, 32), dtype=torch.uint8)
+    masked = grid_mask_images(images(5, 7), 0.6, seed=1)
+    assert refs.image.divergence(noise).min() > 2 * np.quantile(usual, 0.99)
+    assert refs.image.divergence(masked).min() > np.quantile(usual, 0.99)
+
+
+def test_weights_sum_to_one_and_follow_skill_on_usual_rows(refs, gate):
+    div = refs.divergences(table(30, 8), images(30, 8))
+    w = gate.weights(div)
+    assert w.shape == (30, len(MEMBERS))
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert (w >= 0).all() and (w[:, 1] > w[:, 0]).mean() > 0.9          # fusion (skill .8) over cnn (.2)
+
+
+def test_all_fields_missing_switches_off_every_ocr_member(refs, gate):
+    rows = table(10, 9).assign(temp=np.nan, press=np.nan, stn=None)
+    d = gate.decide({m: np.full(10, 0.9 if m == "cnn" else 0.1) for m in MEMBERS}, refs.divergences(rows, images(10, 9)))
+    ocr_members = [j for j, m in enumerate(MEMBERS) if "ocr" in member_modalities(m)]
+    assert np.all(d.weights[:, ocr_members] == 0)
+    np.testing.assert_allclose(d.weights[:, 0], 1.0)
+    np.testing.assert_allclose(d.prob, 0.9)                               # the image member decides
+    assert set(d.driver) == {"image"}
+
+
+def test_noise_image_switches_off_every_image_member(refs, gate):
+    noise = torch.randint(0, 256, (10, 1, 32, 32), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    d = gate.decide({m: np.full(10, 0.5) for m in MEMBERS}, refs.divergences(table(10, 10), noise))
+    assert np.all(d.weights[:, :2] == 0)                                  # cnn and fusion read the image
+    np.testing.assert_allclose(d.weights[:, 2:].sum(axis=1), 1.0)
+    assert set(d.driver) == {"ocr"}
+
+
+def test_both_modalities_off_falls_back_to_the_less_diverged_one(gate):
+    t = gate.thresholds
+    w = gate.weights({"image": np.array([10 * t["image"], 50 * t["image"]]),
+                      "ocr": np.array([50 * t["ocr"], 10 * t["ocr"]])})
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert w[0, 0] == 1.0                                                 # image less off: the cnn alone
+    assert w[1, 0] == 0 and w[1, 1] == 0 and w[1, 2:].sum() == pytest.approx(1.0)
+
+
+def test_saved_artifact_reloads_and_decides_identically(tmp_path, refs, gate):
+    rows, ims = drop_ocr_values(table(40, 11), SCHEMA.fields, 0.4, seed=3), images(40, 11)
+    probs = {m: np.random.default_rng(j).random(40) for j, m in enumerate(MEMBERS)}
+    art = GateArtifact(gate, refs, {"note": "test"})
+    loaded = GateArtifact.load(art.save(tmp_path / "gate.json"))
+    a, b = art.decide(probs, rows, ims), loaded.decide(probs, rows, ims)
+    np.testing.assert_array_equal(a.prob, b.prob)
+    np.testing.assert_array_equal(a.weights, b.weights)
+    assert loaded.gate == gate and loaded.calibration == {"note": "test"}
+
+
+def test_loading_something_else_is_a_clear_error(tmp_path):
+    with pytest.raises(GateError, match="run the gate stage"):
+        GateArtifact.load(tmp_path / "absent.json")
+    (tmp_path / "x.json").write_text('{"format": "other"}')
+    with pytest.raises(GateError, match="not a gate artifact"):
+        GateArtifact.load(tmp_path / "x.json")
+
+
+def test_calibration_meets_the_accuracy_floor_and_leans_on_the_working_member(refs):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    good = np.clip(y * 0.6 + 0.2 + rng.normal(0, 0.1, 200), 0, 1)       # an informative OCR member
+    rows, ims = table(200, 12), images(200, 12)
+    clean = Scenario({"cnn": rng.random(200), "fusion": good, "lightgbm": good, "gbm": good},
+                     refs.divergences(rows, ims))
+    lost = drop_ocr_values(rows, SCHEMA.fields, 1.0, seed=0)
+    broken = Scenario({"cnn": rng.random(200), "fusion": 1 - good, "lightgbm": 1 - good, "gbm": 1 - good},
+                      refs.divergences(lost, ims))                         # OCR gone: OCR members are wrong
+    gate, report = calibrate(y, {"clean": clean, "ocr_loss": broken}, MEMBERS, quantile=0.99,
+                             off_factors=(2.0, 1e6), temperatures=(1.0,), min_accuracy=0.7)
+    assert report["floor_met"] and report["chosen"]["accuracy"] >= 0.7
+    assert gate.off_factor == 2.0                                         # switching off is what pays
+    assert 0.05 <= gate.threshold <= 0.95
+    with pytest.raises(GateError, match="both classes"):
+        calibrate(np.zeros(20), {"clean": clean}, MEMBERS, quantile=0.99, off_factors=(2.0,),
+                  temperatures=(1.0,), min_accuracy=0.7)
+
+
+def test_drop_ocr_values_rates_and_determinism():
+    t = table(500, 13)
+    assert drop_ocr_values(t, SCHEMA.fields, 0.0, 1).equals(t)
+    assert drop_ocr_values(t, SCHEMA.fields, 1.0, 1)[list(SCHEMA.fields)].isna().all().all()
+    a, b = drop_ocr_values(t, SCHEMA.fields, 0.6, 1), drop_ocr_values(t, SCHEMA.fields, 0.6, 1)
+    assert a.equals(b) and 0.55 < a[list(SCHEMA.fields)].isna().mean().mean() < 0.65
+    with pytest.raises(ValueError):
+        drop_ocr_values(t, SCHEMA.fields, 1.5, 1)
+
+
+def test_grid_mask_strength_is_the_masked_area():
+    x = torch.full((64, 1, 48, 48), 200, dtype=torch.uint8)
+    for ratio in (0.3, 0.5, 0.7):
+        share = (grid_mask_images(x, ratio, seed=0) == 0).float().mean().item()
+        assert abs(share - ratio ** 2) < 0.08, (ratio, share)
+    assert torch.equal(grid_mask_images(x, 0.0, seed=0), x)
