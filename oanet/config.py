@@ -103,6 +103,8 @@ class BagConfig:
     split: str = "data/split.parquet"
     models: tuple[str, ...] = ("lightgbm", "catboost", "gbm", "random_forest")
     seed: int = 42
+    mask_prob: float = 0.2      # mask learning: share of fields dropped in each masked copy
+    mask_copies: int = 1        # masked copies of the training rows added to every fit (0: off)
     out_dir: str = "models/bag"
     predictions: str = "data/bag_predictions.parquet"
     metrics: str = "reports/bag_metrics.json"

@@ -67,7 +67,7 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
     from oanet.gate.members import Members, corrupt, score_scenarios
     from oanet.gate.reference import References
     from oanet.split import make_split
-    from oanet.tabular.learners import get_learner
+    from oanet.tabular.masking import FieldMasking, fit_learner
 
     schema = TabularSchema.from_layout(layout)
     split = make_split(table, layout, dataclasses.replace(params.split, seed=params.split.seed + r))
@@ -76,7 +76,8 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
     ims = {p: images[i] for p, i in part.items()}
     y = {p: rows[p]["label"].to_numpy().astype(int) for p in part}
     X_train = schema.matrix(rows["train"])
-    tabular = {m: get_learner(m, random_state=params.bag.seed + r, n_jobs=1).fit(X_train, y["train"])
+    masking = FieldMasking.from_schema(schema, params.bag.mask_prob, params.bag.mask_copies, params.bag.seed + r)
+    tabular = {m: fit_learner(m, X_train, y["train"], masking, random_state=params.bag.seed + r, n_jobs=1)
                for m in params.bag.models}
     refs = References.fit(schema, rows["train"], ims["train"], ocr_bins=params.gate.ocr_bins)
     conds = conditions(params.evaluate.missing_rates, params.evaluate.grid_ratios)

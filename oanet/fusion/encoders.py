@@ -8,8 +8,10 @@ Every encoder maps a normalised grayscale batch (n, 1, S, S) to an embedding (n,
   torchvision's AlexNet/VGG heads (6x6 / 7x7 pooling into 4096-wide FC layers, 58M and
   120M parameters) are what makes them collapse to the majority class from scratch on
   a thousand images; GAP keeps only the convolutional feature extractor.
-- `vgg16` is torchvision's `vgg16_bn`: plain VGG16 from scratch collapses (measured on
-  MT-AOI, ../shared/DESIGN.md), batch norm lets it train at lr 0.01.
+- `vgg16` is torchvision's `vgg16_bn` and `alexnet` gets a BatchNorm2d after each of its
+  five convolutions: plain VGG16 and AlexNet from scratch collapse to the majority class
+  (measured on MT-AOI, ../shared/DESIGN.md, and again here: AlexNet at 32 px on the CPU
+  had test recall 0.0); batch norm lets both train at lr 0.01.
 - inputs smaller than an architecture's minimum (AlexNet's stride-4 stem and three
   max-pools need 63 px, VGG's five pools 32 px) are upsampled to it inside `forward`.
 
@@ -193,10 +195,24 @@ def _resnet18():
     return resnet18(weights=None)
 
 
+def _with_batchnorm(features: nn.Sequential) -> nn.Sequential:
+    """AlexNet's features with a BatchNorm2d after every convolution (AlexNet-BN).
+
+    Built after any torchvision weights were loaded into the plain convolutions, so a
+    pretrained file still loads; the new norms start as identity-scaled and train.
+    """
+    layers = []
+    for layer in features:
+        layers.append(layer)
+        if isinstance(layer, nn.Conv2d):
+            layers.append(nn.BatchNorm2d(layer.out_channels))
+    return nn.Sequential(*layers)
+
+
 def _resnet_trunk(m):
     return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
 
 
-register_encoder("alexnet", EncoderSpec(_alexnet, "features.0", lambda m: m.features, 256, 63))
+register_encoder("alexnet", EncoderSpec(_alexnet, "features.0", lambda m: _with_batchnorm(m.features), 256, 63))
 register_encoder("vgg16", EncoderSpec(_vgg16_bn, "features.0", lambda m: m.features, 512, 32))
 register_encoder("resnet18", EncoderSpec(_resnet18, "conv1", _resnet_trunk, 512, 1))

@@ -1,5 +1,7 @@
 """Stage `bag`: tabular intra-bagging on the OCR table, with the split stage's rows and folds.
 
+Every fit adds `mask_copies` copies of its rows with each OCR field dropped with
+probability `mask_prob` (mask learning, as in the fusion network; tabular/masking.py).
 For each model of `cfg.models`: k-fold cross-validation on the training rows, `val`
 included (the split's `fold` column, stratified and grouped by lot) gives an
 out-of-fold probability for every training row and per-fold metrics; then the model is
@@ -108,15 +110,15 @@ def _check_folds(y: np.ndarray, folds: np.ndarray) -> list[int]:
 
 
 def cross_val_oof(name: str, X: np.ndarray, y: np.ndarray, folds: np.ndarray, *, seed: int, n_jobs: int,
-                  params: dict | None = None) -> tuple[np.ndarray, list[dict[str, float]]]:
+                  params: dict | None = None, masking=None) -> tuple[np.ndarray, list[dict[str, float]]]:
     """Out-of-fold probability of class 1 for every row, and the metrics of each fold."""
-    from oanet.tabular.learners import get_learner
+    from oanet.tabular.masking import fit_learner
 
     oof = np.full(len(y), np.nan)
     rows = []
     for k in _check_folds(y, folds):
         held = folds == k
-        model = get_learner(name, random_state=seed, n_jobs=n_jobs, params=params).fit(X[~held], y[~held])
+        model = fit_learner(name, X[~held], y[~held], masking, random_state=seed, n_jobs=n_jobs, params=params)
         oof[held] = model.predict_proba(X[held])[:, 1]
         rows.append(binary_metrics(y[held], oof[held]))
     return oof, rows
@@ -172,7 +174,8 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
     """
     import joblib
 
-    from oanet.tabular.learners import get_learner, learner_names
+    from oanet.tabular.learners import learner_names
+    from oanet.tabular.masking import FieldMasking, fit_learner
 
     models = tuple(cfg.models)
     unknown = [m for m in models if m not in learner_names()]
@@ -197,6 +200,7 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
     Xtr, ytr, ftr = X[train], y[train], folds[train]
     _check_folds(ytr, ftr)
 
+    masking = FieldMasking.from_schema(schema, cfg.mask_prob, cfg.mask_copies, cfg.seed)
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     probs: dict[str, np.ndarray] = {}
@@ -209,8 +213,10 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
         t0 = time.perf_counter()
         params = (learner_params or {}).get(name)
         prob = np.full(len(df), np.nan)
-        prob[train], cv_folds[name] = cross_val_oof(name, Xtr, ytr, ftr, seed=cfg.seed, n_jobs=n_jobs, params=params)
-        model = get_learner(name, random_state=cfg.seed, n_jobs=n_jobs, params=params).fit(X[fit_rows], y[fit_rows])
+        prob[train], cv_folds[name] = cross_val_oof(name, Xtr, ytr, ftr, seed=cfg.seed, n_jobs=n_jobs, params=params,
+                                                    masking=masking)
+        model = fit_learner(name, X[fit_rows], y[fit_rows], masking, random_state=cfg.seed, n_jobs=n_jobs,
+                            params=params)
         if test.any():
             prob[test] = model.predict_proba(X[test])[:, 1]
             test_metrics[name] = binary_metrics(y[test], prob[test])

@@ -182,3 +182,23 @@ def test_bag_rejects_bad_model_lists(kwargs, match, data):
 def test_bag_unknown_member_lists_the_known_ones(data):
     with pytest.raises(UnknownLearnerError, match="random_forest"):
         TabularBag(models=("gbm", "svm")).fit(*data)
+
+
+def test_field_masking_drops_whole_fields_in_the_matrix_encoding():
+    from oanet.tabular.masking import FieldMasking
+
+    # columns: two numeric fields, then one category field with 3 one-hot columns
+    m = FieldMasking(field_of_column=(0, 1, 2, 2, 2), n_numeric=2, prob=0.5, copies=2, seed=0)
+    X = np.tile(np.array([[1.0, 2.0, 0.0, 1.0, 0.0]], np.float32), (400, 1))
+    y = np.arange(400) % 2
+    Xa, ya = m.augment(X, y)
+    assert Xa.shape == (1200, 5) and (ya == np.tile(y, 3)).all()
+    np.testing.assert_array_equal(Xa[:400], X)                         # the original rows come first, untouched
+    copies = Xa[400:]
+    cat_dropped = copies[:, 2:].sum(axis=1) == 0
+    assert set(np.unique(copies[:, 3])) == {0.0, 1.0}                   # a category is dropped as all zeros ...
+    assert np.isnan(copies[:, :2]).mean() == pytest.approx(0.5, abs=0.05)
+    assert cat_dropped.mean() == pytest.approx(0.5, abs=0.06)
+    assert not np.isnan(copies[:, 2:]).any()                           # ... never as NaN
+    off = FieldMasking((0, 1, 2, 2, 2), 2, prob=0.0, copies=2, seed=0)
+    assert off.augment(X, y)[0] is X
