@@ -157,7 +157,7 @@ class GateConfig:
     metrics: str = "reports/gate_metrics.json"
     ocr_bins: int = 10
     quantile: float = 0.99
-    off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 1e6)
+    off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
     temperatures: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     min_accuracy: float = 0.8
     scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")

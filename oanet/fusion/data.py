@@ -31,15 +31,23 @@ class ImageLoadError(OanetError, FileNotFoundError):
     """An image of the table that is missing or unreadable."""
 
 
+def roi_of(image, roi: tuple[int, int, int, int], size: int) -> np.ndarray:
+    """(size, size) uint8: the object box of a PIL image or (H, W) uint8 array, resized (bilinear)."""
+    from PIL import Image
+
+    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    crop = im.convert("L").crop(roi)
+    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+
+
 def _load_one(path: Path, roi: tuple[int, int, int, int], size: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            crop = im.convert("L").crop(roi)
+            return roi_of(im, roi, size)
     except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
         raise ImageLoadError(f"cannot read image {path}: {err}") from None
-    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
 def load_rois(data_dir: str | Path, images: Sequence[str], roi: tuple[int, int, int, int], size: int,

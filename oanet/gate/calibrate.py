@@ -2,7 +2,7 @@
 
 Inputs are the members' probabilities and the modality divergences of the validation
 rows under several scenarios (clean, OCR values dropped, GridMask, both). Then:
-1. thresholds T_mod: the `quantile` of each modality's divergence on the clean rows;
+1. per modality, the median B and the `quantile` T of its divergence on the clean rows;
 2. skill_m: 2 AUC - 1 of each member on the clean rows;
 3. (k, tau, decision threshold): grid search on all scenarios pooled, maximising
    recall subject to accuracy >= min_accuracy; ties go to the higher accuracy. When
@@ -48,13 +48,15 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
         raise GateError(f"gate calibration needs validation rows of both classes, got {len(y)} rows "
                         f"with labels {sorted(set(y.tolist()))}; is split.val_fold set?")
     clean = scenarios["clean"]
-    thresholds = {mod: max(float(np.quantile(clean.divergence[mod], quantile)), 1e-9) for mod in MODALITIES}
+    baselines = {mod: float(np.median(clean.divergence[mod])) for mod in MODALITIES}
+    thresholds = {mod: max(float(np.quantile(clean.divergence[mod], quantile)), baselines[mod] + 1e-9)
+                  for mod in MODALITIES}
     skill = tuple(skill_of(y, clean.probs[m]) for m in members)
     pooled_y = np.concatenate([y for _ in scenarios])
     grid = []
     for k in off_factors:
         for tau in temperatures:
-            gate = Gate(tuple(members), skill, thresholds, float(k), float(tau), 0.5)
+            gate = Gate(tuple(members), skill, thresholds, baselines, float(k), float(tau), 0.5)
             p = np.concatenate([gate.decide(s.probs, s.divergence).prob for s in scenarios.values()])
             t, rec, acc = _best_threshold(pooled_y, p, min_accuracy)
             grid.append({"off_factor": float(k), "temperature": float(tau), "threshold": t,
@@ -62,8 +64,10 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
     feasible = [g for g in grid if g["accuracy"] >= min_accuracy]
     best = max(feasible, key=lambda g: (g["recall"], g["accuracy"])) if feasible \
         else max(grid, key=lambda g: (g["accuracy"], g["recall"]))
-    gate = Gate(tuple(members), skill, thresholds, best["off_factor"], best["temperature"], best["threshold"])
+    gate = Gate(tuple(members), skill, thresholds, baselines, best["off_factor"], best["temperature"],
+                best["threshold"])
     report = {"rows": int(len(y)), "scenarios": list(scenarios), "quantile": quantile,
               "min_accuracy": min_accuracy, "floor_met": bool(feasible), "chosen": best, "grid": grid,
-              "skill": dict(zip(members, skill, strict=True)), "thresholds": thresholds}
+              "skill": dict(zip(members, skill, strict=True)), "thresholds": thresholds,
+              "baselines": baselines}
     return gate, report

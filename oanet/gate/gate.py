@@ -1,8 +1,10 @@
 """The gate: member weights from modality divergences, and the ensembled decision.
 
 For a row with image divergence D_image and OCR divergence D_ocr (reference.py), each
-modality's divergence is normalised by its threshold T (a high quantile of the
-divergence of clean validation rows): d = D / T, so d <= 1 is "as usual". Member m,
+modality's divergence is normalised by the clean validation rows' median B and high
+quantile T: d = max(0, D - B) / (T - B), so d is 0 for a typical row, 1 at the edge of
+the usual range, and counts "usual spreads" beyond it (a single row's smoothed KL never
+reaches 0, so dividing D by T alone would squash every departure). Member m,
 depending on the modalities M(m) (cnn: image; each tabular model: ocr; fusion: both),
 gets
 
@@ -57,7 +59,8 @@ class GateDecision:
 class Gate:
     members: tuple[str, ...]
     skill: tuple[float, ...]
-    thresholds: Mapping[str, float]      # modality -> T (divergence of a usual clean row)
+    thresholds: Mapping[str, float]      # modality -> T (high quantile of clean divergences)
+    baselines: Mapping[str, float]       # modality -> B (median of clean divergences), B < T
     off_factor: float                    # k
     temperature: float                   # tau
     threshold: float                     # decision threshold on the ensembled probability
@@ -65,12 +68,15 @@ class Gate:
     def __post_init__(self):
         if len(self.members) != len(self.skill) or not self.members:
             raise GateError("a gate needs one skill per member and at least one member")
-        if set(self.thresholds) != set(MODALITIES) or min(self.thresholds.values()) <= 0:
-            raise GateError(f"thresholds must be positive for {MODALITIES}, got {dict(self.thresholds)}")
+        if set(self.thresholds) != set(MODALITIES) or set(self.baselines) != set(MODALITIES) \
+                or any(self.thresholds[m] <= self.baselines[m] for m in MODALITIES):
+            raise GateError(f"need baseline < threshold for each of {MODALITIES}, got baselines "
+                            f"{dict(self.baselines)}, thresholds {dict(self.thresholds)}")
 
     def weights(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
         """(N, M) member weights from per-row divergences {modality: (N,)}."""
-        d = {mod: np.asarray(divergence[mod], dtype=np.float64) / self.thresholds[mod] for mod in MODALITIES}
+        d = {mod: np.clip(np.asarray(divergence[mod], dtype=np.float64) - self.baselines[mod], 0.0, None)
+                 / (self.thresholds[mod] - self.baselines[mod]) for mod in MODALITIES}
         n = len(d["image"])
         uses = np.array([[mod in member_modalities(m) for mod in MODALITIES] for m in self.members])  # (M, 2)
         dmat = np.stack([d[mod] for mod in MODALITIES], axis=1)                                      # (N, 2)
@@ -101,12 +107,12 @@ class Gate:
 
     def to_dict(self) -> dict:
         return {"members": list(self.members), "skill": list(self.skill), "thresholds": dict(self.thresholds),
-                "off_factor": self.off_factor, "temperature": self.temperature, "threshold": self.threshold}
+                "baselines": dict(self.baselines), "off_factor": self.off_factor, "temperature": self.temperature, "threshold": self.threshold}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Gate":
-        return cls(tuple(raw["members"]), tuple(raw["skill"]), dict(raw["thresholds"]), float(raw["off_factor"]),
-                   float(raw["temperature"]), float(raw["threshold"]))
+        return cls(tuple(raw["members"]), tuple(raw["skill"]), dict(raw["thresholds"]), dict(raw["baselines"]),
+                   float(raw["off_factor"]), float(raw["temperature"]), float(raw["threshold"]))
 
 
 def skill_of(labels: Sequence[int], prob: np.ndarray) -> float:

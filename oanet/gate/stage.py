@@ -90,7 +90,7 @@ def run(cfg: GateConfig) -> GateResult:
     pred.to_parquet(cfg.predictions, index=False)
     metrics = {"gate": scenarios["clean"]["gate"], "scenarios": scenarios,
                "calibration": {**report["chosen"], "floor_met": report["floor_met"], "skill": report["skill"],
-                               "thresholds": report["thresholds"]},
+                               "thresholds": report["thresholds"], "baselines": report["baselines"]},
                "batch_divergence": {p: references.batch_divergences(*parts[p]) for p in ("val", "test")},
                "drivers": {k: int(v) for k, v in zip(*np.unique(clean.driver, return_counts=True), strict=True)}}
     Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)

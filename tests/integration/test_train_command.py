@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 N, PER_LOT = 72, 12   # 6 lots: enough for a grouped 7:3 split and 2 folds
 
 
-def test_train_writes_every_models_metrics(repo_root, ocr, tmp_path):
+def test_train_writes_every_models_metrics(repo_root, ocr, tmp_path):  # noqa: PLR0915 - one tiny set, many checks
     from oanet.config import IngestConfig, SynthConfig
     from oanet.ingest.stage import run as ingest
     from oanet.synth.stage import run as synth
@@ -30,7 +30,7 @@ def test_train_writes_every_models_metrics(repo_root, ocr, tmp_path):
     params["gate"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", data=str(data),
                           bag_dir=f"{w}/models/bag", fusion_dir=f"{w}/models/fusion", out=f"{w}/models/gate.json",
                           predictions=f"{w}/gate.parquet", metrics=f"{w}/gate.json", device="cpu",
-                          off_factors=[2.0, 1e6], temperatures=[1.0])
+                          off_factors=[2.0, 5.0], temperatures=[1.0])
     params["report"] = {"out": f"{w}/metrics.json"}
     params["evaluate"].update(table=f"{w}/clean.parquet", data=str(data), out_dir=f"{w}/eval",
                               metrics=f"{w}/eval/evaluation.json", robustness_encoder="alexnet", device="cpu",
@@ -50,7 +50,47 @@ def test_train_writes_every_models_metrics(repo_root, ocr, tmp_path):
     assert Path(w, "models/fusion/fusion.pt").exists() and Path(w, "models/bag").is_dir()
     assert "| fusion |" in res.output and "gate: k" in res.output
     check_gate_artifact_reproduces_its_predictions(tmp_path, data)
+    check_bundle_decides_from_raw_bytes(tmp_path, data, ocr)
     check_evaluate_writes_the_tables_plots_and_goals(tmp_path)
+
+
+def check_bundle_decides_from_raw_bytes(w: Path, data: Path, ocr):
+    """Raw image bytes in, decision out; a blank panel leans on the image, junk is accounted for."""
+    import io
+
+    import numpy as np
+    import pandas as pd
+    from PIL import Image
+
+    from oanet.config import load_params
+    from oanet.serving import OUTPUT_COLUMNS, DefectPipeline, package_bundle
+
+    p = load_params(w / "params.yaml")
+    folder = package_bundle(w / "bundle", data / "layout.yaml", p.ingest, p.bag.out_dir, p.fuse.out_dir, p.gate.out)
+    pipe = DefectPipeline.load(folder, device="cpu")
+    pipe._ocr = ocr                                        # the session's engine: no second cnocr start-up
+    names = pd.read_csv(data / "labels.csv")["image"].head(3).tolist()
+    arr = np.asarray(Image.open(data / names[0]).convert("L")).copy()
+    x0, y0, x1, y1 = pipe.layout.object_roi
+    panel = np.ones(arr.shape, bool)
+    panel[y0:y1, x0:x1] = False
+    arr[panel] = 0                                         # the object stays, the panel is wiped
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    items = [(n, (data / n).read_bytes()) for n in names] + [("blank.png", buf.getvalue()), ("junk.png", b"\x00")]
+    out = pipe.predict(items)
+    assert list(out.columns) == list(OUTPUT_COLUMNS) and list(out["image"]) == [*names, "blank.png", "junk.png"]
+    ok = out.iloc[:4]
+    assert ok["prob"].between(0, 1).all() and set(ok["decision"]) <= {0, 1} and (ok["error"] == "").all()
+    assert all(abs(sum(json.loads(w_).values()) - 1) < 1e-9 for w_ in ok["weights"])
+    read = json.loads(out.loc[0, "fields"])
+    assert set(read) == {f.name for f in pipe.layout.fields} and read["lot"]["reason"] is None
+    blank = out.loc[3]
+    assert {v["reason"] for v in json.loads(blank["fields"]).values()} == {"blank_panel"}
+    weights = json.loads(blank["weights"])
+    assert weights["cnn"] == 1.0 and blank["driver"] == "image"   # every OCR-reading member is off
+    junk = out.loc[4]
+    assert junk["decision"] == -1 and np.isnan(junk["prob"]) and junk["error"].startswith("not_an_image")
 
 
 def check_evaluate_writes_the_tables_plots_and_goals(w: Path):

@@ -39,7 +39,8 @@ def refs() -> References:
 def gate(refs) -> Gate:
     clean = refs.divergences(table(100, 1), images(100, 1))
     thresholds = {m: float(np.quantile(v, 0.99)) for m, v in clean.items()}
-    return Gate(MEMBERS, (0.2, 0.8, 0.7, 0.6), thresholds, off_factor=2.0, temperature=1.0, threshold=0.5)
+    baselines = {m: float(np.median(v)) for m, v in clean.items()}
+    return Gate(MEMBERS, (0.2, 0.8, 0.7, 0.6), thresholds, baselines, off_factor=2.0, temperature=1.0, threshold=0.5)
 
 
 def test_smoothed_kl_is_zero_for_the_reference_and_grows_with_surprise():
@@ -92,9 +93,11 @@ def test_noise_image_switches_off_every_image_member(refs, gate):
 
 
 def test_both_modalities_off_falls_back_to_the_less_diverged_one(gate):
-    t = gate.thresholds
-    w = gate.weights({"image": np.array([10 * t["image"], 50 * t["image"]]),
-                      "ocr": np.array([50 * t["ocr"], 10 * t["ocr"]])})
+    def at(mod, spreads):     # a divergence `spreads` usual ranges beyond the median
+        b, t = gate.baselines[mod], gate.thresholds[mod]
+        return b + np.asarray(spreads, dtype=float) * (t - b)
+
+    w = gate.weights({"image": at("image", [10, 50]), "ocr": at("ocr", [50, 10])})   # both beyond k = 2
     np.testing.assert_allclose(w.sum(axis=1), 1.0)
     assert w[0, 0] == 1.0                                                 # image less off: the cnn alone
     assert w[1, 0] == 0 and w[1, 1] == 0 and w[1, 2:].sum() == pytest.approx(1.0)

@@ -1,0 +1,169 @@
+"""One deployable model: raw AOI image bytes in, a decision with its reasons out.
+
+A *bundle* is a folder with everything the decision needs, copied from the stages'
+outputs so it can be versioned and shipped as one artifact:
+
+    layout.yaml   the layout contract (where each field and the object sit)
+    ingest.json   the OCR settings (recogniser, confidence floor, crop padding, blank-panel test)
+    bag/          the tabular models (bag stage)
+    fusion/       cnn.pt and fusion.pt (fuse stage)
+    gate.json     the calibrated gate (gate stage)
+    bundle.json   format, creation time, members
+
+`DefectPipeline.load(folder).predict([(name, bytes), ...])` decodes each image, OCRs its
+panel, parses the fields (value and reason code each), scores every member and lets
+the gate decide. An image that cannot be used still gets a row, with `error` set to
+the quarantine reason, so every input is accounted for; a blank panel is not an error:
+its fields are all missing (reason `blank_panel`) and the image members decide.
+This module knows nothing of MLflow; the pyfunc wrapper lives in flows/.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oanet.errors import OanetError
+
+FORMAT = "oanet-bundle/1"
+OUTPUT_COLUMNS = ("image", "prob", "decision", "threshold", "driver", "weights", "fields", "error")
+
+
+class BundleError(OanetError, ValueError):
+    """A bundle folder that is missing a part or was written by something else."""
+
+
+def package_bundle(out_dir: str | Path, layout_path, ingest_cfg, bag_dir, fusion_dir, gate_path) -> Path:
+    """Copy the stages' outputs into one bundle folder; returns it."""
+    out = Path(out_dir)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for src, name in ((layout_path, "layout.yaml"), (gate_path, "gate.json")):
+        if not Path(src).is_file():
+            raise BundleError(f"cannot bundle: {src} not found (run the stages first)")
+        shutil.copy(src, out / name)
+    for src, name in ((bag_dir, "bag"), (fusion_dir, "fusion")):
+        if not Path(src).is_dir():
+            raise BundleError(f"cannot bundle: {src} not found (run the stages first)")
+        shutil.copytree(src, out / name)
+    keep = ("rec_model", "min_confidence", "batch_size", "crop_pad", "blank_panel_std")
+    (out / "ingest.json").write_text(json.dumps({k: getattr(ingest_cfg, k) for k in keep}, indent=1))
+    gate = json.loads((out / "gate.json").read_text())["gate"]
+    (out / "bundle.json").write_text(json.dumps({"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                                                           time.gmtime()),
+                                                 "members": gate["members"]}, indent=1))
+    return out
+
+
+@dataclass
+class DefectPipeline:
+    layout: object                  # Layout
+    ingest: dict                    # ingest.json
+    members: object                 # oanet.gate.members.Members
+    gate: object                    # GateArtifact
+    device: str = "cpu"
+    _ocr: object = None
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "auto") -> "DefectPipeline":
+        from oanet.fusion.train import resolve_device
+        from oanet.gate.gate import GateArtifact
+        from oanet.gate.members import load_members
+        from oanet.layout import load_layout
+
+        folder = Path(folder)
+        meta = folder / "bundle.json"
+        if not meta.is_file() or json.loads(meta.read_text()).get("format") != FORMAT:
+            raise BundleError(f"{folder} is not an OANet model bundle ({FORMAT}; bundle.json missing or different)")
+        return cls(load_layout(folder / "layout.yaml"), json.loads((folder / "ingest.json").read_text()),
+                   load_members(folder / "bag", folder / "fusion"), GateArtifact.load(folder / "gate.json"),
+                   str(resolve_device(device)))
+
+    @property
+    def ocr(self):
+        if self._ocr is None:                          # cnocr takes seconds to import: only when needed
+            from oanet.ingest.engine import Ocr
+
+            self._ocr = Ocr(self.ingest["rec_model"])
+        return self._ocr
+
+    def read_fields(self, panels: list[np.ndarray]) -> list[dict[str, dict]]:
+        """{field: {"value", "text", "confidence", "reason"}} for each decoded image (panel has text)."""
+        from oanet.ingest.parse import parse_read
+        from oanet.ingest.reading import read_images
+
+        reads = read_images(self.ocr, panels, self.layout, self.ingest["crop_pad"], self.ingest["batch_size"]) \
+            if panels else []
+        out = []
+        for per_image in reads:
+            row = {}
+            for f, pair in zip(self.layout.fields, per_image, strict=True):
+                text, conf = pair if pair else (None, None)
+                parsed = parse_read(f, text, conf, self.ingest["min_confidence"])
+                row[f.name] = {"value": parsed.value, "text": text, "confidence": conf, "reason": parsed.reason}
+            out.append(row)
+        return out
+
+    def predict(self, items: Sequence[tuple[str, bytes]]) -> pd.DataFrame:
+        """One row per input, in order: OUTPUT_COLUMNS (weights and fields as JSON strings)."""
+        from oanet.fusion.data import roi_of
+        from oanet.ingest import inventory as inv
+
+        rows, good = [], []
+        for name, data in items:
+            arr = inv.decode(data, self.layout, 0.0)      # 0: a blank panel is decided on below, not rejected
+            if isinstance(arr, inv.Rejected):
+                rows.append({"image": name, "error": arr.reason, "detail": arr.detail})
+                continue
+            blank = inv.panel_std(arr, self.layout) < self.ingest["blank_panel_std"]
+            rows.append({"image": name, "error": "", "blank": blank})
+            good.append((len(rows) - 1, arr, blank))
+        texts = iter(self.read_fields([arr for _, arr, blank in good if not blank]))
+        for i, _, blank in good:
+            rows[i]["fields"] = ({f.name: {"value": None, "text": None, "confidence": None, "reason": inv.BLANK_PANEL}
+                                  for f in self.layout.fields} if blank else next(texts))
+        if good:
+            self._decide(rows, [i for i, _, _ in good],
+                         np.stack([roi_of(arr, self.members.object_roi, self.members.image_size)
+                                   for _, arr, _ in good])[:, None])
+        return pd.DataFrame([_output_row(r) for r in rows], columns=list(OUTPUT_COLUMNS))
+
+    def _decide(self, rows: list[dict], index: list[int], rois: np.ndarray) -> None:
+        import torch
+
+        table = pd.DataFrame({f.name: pd.array([rows[i]["fields"][f.name]["value"] for i in index],
+                                               dtype="float64" if f.dtype in ("float", "int") else "string")
+                              for f in self.layout.fields})
+        images = torch.from_numpy(rois)                                   # (N, 1, S, S) uint8
+        decision = self.gate.decide(self.members.predict(table, images, self.device), table, images)
+        for k, i in enumerate(index):
+            rows[i].update(prob=float(decision.prob[k]), driver=str(decision.driver[k]),
+                           weights=dict(zip(decision.members, map(float, decision.weights[k]), strict=True)),
+                           threshold=self.gate.gate.threshold)
+
+
+def _output_row(r: dict) -> dict:
+    ok = not r["error"]
+    return {"image": r["image"], "prob": r.get("prob", np.nan),
+            "decision": int(r["prob"] >= r["threshold"]) if ok else -1,
+            "threshold": r.get("threshold", np.nan), "driver": r.get("driver", ""),
+            "weights": json.dumps(r.get("weights", {})),
+            "fields": json.dumps({k: {kk: vv for kk, vv in v.items() if kk in ("value", "reason")}
+                                  for k, v in r.get("fields", {}).items()}, default=_json_default),
+            "error": r["error"] if ok else f"{r['error']}: {r.get('detail', '')}".rstrip(": ")}
+
+
+def _json_default(obj):
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    return str(obj)
