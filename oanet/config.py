@@ -195,6 +195,18 @@ class EvaluateConfig:
 
 
 @dataclass(frozen=True)
+class RegisterConfig:
+    model_name: str = "oanet"
+    experiment: str = "oanet"
+    tracking_uri: str | None = None        # None: $MLFLOW_TRACKING_URI, else the project's mlruns/mlflow.db
+    artifact_root: str = "mlruns/artifacts"
+    bundle_dir: str = "models/bundle"
+    min_recall_gain: float = 0.0
+    max_accuracy_drop: float = 0.01
+    max_robust_recall_drop: float = 0.02
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     out: str = "reports/metrics.json"
 
@@ -209,6 +221,7 @@ class Params:
     fuse: FuseConfig = FuseConfig()
     gate: GateConfig = GateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    register: RegisterConfig = RegisterConfig()
     report: ReportConfig = ReportConfig()
 
 

@@ -5,7 +5,8 @@ and `fusion` (image + OCR, alignment, refinement, mask learning) on the `train` 
 (not `val`: the gate is calibrated there);
 writes
 - cfg.predictions: image, split, label, prob_cnn, prob_fusion for the val and test rows;
-- cfg.metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...};
+- cfg.metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...,
+  "history": {model: [per-epoch metrics]}};
 - cfg.out_dir/{cnn,fusion}.pt: state_dict + architecture + config + tabular schema +
   object box + image size (everything `load_bundle` needs to predict on raw images);
 - a training-curve PNG beside the metrics file.
@@ -235,6 +236,7 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
                            "device": str(device), "n_train": len(parts["train"]), "n_val": len(parts["val"]),
                            "n_test": len(parts["test"]), "torch": torch.__version__, **extra}
     metrics["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
+    metrics["history"] = histories                      # per-epoch training metrics, for tracking
     for path in (cfg.predictions, cfg.metrics):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     pred.to_parquet(cfg.predictions, index=False)

@@ -52,6 +52,25 @@ def gate_inputs(table_path, split_path, data_dir, image_size: int, object_roi) -
             for part, df in parts.items()}
 
 
+def score_gate(members, artifact, rows: pd.DataFrame, images, scenarios, seed: int, device: str = "cpu"):
+    """({scenario: {member or "gate": metrics}}, the clean GateDecision, the clean member probabilities).
+
+    Used by the stage on its own models and by promotion to score a champion on the
+    challenger's test rows, so both are judged by the same code on the same rows.
+    """
+    from oanet.gate.members import score_scenarios
+
+    y = rows["label"].to_numpy().astype(int)
+    scored = score_scenarios(members, artifact.references, rows, images, scenarios, seed, device)
+    out, clean = {}, None
+    for name, sc in scored.items():
+        decision = artifact.gate.decide(sc.probs, sc.divergence)
+        out[name] = {**{m: binary_metrics(y, p) for m, p in sc.probs.items()},
+                     "gate": binary_metrics(y, decision.prob, artifact.gate.threshold)}
+        clean = decision if name == "clean" else clean
+    return out, clean, scored["clean"].probs if "clean" in scored else {}
+
+
 def run(cfg: GateConfig) -> GateResult:
     from oanet.fusion.train import resolve_device
     from oanet.gate.calibrate import calibrate
@@ -74,18 +93,12 @@ def run(cfg: GateConfig) -> GateResult:
 
     test_rows, test_images = parts["test"]
     y = test_rows["label"].to_numpy().astype(int)
-    test = score_scenarios(members, references, test_rows, test_images, cfg.scenarios, cfg.seed + 100, device)
-    scenarios = {}
-    for name, sc in test.items():
-        decision = gate.decide(sc.probs, sc.divergence)
-        scenarios[name] = {**{m: binary_metrics(y, p) for m, p in sc.probs.items()},
-                           "gate": binary_metrics(y, decision.prob, gate.threshold)}
-        if name == "clean":
-            clean = decision
+    scenarios, clean, clean_probs = score_gate(members, artifact, test_rows, test_images, cfg.scenarios,
+                                               cfg.seed + 100, device)
     pred = pd.DataFrame({"image": test_rows["image"], "label": y, "prob_gate": clean.prob,
                          "decision": (clean.prob >= gate.threshold).astype(int), "driver": clean.driver,
                          **{f"w_{m}": clean.weights[:, j] for j, m in enumerate(gate.members)},
-                         **{f"prob_{m}": test["clean"].probs[m] for m in gate.members}})
+                         **{f"prob_{m}": clean_probs[m] for m in gate.members}})
     Path(cfg.predictions).parent.mkdir(parents=True, exist_ok=True)
     pred.to_parquet(cfg.predictions, index=False)
     metrics = {"gate": scenarios["clean"]["gate"], "scenarios": scenarios,

@@ -1,61 +1,28 @@
-"""`oanet train`: split, bag, fuse, gate and report wired together on a tiny OCR'd set."""
+"""The model pipeline on one tiny OCR'd set: `oanet train` (split, bag, fuse, gate, report), the
+saved gate, the serving bundle, `oanet evaluate` (the `trained` fixture is in conftest.py)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import yaml
 from typer.testing import CliRunner
 
-N, PER_LOT = 72, 12   # 6 lots: enough for a grouped 7:3 split and 2 folds
 
-
-def test_train_writes_every_models_metrics(repo_root, ocr, tmp_path):  # noqa: PLR0915 - one tiny set, many checks
-    from oanet.config import IngestConfig, SynthConfig
-    from oanet.ingest.stage import run as ingest
-    from oanet.synth.stage import run as synth
-
-    data = tmp_path / "aoi"
-    synth(SynthConfig(n=N, seed=5, units_per_lot=PER_LOT), data, progress=False)
-    ingest(IngestConfig(cache=None), data, tmp_path / "clean.parquet", tmp_path / "q.parquet", ocr=ocr)
-
-    params = yaml.safe_load((repo_root / "params.yaml").read_text())
+def test_train_writes_every_models_metrics(trained):
+    tmp_path, data, output = trained
     w = str(tmp_path)
-    params["split"].update(table=f"{w}/clean.parquet", out=f"{w}/split.parquet", folds=2)
-    params["bag"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", models=["gbm", "random_forest"],
-                         out_dir=f"{w}/models/bag", predictions=f"{w}/bag.parquet", metrics=f"{w}/bag.json")
-    params["fuse"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", data=str(data), image_size=32,
-                          epochs=1, batch_size=16, align_dim=16, refine_dim=8, device="cpu",
-                          out_dir=f"{w}/models/fusion", predictions=f"{w}/fusion.parquet", metrics=f"{w}/fusion.json")
-    params["gate"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", data=str(data),
-                          bag_dir=f"{w}/models/bag", fusion_dir=f"{w}/models/fusion", out=f"{w}/models/gate.json",
-                          predictions=f"{w}/gate.parquet", metrics=f"{w}/gate.json", device="cpu",
-                          off_factors=[2.0, 5.0], temperatures=[1.0])
-    params["report"] = {"out": f"{w}/metrics.json"}
-    params["evaluate"].update(table=f"{w}/clean.parquet", data=str(data), out_dir=f"{w}/eval",
-                              metrics=f"{w}/eval/evaluation.json", robustness_encoder="alexnet", device="cpu",
-                              missing_rates=[0.0, 1.0], grid_ratios=[0.0, 0.5],
-                              quick=dict(image_size=32, epochs=1, batch_size=16, repeats=2, encoders=["alexnet"]))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-
-    from oanet.cli import app
-
-    res = CliRunner().invoke(app, ["train", "--params", str(tmp_path / "params.yaml")])
-    assert res.exit_code == 0, res.output
     metrics = json.loads(Path(w, "metrics.json").read_text())
     assert set(metrics) == {"gbm", "random_forest", "bag", "cnn", "fusion", "gate"}
     for values in metrics.values():
         assert set(values) == {"accuracy", "recall", "precision", "f1", "roc_auc"}
         assert 0.0 <= values["accuracy"] <= 1.0
     assert Path(w, "models/fusion/fusion.pt").exists() and Path(w, "models/bag").is_dir()
-    assert "| fusion |" in res.output and "gate: k" in res.output
-    check_gate_artifact_reproduces_its_predictions(tmp_path, data)
-    check_bundle_decides_from_raw_bytes(tmp_path, data, ocr)
-    check_evaluate_writes_the_tables_plots_and_goals(tmp_path)
+    assert "| fusion |" in output and "gate: k" in output
 
 
-def check_bundle_decides_from_raw_bytes(w: Path, data: Path, ocr):
+def test_bundle_decides_from_raw_bytes(trained, ocr):
     """Raw image bytes in, decision out; a blank panel leans on the image, junk is accounted for."""
+    w, data, _ = trained
     import io
 
     import numpy as np
@@ -93,9 +60,10 @@ def check_bundle_decides_from_raw_bytes(w: Path, data: Path, ocr):
     assert junk["decision"] == -1 and np.isnan(junk["prob"]) and junk["error"].startswith("not_an_image")
 
 
-def check_evaluate_writes_the_tables_plots_and_goals(w: Path):
+def test_evaluate_writes_the_tables_plots_and_goals(trained):
     from oanet.cli import app
 
+    w, _, _ = trained
     res = CliRunner().invoke(app, ["evaluate", "--params", str(w / "params.yaml")])
     assert res.exit_code == 0, res.output
     ev = json.loads((w / "eval/evaluation.json").read_text())
@@ -116,8 +84,9 @@ def check_evaluate_writes_the_tables_plots_and_goals(w: Path):
         assert (w / "eval/plots" / f"{png}.png").stat().st_size > 5000
 
 
-def check_gate_artifact_reproduces_its_predictions(w: Path, data: Path):
+def test_gate_artifact_reproduces_its_predictions(trained):
     """A fresh load of the saved gate and models gives the stage's test decisions exactly."""
+    w, data, _ = trained
     import numpy as np
     import pandas as pd
 

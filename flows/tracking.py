@@ -1,0 +1,105 @@
+"""MLflow tracking set-up, lineage tags and the training callback; the library never sees MLflow.
+
+Default store: embedded, inside the project (git-ignored): SQLite at mlruns/mlflow.db and
+artifacts under register.artifact_root. `MLFLOW_TRACKING_URI` (or register.tracking_uri)
+points it at a team's server instead (PostgreSQL backend, S3-style artifacts).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tracking_uri(cfg) -> str:
+    """register.tracking_uri, else $MLFLOW_TRACKING_URI, else the project's SQLite file."""
+    if cfg.tracking_uri:
+        return cfg.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    db = Path("mlruns") / "mlflow.db"
+    db.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{db.resolve()}"
+
+
+def setup(cfg):
+    """Point MLflow at the store and make sure the experiment exists; returns an MlflowClient."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri(cfg))
+    client = MlflowClient()
+    if client.get_experiment_by_name(cfg.experiment) is None:
+        root = Path(cfg.artifact_root).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        client.create_experiment(cfg.experiment, artifact_location=root.as_uri())
+    mlflow.set_experiment(cfg.experiment)
+    return client
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, str]:
+    """{"fuse.epochs": "8", ...}: nested params as MLflow params (values as short strings)."""
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+    return out
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def raw_data_hash(dvc_lock: Path = Path("dvc.lock"), raw: str = "data/raw") -> str:
+    """The DVC md5 of the raw data folder as recorded in dvc.lock (the data version), else 'untracked'."""
+    import yaml
+
+    if not dvc_lock.is_file():
+        return "untracked"
+    lock = yaml.safe_load(dvc_lock.read_text()) or {}
+    for stage in lock.get("stages", {}).values():
+        for out in stage.get("outs", []):
+            if out.get("path") == raw:
+                return str(out.get("md5", "untracked"))
+    return "untracked"
+
+
+def device_name() -> str:
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def lineage_tags(params_path: Path) -> dict[str, str]:
+    return {"oanet.git_commit": _git_commit(), "oanet.data_md5": raw_data_hash(),
+            "oanet.params_sha256": hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16],
+            "oanet.device": device_name()}
+
+
+class MlflowEpochLogger:
+    """Training callback (oanet.fusion.train.Callback): per-epoch metrics of one model, as steps."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        import mlflow
+
+        mlflow.log_metrics({f"{self.prefix}.{k}": float(v) for k, v in metrics.items() if k != "epoch"}, step=epoch)

@@ -1,0 +1,96 @@
+"""Champion/challenger rule: should a newly trained model replace the one in service?
+
+A pure function over numbers, so it is unit-tested without MLflow; `flows/registry.py`
+reads the numbers from the model registry, calls `decide` and moves the aliases.
+Recall on defects is what the paper improves, so the challenger must not lose recall;
+accuracy and recall under damaged inputs (60% OCR missing + GridMask, the paper's
+Table 2) may drop a little, because run-to-run noise alone moves them by that much.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+METRICS = ("recall", "accuracy", "robust_recall")
+# Equal metrics must pass; `a - b` in floats can miss that by one ulp (0.3 - 0.1 != 0.2).
+_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    max_accuracy_drop: float = 0.01       # challenger accuracy >= champion accuracy - this
+    max_robust_recall_drop: float = 0.02  # challenger robust recall >= champion's - this
+    min_recall_gain: float = 0.0          # challenger recall >= champion recall + this
+
+
+@dataclass(frozen=True)
+class Candidate:
+    version: str
+    complete: bool          # False for a failed or incomplete run
+    recall: float | None
+    accuracy: float | None
+    robust_recall: float | None
+
+
+@dataclass(frozen=True)
+class Decision:
+    promote: bool
+    reason: str             # one sentence a human reads in the registry history
+    compared: dict          # {"challenger": {...}, "champion": {...} or None, "rule": {...}}
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def incomplete_reason(candidate: Candidate) -> str | None:
+    """Why a candidate cannot be compared at all (failed run, missing or NaN metric), else None."""
+    if not candidate.complete:
+        return "run is incomplete (failed or did not finish)"
+    missing = [name for name in METRICS if _missing(getattr(candidate, name))]
+    if missing:
+        return "metric missing or NaN: " + ", ".join(missing)
+    return None
+
+
+def _numbers(candidate: Candidate | None) -> dict | None:
+    if candidate is None:
+        return None
+    # NaN becomes None so that the record serialises as strict JSON.
+    values = {name: None if _missing(v := getattr(candidate, name)) else float(v) for name in METRICS}
+    return {"version": candidate.version, "complete": candidate.complete, **values}
+
+
+def _check(label: str, value: float, op_ok: bool, champion: float, margin: str) -> tuple[bool, str]:
+    sign = ">=" if op_ok else "<"
+    return op_ok, f"{label} {value:.3f} {sign} champion {champion:.3f}{margin}"
+
+
+def decide(challenger: Candidate, champion: Candidate | None, rule: PromotionRule) -> Decision:
+    """Promote `challenger` over `champion` (None: no champion yet) under `rule`."""
+    compared = {"challenger": _numbers(challenger), "champion": _numbers(champion), "rule": asdict(rule)}
+
+    why = incomplete_reason(challenger)
+    if why:
+        return Decision(False, f"refused: challenger v{challenger.version} {why}", compared)
+    if champion is None:
+        return Decision(True, f"promoted: first valid model (v{challenger.version}, no champion yet)", compared)
+    if incomplete_reason(champion):
+        # A champion without numbers (e.g. an alias set by hand) cannot be defended; say so.
+        return Decision(True, f"promoted: champion v{champion.version} has no complete metrics to "
+                              f"compare against ({incomplete_reason(champion)})", compared)
+
+    c, h = challenger, champion
+    checks = [
+        _check("recall", c.recall, c.recall >= h.recall + rule.min_recall_gain - _TOLERANCE,
+               h.recall, f" + {rule.min_recall_gain:g}"),
+        _check("accuracy", c.accuracy, c.accuracy >= h.accuracy - rule.max_accuracy_drop - _TOLERANCE,
+               h.accuracy, f" - {rule.max_accuracy_drop:g}"),
+        _check("robust recall", c.robust_recall,
+               c.robust_recall >= h.robust_recall - rule.max_robust_recall_drop - _TOLERANCE,
+               h.robust_recall, f" - {rule.max_robust_recall_drop:g}"),
+    ]
+    failed = [text for ok, text in checks if not ok]
+    if failed:
+        return Decision(False, "refused: " + "; ".join(failed), compared)
+    return Decision(True, "promoted: " + "; ".join(text for _, text in checks), compared)

@@ -1,0 +1,187 @@
+"""`oanet register`, the registry history and rollback, and the registered model in a fresh process.
+
+Uses the session's tiny trained set (conftest `trained`) and a temporary SQLite MLflow store.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+MODEL = "oanet-test"
+
+
+@pytest.fixture(scope="module")
+def store(trained, tmp_path_factory):
+    """(params path, tracking URI) with the register section pointing at a fresh store."""
+    w, _, _ = trained
+    root = tmp_path_factory.mktemp("mlflow")
+    params = yaml.safe_load((w / "params.yaml").read_text())
+    uri = f"sqlite:///{root}/mlflow.db"
+    params["register"] = {"model_name": MODEL, "experiment": "oanet-test", "tracking_uri": uri,
+                          "artifact_root": str(root / "artifacts"), "bundle_dir": str(w / "bundle-register")}
+    path = root / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path, uri
+
+
+def cli(*args: str):
+    from flows.cli import app
+
+    res = CliRunner().invoke(app, list(args))
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    return res.output
+
+
+def aliases(uri: str) -> dict[str, str]:
+    from mlflow.tracking import MlflowClient
+
+    return {k: str(v) for k, v in MlflowClient(uri).get_registered_model(MODEL).aliases.items()}
+
+
+@pytest.fixture(scope="module")
+def registered(store, trained):
+    """Three runs: the first becomes champion, a worse one is refused, an incomplete one moves nothing."""
+    params, uri = store
+    p = yaml.safe_load(params.read_text())
+    outputs = {"first": cli("register", "--params", str(params))}
+    after_first = aliases(uri)
+
+    gate_metrics = Path(p["gate"]["metrics"])
+    original = gate_metrics.read_text()
+    worse = json.loads(original)
+    worse["scenarios"]["clean"]["gate"]["recall"] -= 0.2          # a challenger that lost 20 recall points
+    gate_metrics.write_text(json.dumps(worse))
+    try:
+        outputs["worse"] = cli("register", "--params", str(params))
+        after_worse = aliases(uri)
+        gate_metrics.rename(gate_metrics.with_suffix(".away"))     # a run whose gate stage never finished
+        outputs["incomplete"] = cli("register", "--params", str(params))
+        after_incomplete = aliases(uri)
+    finally:
+        gate_metrics.with_suffix(".away").rename(gate_metrics) if gate_metrics.with_suffix(".away").exists() else None
+        gate_metrics.write_text(original)
+    return outputs, after_first, after_worse, after_incomplete
+
+
+def test_first_valid_model_becomes_champion(registered):
+    outputs, after_first, _, _ = registered
+    assert after_first == {"champion": "1", "challenger": "1"}
+    assert "PROMOTED to champion" in outputs["first"] and "first valid model" in outputs["first"]
+
+
+def test_worse_challenger_is_refused_on_the_same_test_rows(registered):
+    outputs, _, after_worse, _ = registered
+    assert after_worse == {"champion": "1", "challenger": "2"}
+    assert "kept the champion" in outputs["worse"] and "recall" in outputs["worse"]
+
+
+def test_incomplete_run_moves_no_alias(registered):
+    outputs, _, after_worse, after_incomplete = registered
+    assert "INCOMPLETE" in outputs["incomplete"]
+    assert after_incomplete == after_worse
+
+
+def test_history_and_rollback(registered, store):
+    params, uri = store
+    again = cli("register", "--params", str(params))       # same models as v1: equal metrics pass the rule
+    assert "PROMOTED" in again and aliases(uri)["champion"] == "4"
+    history = cli("registry", "history", "--params", str(params))
+    for action in ("challenger", "promote", "refuse"):
+        assert action in history
+    out = cli("registry", "rollback", "--params", str(params))
+    assert "v4 -> v1" in out and aliases(uri)["champion"] == "1"
+    assert "rollback" in cli("registry", "history", "--params", str(params))
+
+
+def test_registered_model_loads_and_predicts_in_a_fresh_process(registered, store, trained):
+    """A new interpreter, nothing but the store: signature, decisions and reason codes on a blank panel."""
+    _, uri = store
+    _, data, _ = trained
+    image = sorted((data / "images").glob("*.png"))[0]
+    code = f"""
+import base64, io, json, sys
+import numpy as np, pandas as pd, mlflow.pyfunc
+from PIL import Image
+model = mlflow.pyfunc.load_model("models:/{MODEL}@champion")
+sig = model.metadata.signature
+arr = np.asarray(Image.open("{image}").convert("L")).copy()
+arr[:160, :] = 0; arr[160:, 320:] = 0                                   # wipe the panel, keep the object
+buf = io.BytesIO(); Image.fromarray(arr).save(buf, format="PNG")
+frame = pd.DataFrame({{"path": ["{image}", "blank.png"],
+                      "image_b64": ["", base64.b64encode(buf.getvalue()).decode()]}})
+out = model.predict(frame)
+print(json.dumps({{"inputs": sig.inputs.input_names(), "outputs": sig.outputs.input_names(),
+                  "rows": out.to_dict(orient="records")}}))
+"""
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["inputs"] == ["path", "image_b64"]
+    assert got["outputs"] == ["image", "prob", "decision", "threshold", "driver", "weights", "fields", "error"]
+    read, blank = got["rows"]
+    assert read["error"] == "" and read["decision"] in (0, 1) and 0 <= read["prob"] <= 1
+    assert {v["reason"] for v in json.loads(blank["fields"]).values()} == {"blank_panel"}
+    assert blank["driver"] == "image" and json.loads(blank["weights"])["cnn"] == 1.0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_rest_round_trip_with_mlflow_models_serve(registered, store, trained):
+    """`mlflow models serve` on a loopback port: two images posted, the same answers as in-process."""
+    import base64
+    import time
+    import urllib.request
+
+    import pandas as pd
+
+    from oanet.serving import DefectPipeline
+
+    _, uri = store
+    w, data, _ = trained
+    labels = pd.read_csv(data / "labels.csv")
+    names = [labels.loc[labels["label"] == 1, "image"].iloc[0], labels.loc[labels["label"] == 0, "image"].iloc[0]]
+    blobs = [(data / n).read_bytes() for n in names]
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    server = subprocess.Popen(["mlflow", "models", "serve", "-m", f"models:/{MODEL}@champion", "--env-manager", "local",
+                               "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 180
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()[-3000:]
+                assert time.time() < deadline, "server did not come up in 180 s"
+                time.sleep(1)
+        body = json.dumps({"dataframe_split": {"columns": ["path", "image_b64"],
+                                               "data": [[n, base64.b64encode(b).decode()] for n, b in zip(names, blobs)]}})
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/invocations", data=body.encode(),
+                                     headers={"Content-Type": "application/json"})
+        answer = json.loads(urllib.request.urlopen(req, timeout=120).read())["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert [a["image"] for a in answer] == names
+    local = DefectPipeline.load(w / "bundle-register", device="cpu").predict(list(zip(names, blobs)))
+    for got, want in zip(answer, local.to_dict(orient="records")):
+        assert got["error"] == "" and got["decision"] == want["decision"]
+        assert got["prob"] == pytest.approx(want["prob"], abs=1e-6)
+        assert json.loads(got["fields"]) == json.loads(want["fields"])
