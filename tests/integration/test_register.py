@@ -185,3 +185,26 @@ def test_rest_round_trip_with_mlflow_models_serve(registered, store, trained):
         assert got["error"] == "" and got["decision"] == want["decision"]
         assert got["prob"] == pytest.approx(want["prob"], abs=1e-6)
         assert json.loads(got["fields"]) == json.loads(want["fields"])
+
+
+def test_predict_prints_json_lines_for_files_and_writes_a_csv_for_a_folder(registered, store, trained, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    params, _ = store
+    _, data, _ = trained
+    images = sorted((data / "images").glob("*.png"))[:3]
+    out = cli("predict", "--model", f"models:/{MODEL}@champion", "--params", str(params), *map(str, images[:2]))
+    lines = [json.loads(line) for line in out.strip().splitlines() if line.startswith("{")]
+    assert [row["image"] for row in lines] == [str(p) for p in images[:2]]
+    assert all(row["decision"] in (0, 1) and set(row["fields"]) >= {"lot", "unit_id"} for row in lines)
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for p in images:
+        shutil.copy(p, folder / p.name)
+    (folder / "broken.png").write_bytes(b"\x89PNG truncated")
+    out = cli("predict", "--model", f"models:/{MODEL}@champion", "--params", str(params), str(folder))
+    table = pd.read_csv(folder / "oanet_predictions.csv")
+    assert len(table) == 4 and "1 unusable" in out                    # every image accounted for
+    assert table.loc[table["image"].str.endswith("broken.png"), "decision"].item() == -1
