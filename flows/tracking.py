@@ -1,4 +1,4 @@
-"""MLflow tracking set-up, lineage tags and the training callback; the library never sees MLflow.
+"""MLflow tracking set-up and lineage tags; the library never sees MLflow.
 
 Default store: embedded, inside the project (git-ignored): SQLite at mlruns/mlflow.db and
 artifacts under register.artifact_root. `MLFLOW_TRACKING_URI` (or register.tracking_uri)
@@ -91,15 +91,3 @@ def lineage_tags(params_path: Path) -> dict[str, str]:
     return {"oanet.git_commit": _git_commit(), "oanet.data_md5": raw_data_hash(),
             "oanet.params_sha256": hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16],
             "oanet.device": device_name()}
-
-
-class MlflowEpochLogger:
-    """Training callback (oanet.fusion.train.Callback): per-epoch metrics of one model, as steps."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
-        import mlflow
-
-        mlflow.log_metrics({f"{self.prefix}.{k}": float(v) for k, v in metrics.items() if k != "epoch"}, step=epoch)
