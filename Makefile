@@ -31,7 +31,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e . 2>&1 | $(PIP_NOISE)
 	@touch $(STAMP)
 
-## demo: synthesise the demo set, OCR it, validate, split, train the bag, CNN and fusion, gate, evaluate (dvc repro)
+## demo: synthesise the demo set, OCR it, validate, split, train the bag, CNN and fusion, gate, evaluate, register (dvc repro)
 demo: install
 	dvc repro
 	@echo
@@ -39,6 +39,7 @@ demo: install
 	@echo "  test metrics        reports/metrics.json (per model; plots reports/*.png)"
 	@echo "  paper tables        reports/ablation.md, reports/robustness.md (plots reports/plots/*.png)"
 	@echo "  gate                models/gate.json (metrics reports/gate_metrics.json)"
+	@echo "  registered model    models:/oanet@champion in mlruns/mlflow.db (oanet registry history; oanet predict IMAGE)"
 	@echo "  clean OCR table     data/clean.parquet"
 	@echo "  quarantine          data/quarantine.parquet"
 	@echo "  data-quality report reports/validation/summary.md"
