@@ -147,7 +147,7 @@ class DefectPipeline:
         for k, i in enumerate(index):
             rows[i].update(prob=float(decision.prob[k]), driver=str(decision.driver[k]),
                            weights=dict(zip(decision.members, map(float, decision.weights[k]), strict=True)),
-                           threshold=self.gate.gate.threshold)
+                           threshold=float(decision.threshold[k]))
 
 
 def _output_row(r: dict) -> dict:

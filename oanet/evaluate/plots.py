@@ -42,17 +42,17 @@ def plot_sweeps(agg: dict, encoder: str, missing_rates, grid_ratios, out: Path) 
     return out
 
 
-def plot_confusion_and_pr(clean: dict[str, list], threshold: float, encoder: str, out_cm: Path, out_pr: Path):
+def plot_confusion_and_pr(clean: dict[str, list], encoder: str, out_cm: Path, out_pr: Path):
     """Confusion matrix of OANet (gate) and precision-recall curves, test rows of every repeat pooled.
 
-    clean: {model: probabilities, "label": labels} concatenated over repeats; `threshold`
-    is the gate's decision threshold (the last repeat's) for the confusion matrix.
+    clean: {model: probabilities, "gate_decision": the gate's decisions (each at its own
+    regime's threshold), "label": labels}, concatenated over repeats.
     """
     from sklearn.metrics import confusion_matrix, precision_recall_curve
 
     plt = _plt()
     y = np.asarray(clean["label"])
-    cm = confusion_matrix(y, (np.asarray(clean["gate"]) >= threshold).astype(int), labels=[0, 1])
+    cm = confusion_matrix(y, np.asarray(clean["gate_decision"]).astype(int), labels=[0, 1])
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):

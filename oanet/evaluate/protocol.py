@@ -100,10 +100,10 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
             probs = with_baselines(scorer.predict(t, im, device), tuple(tabular), best)
             decision = gate.decide(probs, refs.divergences(t, im))
             per_condition[name] = {**{m: binary_metrics(y["test"], p) for m, p in probs.items()},
-                                   "gate": binary_metrics(y["test"], decision.prob, gate.threshold)}
+                                   "gate": binary_metrics(y["test"], decision.prob, decision.threshold)}
             if name == "clean":
                 out["clean"][enc] = {**{m: p.tolist() for m, p in probs.items()}, "gate": decision.prob.tolist(),
-                                     "label": y["test"].tolist()}
+                                     "gate_decision": decision.decision.tolist(), "label": y["test"].tolist()}
         out["encoders"][enc] = per_condition
         out["gate"][enc] = {**gate.to_dict(), "floor_met": report["floor_met"], "best_tabular": best}
         if echo:

@@ -74,7 +74,7 @@ def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
     enc = cfg.robustness_encoder
     pooled = {k: np.concatenate([rep["clean"][enc][k] for rep in repeats]) for k in repeats[0]["clean"][enc]}
     plots = [plot_sweeps(agg, enc, cfg.missing_rates, cfg.grid_ratios, out / "plots" / "sweeps.png"),
-             *plot_confusion_and_pr(pooled, repeats[-1]["gate"][enc]["threshold"], enc,
+             *plot_confusion_and_pr(pooled, enc,
                                     out / "plots" / "confusion.png", out / "plots" / "pr_curve.png")]
     metrics = {"profile": prof, "repeats": len(repeats),
                "clean": {e: agg[e]["clean"] for e in agg},

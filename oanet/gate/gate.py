@@ -11,12 +11,15 @@ gets
     on_m = all(d_mod <= k for mod in M(m))                       switched off beyond k
     w_m  = on_m * skill_m * prod_{mod in M(m)} exp(-max(0, d_mod - 1) / tau)
     w    = w / sum(w)                                             the weights sum to one
-    p    = sum_m w_m p_m,   decision: p >= threshold
+    p    = sum_m w_m p_m,   decision: p >= threshold[regime]
 
 skill_m = max(0.01, 2 AUC_m - 1) on clean validation rows. When every member is off
 (both modalities beyond k), the members that use only the less diverged modality are
-kept, so a prediction is always made. k, tau and the threshold are calibrated on
-validation data (calibrate.py). The modality that drove a decision is the one with
+kept, so a prediction is always made. The regime of a row is the set of modalities its
+active members read: "both", "image" (OCR switched off) or "ocr" (image switched off);
+each regime has its own decision threshold, because an ensemble of the image members
+alone is calibrated differently from one of all members. k, tau and the thresholds
+are calibrated on validation data (calibrate.py). The modality that drove a decision is the one with
 the larger weight share (a fusion member counts half to each).
 """
 from __future__ import annotations
@@ -33,6 +36,7 @@ from oanet.errors import OanetError
 FORMAT = "oanet-gate/1"
 MODALITIES = ("image", "ocr")
 MIN_SKILL = 0.01
+REGIMES = ("both", "image", "ocr")
 
 
 class GateError(OanetError, ValueError):
@@ -50,6 +54,12 @@ class GateDecision:
     weights: np.ndarray        # (N, M) member weights, rows sum to one
     members: tuple[str, ...]
     driver: np.ndarray         # (N,) "image" | "ocr"
+    regime: np.ndarray         # (N,) "both" | "image" | "ocr": the modalities of the active members
+    threshold: np.ndarray      # (N,) the decision threshold of each row's regime
+
+    @property
+    def decision(self) -> np.ndarray:
+        return (self.prob >= self.threshold).astype(int)
 
     def weight_table(self) -> list[dict[str, float]]:
         return [dict(zip(self.members, map(float, row), strict=True)) for row in self.weights]
@@ -63,7 +73,7 @@ class Gate:
     baselines: Mapping[str, float]       # modality -> B (median of clean divergences), B < T
     off_factor: float                    # k
     temperature: float                   # tau
-    threshold: float                     # decision threshold on the ensembled probability
+    threshold: Mapping[str, float]       # regime -> decision threshold on the ensembled probability
 
     def __post_init__(self):
         if len(self.members) != len(self.skill) or not self.members:
@@ -103,16 +113,27 @@ class Gate:
         share = {mod: (w * np.array([(mod in member_modalities(m)) / len(member_modalities(m))
                                      for m in self.members])).sum(axis=1) for mod in MODALITIES}
         driver = np.where(share["image"] >= share["ocr"], "image", "ocr")
-        return GateDecision((w * p).sum(axis=1), w, self.members, driver)
+        regime = regime_of(w, self.members)
+        threshold = np.array([self.threshold.get(r, self.threshold["both"]) for r in regime], dtype=np.float64)
+        return GateDecision((w * p).sum(axis=1), w, self.members, driver, regime, threshold)
 
     def to_dict(self) -> dict:
         return {"members": list(self.members), "skill": list(self.skill), "thresholds": dict(self.thresholds),
-                "baselines": dict(self.baselines), "off_factor": self.off_factor, "temperature": self.temperature, "threshold": self.threshold}
+                "baselines": dict(self.baselines), "off_factor": self.off_factor, "temperature": self.temperature,
+                "threshold": dict(self.threshold)}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Gate":
         return cls(tuple(raw["members"]), tuple(raw["skill"]), dict(raw["thresholds"]), dict(raw["baselines"]),
-                   float(raw["off_factor"]), float(raw["temperature"]), float(raw["threshold"]))
+                   float(raw["off_factor"]), float(raw["temperature"]),
+                   {k: float(v) for k, v in raw["threshold"].items()})
+
+
+def regime_of(weights: np.ndarray, members: Sequence[str]) -> np.ndarray:
+    """(N,) "both" | "image" | "ocr" from (N, M) weights: which modalities the active members read."""
+    reads = {mod: np.array([mod in member_modalities(m) for m in members]) for mod in MODALITIES}
+    active = {mod: (weights[:, reads[mod]] > 0).any(axis=1) for mod in MODALITIES}
+    return np.where(active["image"] & active["ocr"], "both", np.where(active["image"], "image", "ocr"))
 
 
 def skill_of(labels: Sequence[int], prob: np.ndarray) -> float:

@@ -31,7 +31,8 @@ class GateResult:
 
     def summary(self) -> str:
         cal = self.metrics["calibration"]
-        lines = [f"gate: k {cal['off_factor']:g}, tau {cal['temperature']:g}, threshold {cal['threshold']:.2f} "
+        cuts = ", ".join(f"{r} {t:.2f}" for r, t in cal["threshold"].items())
+        lines = [f"gate: k {cal['off_factor']:g}, tau {cal['temperature']:g}, thresholds {cuts} "
                  f"(val pooled recall {cal['recall']:.3f} accuracy {cal['accuracy']:.3f}"
                  f"{'' if cal['floor_met'] else ', accuracy floor NOT met'}); {self.seconds:.1f} s",
                  f"  {'test scenario':<10} " + " ".join(f"{m:>13}" for m in self.metrics["scenarios"]["clean"])]
@@ -66,7 +67,7 @@ def score_gate(members, artifact, rows: pd.DataFrame, images, scenarios, seed: i
     for name, sc in scored.items():
         decision = artifact.gate.decide(sc.probs, sc.divergence)
         out[name] = {**{m: binary_metrics(y, p) for m, p in sc.probs.items()},
-                     "gate": binary_metrics(y, decision.prob, artifact.gate.threshold)}
+                     "gate": binary_metrics(y, decision.prob, decision.threshold)}
         clean = decision if name == "clean" else clean
     return out, clean, scored["clean"].probs if "clean" in scored else {}
 
@@ -96,7 +97,8 @@ def run(cfg: GateConfig) -> GateResult:
     scenarios, clean, clean_probs = score_gate(members, artifact, test_rows, test_images, cfg.scenarios,
                                                cfg.seed + 100, device)
     pred = pd.DataFrame({"image": test_rows["image"], "label": y, "prob_gate": clean.prob,
-                         "decision": (clean.prob >= gate.threshold).astype(int), "driver": clean.driver,
+                         "decision": clean.decision, "threshold": clean.threshold, "regime": clean.regime,
+                         "driver": clean.driver,
                          **{f"w_{m}": clean.weights[:, j] for j, m in enumerate(gate.members)},
                          **{f"prob_{m}": clean_probs[m] for m in gate.members}})
     Path(cfg.predictions).parent.mkdir(parents=True, exist_ok=True)

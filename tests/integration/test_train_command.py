@@ -106,3 +106,4 @@ def test_gate_artifact_reproduces_its_predictions(trained):
     report = json.loads((w / "gate.json").read_text())
     assert set(report["scenarios"]) == {"clean", "ocr_loss", "gridmask", "both"}
     assert report["calibration"]["threshold"] == artifact.gate.threshold
+    np.testing.assert_array_equal(decision.decision, saved["decision"])

@@ -40,7 +40,8 @@ def gate(refs) -> Gate:
     clean = refs.divergences(table(100, 1), images(100, 1))
     thresholds = {m: float(np.quantile(v, 0.99)) for m, v in clean.items()}
     baselines = {m: float(np.median(v)) for m, v in clean.items()}
-    return Gate(MEMBERS, (0.2, 0.8, 0.7, 0.6), thresholds, baselines, off_factor=2.0, temperature=1.0, threshold=0.5)
+    return Gate(MEMBERS, (0.2, 0.8, 0.7, 0.6), thresholds, baselines, off_factor=2.0, temperature=1.0,
+                threshold={"both": 0.5, "image": 0.4, "ocr": 0.6})
 
 
 def test_smoothed_kl_is_zero_for_the_reference_and_grows_with_surprise():
@@ -81,7 +82,8 @@ def test_all_fields_missing_switches_off_every_ocr_member(refs, gate):
     assert np.all(d.weights[:, ocr_members] == 0)
     np.testing.assert_allclose(d.weights[:, 0], 1.0)
     np.testing.assert_allclose(d.prob, 0.9)                               # the image member decides
-    assert set(d.driver) == {"image"}
+    assert set(d.driver) == {"image"} and set(d.regime) == {"image"}
+    np.testing.assert_allclose(d.threshold, 0.4)                          # at the image-only regime's threshold
 
 
 def test_noise_image_switches_off_every_image_member(refs, gate):
@@ -89,7 +91,8 @@ def test_noise_image_switches_off_every_image_member(refs, gate):
     d = gate.decide({m: np.full(10, 0.5) for m in MEMBERS}, refs.divergences(table(10, 10), noise))
     assert np.all(d.weights[:, :2] == 0)                                  # cnn and fusion read the image
     np.testing.assert_allclose(d.weights[:, 2:].sum(axis=1), 1.0)
-    assert set(d.driver) == {"ocr"}
+    assert set(d.driver) == {"ocr"} and set(d.regime) == {"ocr"}
+    assert (d.decision == 0).all()                                        # 0.5 < the OCR-only threshold 0.6
 
 
 def test_both_modalities_off_falls_back_to_the_less_diverged_one(gate):
@@ -136,7 +139,7 @@ def test_calibration_meets_the_accuracy_floor_and_leans_on_the_working_member(re
                              off_factors=(2.0, 1e6), temperatures=(1.0,), min_accuracy=0.7)
     assert report["floor_met"] and report["chosen"]["accuracy"] >= 0.7
     assert gate.off_factor == 2.0                                         # switching off is what pays
-    assert 0.05 <= gate.threshold <= 0.95
+    assert set(gate.threshold) == {"both", "image", "ocr"} and all(0.05 <= t <= 0.95 for t in gate.threshold.values())
     with pytest.raises(GateError, match="both classes"):
         calibrate(np.zeros(20), {"clean": clean}, MEMBERS, quantile=0.99, off_factors=(2.0,),
                   temperatures=(1.0,), min_accuracy=0.7)
@@ -158,3 +161,14 @@ def test_grid_mask_strength_is_the_masked_area():
         share = (grid_mask_images(x, ratio, seed=0) == 0).float().mean().item()
         assert abs(share - ratio ** 2) < 0.08, (ratio, share)
     assert torch.equal(grid_mask_images(x, 0.0, seed=0), x)
+
+
+def test_unreachable_accuracy_floor_falls_back_to_youden_not_to_calling_everything_good():
+    from oanet.gate.calibrate import _best_threshold
+
+    rng = np.random.default_rng(1)
+    y = (rng.random(400) < 0.35).astype(int)                              # a minority of defects
+    p = np.clip(0.45 + 0.1 * y + rng.normal(0, 0.1, 400), 0, 1)           # a weak scorer
+    t = _best_threshold(y, p, min_accuracy=0.99)                          # no threshold reaches 99%
+    recall = ((p >= t) & (y == 1)).sum() / y.sum()
+    assert 0.3 < recall < 1.0                                             # most-accurate would be recall ~0
