@@ -61,8 +61,6 @@ class GateDecision:
     def decision(self) -> np.ndarray:
         return (self.prob >= self.threshold).astype(int)
 
-    def weight_table(self) -> list[dict[str, float]]:
-        return [dict(zip(self.members, map(float, row), strict=True)) for row in self.weights]
 
 
 @dataclass(frozen=True)

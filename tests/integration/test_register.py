@@ -65,7 +65,8 @@ def registered(store, trained):
         outputs["incomplete"] = cli("register", "--params", str(params))
         after_incomplete = aliases(uri)
     finally:
-        gate_metrics.with_suffix(".away").rename(gate_metrics) if gate_metrics.with_suffix(".away").exists() else None
+        if gate_metrics.with_suffix(".away").exists():
+            gate_metrics.with_suffix(".away").rename(gate_metrics)
         gate_metrics.write_text(original)
     return outputs, after_first, after_worse, after_incomplete
 
