@@ -15,13 +15,14 @@ registered as incomplete and moves no alias.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from oanet.report import read_json
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,6 @@ class Registered:
             lines.append(f"  {'PROMOTED to champion' if self.decision.promote else 'kept the champion'}: "
                          f"{self.decision.reason}")
         return "\n".join(lines)
-
-
-def _read(path) -> dict | None:
-    p = Path(path)
-    return json.loads(p.read_text()) if p.is_file() else None
 
 
 def _numeric(d: dict, prefix: str = "") -> dict[str, float]:
@@ -82,8 +78,8 @@ def log_stage_runs(outputs: dict[str, Path]) -> None:
     import mlflow
 
     for stage in ("bag", "fuse", "gate", "evaluate"):
-        data = _read(outputs[stage])
-        if data is None:
+        data = read_json(outputs[stage])
+        if not data:
             continue
         with mlflow.start_run(run_name=stage, nested=True):
             history = data.pop("history", {}) if stage == "fuse" else {}
@@ -142,7 +138,7 @@ def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
     client = setup(p.register)
     outputs = stage_outputs(p)
     missing = [f"{k}: {outputs[k]}" for k in REQUIRED if not outputs[k].is_file()]
-    gate = _read(outputs["gate"])
+    gate = read_json(outputs["gate"])
     metrics = candidate_metrics(gate) if gate else {}
     with mlflow.start_run(run_name="oanet-pipeline") as run:
         mlflow.set_tags({**lineage_tags(Path(params_path)), "oanet.missing_outputs": "; ".join(missing) or "none"})

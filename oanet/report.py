@@ -19,13 +19,14 @@ def collect(bag_metrics: dict, fusion_metrics: dict, gate_metrics: dict | None =
     return {name: {m: float(values[m]) for m in METRICS} for name, values in models.items()}
 
 
-def _read(path: str | Path | None) -> dict:
+def read_json(path: str | Path | None) -> dict:
+    """The JSON object in `path`, or {} when there is no such file (a stage that has not run)."""
     return json.loads(Path(path).read_text()) if path and Path(path).exists() else {}
 
 
 def run(bag_metrics_path: str | Path, fusion_metrics_path: str | Path, out: str | Path = "reports/metrics.json",
         gate_metrics_path: str | Path | None = None) -> dict:
-    merged = collect(_read(bag_metrics_path), _read(fusion_metrics_path), _read(gate_metrics_path))
+    merged = collect(read_json(bag_metrics_path), read_json(fusion_metrics_path), read_json(gate_metrics_path))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(merged, indent=2) + "\n")
     return merged
