@@ -30,6 +30,15 @@ def _override(cfg, **options):
 
 
 @app.command()
+def data(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
+    """Stage `data`: move new images from the incoming folder into the raw dataset (demo set if empty)."""
+    from oanet.intake import run
+
+    p = _params(params)
+    typer.echo(run(p.data, p.synth).summary())
+
+
+@app.command()
 def synth(
     out: Path = typer.Option(..., help="Output folder: images/, labels.csv, truth.csv, layout.yaml."),
     n: Optional[int] = typer.Option(None, help="Number of units (default: params.yaml synth.n)."),
@@ -53,6 +62,10 @@ def ingest(
     layout: Optional[Path] = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
     quarantine: Optional[Path] = typer.Option(None, help="Quarantine table (default: params, or beside OUT)."),
     no_cache: bool = typer.Option(False, help="Ignore and do not write the OCR cache."),
+    workers: Optional[int] = typer.Option(
+        None, help="OCR on a local Dask cluster of N single-threaded workers; 0: in this process (default: params)."),
+    scheduler: Optional[str] = typer.Option(
+        None, help="OCR on the workers of a running Dask scheduler, e.g. tcp://host:8786 (default: params)."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
 ) -> None:
     """OCR every panel, parse its fields by the layout, and quarantine unusable images."""
@@ -60,7 +73,7 @@ def ingest(
 
     from oanet.ingest.stage import run
 
-    cfg = _params(params).ingest
+    cfg = _override(_params(params).ingest, workers=workers, scheduler=scheduler)
     if no_cache:
         cfg = dataclasses.replace(cfg, cache=None)
     q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else Path(cfg.quarantine))

@@ -60,6 +60,13 @@ class SynthConfig:
 
 
 @dataclass(frozen=True)
+class DataConfig:
+    raw: str = "data/raw"              # the raw dataset every later stage reads
+    incoming: str = "incoming"         # drop folder for new images: images/ + labels.csv
+    seed_demo: bool = True             # an empty raw dataset starts as the synthetic demo set
+
+
+@dataclass(frozen=True)
 class IngestConfig:
     data: str = "data/raw"
     out: str = "data/ocr.parquet"
@@ -70,6 +77,15 @@ class IngestConfig:
     blank_panel_std: float = 2.0
     cache: str | None = ".cache/ocr.sqlite"
     rec_model: str = "multi_PP-OCRv6_small"
+    workers: int = 0                   # 0: OCR in this process; N: a local Dask cluster of N 1-thread workers
+    scheduler: str | None = None       # address of a running Dask scheduler (tcp://host:8786); wins over workers
+
+    def __post_init__(self):
+        if type(self.workers) is not int or self.workers < 0:
+            raise ConfigError(f"ingest.workers must be a whole number >= 0 (0 = OCR in process), got {self.workers!r}")
+        if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler.strip()):
+            raise ConfigError(f"ingest.scheduler must be a Dask scheduler address such as tcp://host:8786, "
+                              f"or null, got {self.scheduler!r}")
 
 
 @dataclass(frozen=True)
@@ -207,12 +223,19 @@ class RegisterConfig:
 
 
 @dataclass(frozen=True)
+class NightlyConfig:
+    record_dvc: bool = True            # dvc commit the new data version (and the trained stages)
+    push: bool = True                  # then dvc push to the default remote, when one is configured
+
+
+@dataclass(frozen=True)
 class ReportConfig:
     out: str = "reports/metrics.json"
 
 
 @dataclass(frozen=True)
 class Params:
+    data: DataConfig = DataConfig()
     synth: SynthConfig = SynthConfig()
     ingest: IngestConfig = IngestConfig()
     validate: ValidateConfig = ValidateConfig()
@@ -223,6 +246,7 @@ class Params:
     evaluate: EvaluateConfig = EvaluateConfig()
     register: RegisterConfig = RegisterConfig()
     report: ReportConfig = ReportConfig()
+    nightly: NightlyConfig = NightlyConfig()
 
 
 def _coerce(tp, value, where: str):

@@ -60,13 +60,16 @@ class Ocr:
     """A CnOcr instance built lazily on the bundled models.
 
     `stock=True` keeps CnOCR's own recogniser settings: the baseline the benchmark compares with.
+    `threads` caps onnxruntime's threads per model (0: its default, one per core); a Dask
+    worker sets 1, so N single-threaded workers share N cores instead of fighting over them.
     """
 
     def __init__(self, rec_model: str = "multi_PP-OCRv6_small", cache_root: str | Path = ".cache/cnocr",
-                 stock: bool = False):
+                 stock: bool = False, threads: int = 0):
         self.rec_model = rec_model
         self.cache_root = Path(cache_root)
         self.stock = stock
+        self.threads = threads
         self._cnocr = None
 
     @property
@@ -75,6 +78,8 @@ class Ocr:
             from cnocr import CnOcr  # heavy: ~5 s, pulls in torch
 
             rec, det = model_files(self.rec_model)
+            threads = {"intra_op_num_threads": self.threads, "inter_op_num_threads": 1} if self.threads else {}
+            tuned = {} if self.stock else {"rec_image_shape": REC_IMAGE_SHAPE}
             self._cnocr = CnOcr(
                 rec_model_name=self.rec_model, rec_model_fp=str(rec), rec_lang_type="en",
                 det_model_name=DET_MODEL_NAME, det_model_fp=str(det),
@@ -83,8 +88,9 @@ class Ocr:
                 # grows with width, so short value crops would pay for a whole line. A square
                 # minimum pads each batch only to its widest crop (batches are sorted by width).
                 # Crop shapes vary from batch to batch: the memory arena saves re-allocations.
-                rec_more_configs=None if self.stock else {"rec_image_shape": REC_IMAGE_SHAPE,
-                                                          "engine_cfg": {"enable_cpu_mem_arena": True}},
+                rec_more_configs={**tuned, "engine_cfg": {**threads, **({} if self.stock else
+                                                                          {"enable_cpu_mem_arena": True})}},
+                det_more_configs={"engine_cfg": threads},
             )
         return self._cnocr
 

@@ -18,7 +18,10 @@ from oanet.ingest.parse import parse_read
 from oanet.ingest.reading import CROP_RULES_VERSION, read_images
 from oanet.layout import Layout, load_layout
 
-CHUNK_IMAGES = 32   # images decoded ahead while the previous chunk is being recognised
+# Images per chunk: decoded ahead while the previous one is recognised, and one Dask task.
+# A chunk's images share recogniser batches, and a batch's padding moves the scores, so
+# both paths cut the same chunks: that is what keeps their tables identical.
+CHUNK_IMAGES = 32
 QUARANTINE_COLUMNS = ["image", "reason", "detail"]
 
 
@@ -55,49 +58,107 @@ def cache_settings(layout: Layout, cfg: IngestConfig) -> str:
                          CROP_RULES_VERSION, engine_fingerprint(cfg.rec_model))
 
 
-def _load_chunk(data_dir: Path, images: list[str], cache: ReadCache, layout: Layout, cfg: IngestConfig):
-    """Read bytes, hash, look up the cache, decode the rest: I/O and decoding off the OCR thread."""
-    blobs = {name: (data_dir / name).read_bytes() for name in images}
+@dataclass(frozen=True)
+class Chunk:
+    """Up to CHUNK_IMAGES consecutive images, as the driver sees them after the cache lookup."""
+    names: list[str]                # every image of the chunk, in order
+    digests: dict[str, str]         # name -> SHA-256 of the file
+    cached: dict[str, list]         # digest -> reads, for the images the cache holds
+    todo: dict[str, bytes]          # name -> file bytes, for the images that need OCR, in order
+
+
+@dataclass(frozen=True)
+class Decoded:
+    images: dict[str, np.ndarray]   # name -> (h, w) uint8, ready for recognition
+    rejected: list[inv.Rejected]
+
+
+def load_chunk(data_dir: Path, names: list[str], cache: ReadCache) -> Chunk:
+    """Read bytes, hash, look up the cache: the driver's part, wherever recognition runs."""
+    blobs = {name: (data_dir / name).read_bytes() for name in names}
     digests = {name: inv.file_digest(b) for name, b in blobs.items()}
     cached = cache.get_many(list(digests.values()))
-    decoded = {name: inv.decode(blobs[name], layout, cfg.blank_panel_std)
-               for name in images if digests[name] not in cached}
-    return digests, cached, decoded
+    return Chunk(names, digests, cached, {n: b for n, b in blobs.items() if digests[n] not in cached})
+
+
+def decode_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> Decoded:
+    decoded = {name: inv.decode(blob, layout, cfg.blank_panel_std) for name, blob in todo.items()}
+    return Decoded({n: a for n, a in decoded.items() if isinstance(a, np.ndarray)},
+                   [inv.Rejected(n, r.reason, r.detail) for n, r in decoded.items() if not isinstance(r, np.ndarray)])
+
+
+def recognise(ocr: Ocr, decoded: Decoded, layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
+    """Reads of one chunk's decoded images (one recogniser batch run: reads depend on it), and its rejections.
+
+    The unit of work of both paths: in process on the main thread, or as one Dask task.
+    """
+    images = list(decoded.images.values())
+    reads = read_images(ocr, images, layout, cfg.crop_pad, cfg.batch_size)
+    return dict(zip(decoded.images, reads)), decoded.rejected
 
 
 def _chunks(items: list[str], size: int):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig, ocr: Ocr):
-    """Reads per image name, rejections, and counts of OCR'd and cached images."""
-    cache = ReadCache(cfg.cache, cache_settings(layout, cfg))
-    reads, digests, rejected = {}, {}, []
-    n_ocr = n_cached = 0
+def _ahead(fn, items):
+    """fn(item) for each item, the next one computed on a thread while the caller works on this one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(fn, items[0]) if items else None
+        for i in range(len(items)):
+            done = pending.result()
+            if i + 1 < len(items):
+                pending = pool.submit(fn, items[i + 1])
+            yield done
+
+
+def _in_process(ocr: Ocr, data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig, cache: ReadCache):
+    """(chunk, reads, rejected) per chunk: loading and decoding run one chunk ahead of recognition."""
+    def load(chunk_names):
+        chunk = load_chunk(data_dir, chunk_names, cache)
+        return chunk, decode_chunk(chunk.todo, layout, cfg)
+
+    for chunk, decoded in _ahead(load, _chunks(names, CHUNK_IMAGES)):
+        yield (chunk, *recognise(ocr, decoded, layout, cfg))
+
+
+def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig, ocr: Ocr | None = None,
+            client=None):
+    """Reads per image name, digests, rejections, and counts of OCR'd and cached images.
+
+    Recognition runs in this process, or on Dask workers when `client` (a dask.distributed
+    Client) is given or cfg asks for workers or a scheduler; the chunks, their recogniser
+    batches and so the reads are the same either way. Only this process touches the cache.
+    """
+    from contextlib import closing
+
     from tqdm import tqdm
 
+    cache = ReadCache(cfg.cache, cache_settings(layout, cfg))
+    if client is not None or cfg.workers or cfg.scheduler:
+        from oanet.ingest.distributed import on_cluster
+
+        loaded = (load_chunk(data_dir, c, cache) for c in _chunks(names, CHUNK_IMAGES))
+        results = on_cluster(client, cfg, layout, loaded)
+    else:
+        results = _in_process(ocr or Ocr(cfg.rec_model), data_dir, names, layout, cfg, cache)
+    reads, digests, rejected = {}, {}, []
+    n_ocr = n_cached = 0
     bar = tqdm(total=len(names), desc="ingest", unit="img", disable=None, mininterval=1.0)
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        chunks = _chunks(names, CHUNK_IMAGES)
-        pending = pool.submit(_load_chunk, data_dir, chunks[0], cache, layout, cfg) if chunks else None
-        for i in range(len(chunks)):
-            chunk_digests, cached, decoded = pending.result()
-            if i + 1 < len(chunks):
-                pending = pool.submit(_load_chunk, data_dir, chunks[i + 1], cache, layout, cfg)
-            digests.update(chunk_digests)
-            for name in chunks[i]:
-                if chunk_digests[name] in cached:
-                    reads[name] = cached[chunk_digests[name]]
-            good = {n: a for n, a in decoded.items() if isinstance(a, np.ndarray)}
-            rejected += [inv.Rejected(n, r.reason, r.detail) for n, r in decoded.items() if not isinstance(r, np.ndarray)]
-            fresh = dict(zip(good, read_images(ocr, list(good.values()), layout, cfg.crop_pad, cfg.batch_size)))
-            cache.put_many({chunk_digests[n]: r for n, r in fresh.items()})
+    with closing(results):
+        for chunk, fresh, bad in results:   # in order in process; as they complete on a cluster
+            digests.update(chunk.digests)
+            reads.update({n: chunk.cached[d] for n, d in chunk.digests.items() if d in chunk.cached})
+            cache.put_many({chunk.digests[n]: r for n, r in fresh.items()})
             reads.update(fresh)
+            rejected += bad
             n_ocr += len(fresh)
-            n_cached += sum(chunk_digests[n] in cached for n in chunks[i])
-            bar.update(len(chunks[i]))
+            n_cached += len(chunk.names) - len(chunk.todo)
+            bar.update(len(chunk.names))
     bar.close()
     cache.close()
+    order = {n: i for i, n in enumerate(names)}
+    rejected.sort(key=lambda r: order[r.image])
     return reads, digests, rejected, n_ocr, n_cached
 
 
@@ -134,14 +195,16 @@ def drop_duplicate_units(table: pd.DataFrame, layout: Layout) -> tuple[pd.DataFr
 
 
 def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: str | Path,
-        layout_path: str | Path | None = None, ocr: Ocr | None = None) -> IngestResult:
+        layout_path: str | Path | None = None, ocr: Ocr | None = None, client=None) -> IngestResult:
+    """The stage. OCR runs in process with `ocr` (default: a new engine), or on Dask workers:
+    `client` (an open dask.distributed Client), else cfg.scheduler, else cfg.workers local ones."""
     start = time.perf_counter()
     data_dir, out, quarantine = Path(data_dir), Path(out), Path(quarantine)
     if not data_dir.is_dir():
         raise inv.DataError(f"data folder not found: {data_dir} (an AOI folder holds images, labels.csv, layout.yaml)")
     layout = load_layout(layout_path or data_dir / "layout.yaml")
     labels, rejected = inv.reconcile(inv.read_labels(data_dir), inv.image_files(data_dir))
-    reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr or Ocr(cfg.rec_model))
+    reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr, client)
     table, dupes = drop_duplicate_units(build_table(labels, reads, digests, layout, cfg.min_confidence), layout)
     rejected += bad + dupes
     qtable = pd.DataFrame([(r.image, r.reason, r.detail) for r in rejected], columns=QUARANTINE_COLUMNS)

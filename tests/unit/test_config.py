@@ -103,3 +103,26 @@ def test_configs_are_frozen():
         IngestConfig().min_confidence = 0.1  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         Params().synth.label_model.shift_prob = 0.1  # type: ignore[misc]
+
+
+def test_ingest_workers_and_scheduler_default_to_in_process():
+    cfg = IngestConfig()
+    assert (cfg.workers, cfg.scheduler) == (0, None)
+    cfg = from_dict(IngestConfig, {"workers": 2, "scheduler": "tcp://10.0.0.5:8786"})
+    assert (cfg.workers, cfg.scheduler) == (2, "tcp://10.0.0.5:8786")
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"workers": -1}, "ingest.workers must be a whole number >= 0"),
+    ({"workers": 1.5}, "ingest.workers must be a whole number >= 0"),
+    ({"workers": True}, "ingest.workers must be a whole number >= 0"),
+    ({"scheduler": ""}, "ingest.scheduler must be a Dask scheduler address"),
+    ({"scheduler": 8786}, "ingest.scheduler must be a Dask scheduler address"),
+])
+def test_ingest_cluster_settings_are_checked(tmp_path, raw, words):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"ingest": raw}))
+    with pytest.raises(ConfigError, match=words):
+        load_params(path)
+    with pytest.raises(ConfigError, match=words):      # a command-line override is checked the same way
+        dataclasses.replace(IngestConfig(), **raw)
