@@ -23,7 +23,7 @@ def _params(tmp: Path, cache: Path) -> dict:
 
 @pytest.mark.slow
 def test_dvc_repro_runs_the_data_stages_and_then_nothing(repo_root, tmp_path):
-    for name in ("oanet", "flows", "expectations"):
+    for name in ("oanet", "flows", "expectations", "incoming"):
         shutil.copytree(repo_root / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(repo_root / "dvc.yaml", tmp_path / "dvc.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(_params(tmp_path, tmp_path / "ocr-cache.sqlite")))
@@ -37,7 +37,7 @@ def test_dvc_repro_runs_the_data_stages_and_then_nothing(repo_root, tmp_path):
     assert sh("dvc", "init", "-q").returncode == 0
     first = sh("dvc", "repro", "validate")   # the data stages; training has its own tests
     assert first.returncode == 0, first.stdout + first.stderr
-    for stage in ("synth", "ingest", "validate"):
+    for stage in ("data", "ingest", "validate"):
         assert f"Running stage '{stage}'" in first.stdout
     clean = pd.read_parquet(tmp_path / "data/clean.parquet")
     quarantine = pd.read_parquet(tmp_path / "data/quarantine.parquet")
