@@ -82,6 +82,43 @@ def predict(
         typer.echo(json.dumps(row, default=str))
 
 
+@app.command()
+def nightly(
+    force: bool = typer.Option(False, help="Train even when the data and params have not changed."),
+    fresh: bool = typer.Option(False, help="Redo every stage, even those finished on this data."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+) -> None:
+    """Run the nightly flow once now: intake, OCR, retrain if anything is new, register, promote."""
+    from flows.nightly import nightly_flow
+
+    typer.echo(nightly_flow(str(params), force, fresh).summary())
+
+
+@app.command()
+def schedule(
+    host: str = typer.Option("127.0.0.1", help="Address the local Prefect server binds to."),
+    port: int = typer.Option(4200, help="Port of the local Prefect server."),
+    server: Optional[str] = typer.Option(None, help="Use this running Prefect API instead (http://.../api)."),
+    prefect_yaml: Path = typer.Option(Path("prefect.yaml"), help="Where the deployment and its cron are defined."),
+) -> None:
+    """Serve the nightly deployment on its cron schedule (prefect.yaml) with a local Prefect server."""
+    import os
+
+    from flows.schedule import read_deployment, serve, start_server, wait_healthy
+
+    deployment = read_deployment(prefect_yaml)
+    os.environ.setdefault("OANET_PROJECT_DIR", str(Path.cwd()))
+    process = None if server else start_server(host, port)
+    api_url = server or f"http://{host}:{port}/api"
+    try:
+        wait_healthy(api_url)
+        serve(deployment, api_url, echo=typer.echo)
+    finally:
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=30)
+
+
 @registry_app.command("history")
 def registry_history(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
     """Every alias move and refusal of the registered model, oldest first."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+from prefect import flow
 
 from oanet.report import read_json
 
@@ -166,6 +167,14 @@ def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
         decision = apply_promotion(client, p.register.model_name, version, rule,
                                    champion_metrics=rescore_champion(client, p.register.model_name, p))
     return Registered(run.info.run_id, version, not missing, metrics, decision)
+
+
+@flow(name="oanet-register", log_prints=True)
+def register_flow(params_path: str = "params.yaml", data_version: str | None = None, fresh: bool = False) -> str:
+    """Log the run, register a challenger and apply the promotion rule, as a Prefect flow."""
+    from flows.train import stages_flow
+
+    return stages_flow(("register",), params_path, data_version, fresh)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -87,7 +87,17 @@ def device_name() -> str:
     return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 
+def data_version(params_path: Path) -> str:
+    """Content hash of the raw dataset named in params (oanet.intake.dataset_version)."""
+    from oanet.config import load_params
+    from oanet.intake import dataset_version
+
+    raw = Path(load_params(params_path).data.raw)
+    return dataset_version(raw) if raw.is_dir() else "none"
+
+
 def lineage_tags(params_path: Path) -> dict[str, str]:
     return {"oanet.git_commit": _git_commit(), "oanet.data_md5": raw_data_hash(),
+            "oanet.data_version": data_version(params_path),
             "oanet.params_sha256": hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16],
             "oanet.device": device_name()}

@@ -25,7 +25,9 @@ def _offline_env(tmp_path_factory):
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     # Prefect logs "Stopping temporary server" at exit, after pytest closed its streams.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    apply_offline_defaults(tmp_path_factory.mktemp("env"))
+    env = tmp_path_factory.mktemp("env")
+    os.environ["PREFECT_HOME"] = str(env / ".prefect")   # flows run in-process against a throw-away home
+    apply_offline_defaults(env)
 
 
 @pytest.fixture(scope="session")

@@ -20,8 +20,19 @@ def trained(repo_root, ocr, tmp_path_factory):
     synth(SynthConfig(n=N, seed=5, units_per_lot=PER_LOT), data, progress=False)
     ingest(IngestConfig(cache=None), data, tmp_path / "clean.parquet", tmp_path / "q.parquet", ocr=ocr)
 
-    params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    w = str(tmp_path)
+    params = tiny_training_params(yaml.safe_load((repo_root / "params.yaml").read_text()), tmp_path, data)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+
+    from oanet.cli import app
+
+    res = CliRunner().invoke(app, ["train", "--params", str(tmp_path / "params.yaml")])
+    assert res.exit_code == 0, res.output
+    return tmp_path, data, res.output
+
+
+def tiny_training_params(params: dict, work, data) -> dict:
+    """params.yaml with every training output under `work` and sizes that train in seconds on a CPU."""
+    w = str(work)
     params["split"].update(table=f"{w}/clean.parquet", out=f"{w}/split.parquet", folds=2)
     params["bag"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", models=["gbm", "random_forest"],
                          out_dir=f"{w}/models/bag", predictions=f"{w}/bag.parquet", metrics=f"{w}/bag.json")
@@ -37,10 +48,9 @@ def trained(repo_root, ocr, tmp_path_factory):
                               metrics=f"{w}/eval/evaluation.json", robustness_encoder="alexnet", device="cpu",
                               missing_rates=[0.0, 1.0], grid_ratios=[0.0, 0.5],
                               quick=dict(image_size=32, epochs=1, batch_size=16, repeats=2, encoders=["alexnet"]))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    return params
 
-    from oanet.cli import app
 
-    res = CliRunner().invoke(app, ["train", "--params", str(tmp_path / "params.yaml")])
-    assert res.exit_code == 0, res.output
-    return tmp_path, data, res.output
+@pytest.fixture(scope="session")
+def tiny_params():
+    return tiny_training_params

@@ -1,0 +1,140 @@
+"""Prefect flow `oanet-nightly`: take in the night's images, OCR what is new, retrain, register.
+
+    python -m flows.nightly [--params params.yaml] [--force] [--fresh]     (also `oanet nightly`)
+
+1. intake: move incoming/ into the raw dataset (oanet.intake), then record the new data
+   version with DVC (`dvc commit data`, `dvc push` to the default remote).
+2. ingest: OCR + data-quality gate; the OCR cache means only new images are read.
+3. If the registry already holds a complete run on this data version with these params,
+   the night stops here and says so: no new data, no training.
+4. train (split, bag, fuse, gate) -> evaluate (+ report) -> register (challenger + promotion),
+   then `dvc commit` of every stage so `dvc repro` agrees with what the night produced.
+
+Every training step is a persisted Prefect task keyed by params, data version and code, so
+re-running a night that failed half-way redoes only what had not finished (flows/stages.py).
+The schedule (cron 02:00 by default) lives in prefect.yaml; `oanet schedule` serves it.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from prefect import flow, task
+
+from flows.evaluate import evaluate_flow
+from flows.ingest import _transient_io_error, ocr_panels, validate_table
+from flows.register import register_flow
+from flows.train import train_flow
+from oanet.config import NightlyConfig, load_params
+from oanet.env import apply_offline_defaults
+from oanet.intake import IntakeResult, dataset_version
+
+
+@dataclass(frozen=True)
+class NightlyReport:
+    data_version: str
+    intake: str
+    ingest: str
+    trained: bool
+    reason: str                 # why it trained, or why not
+    register: str = ""
+    dvc: str = ""
+
+    def summary(self) -> str:
+        lines = [f"nightly: data version {self.data_version}", self.intake, self.ingest,
+                 f"{'trained' if self.trained else 'no training'}: {self.reason}"]
+        return "\n".join(line for line in [*lines, self.register, self.dvc] if line)
+
+
+@task(name="intake", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=_transient_io_error)
+def intake_task(params_path: str) -> IntakeResult:
+    from oanet.intake import run
+
+    p = load_params(params_path)
+    result = run(p.data, p.synth, progress=False)
+    print(result.summary())
+    return result
+
+
+def _dvc(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True)
+
+
+@task(name="dvc-record", retries=2, retry_delay_seconds=[10, 60])
+def dvc_record(cfg: NightlyConfig, targets: list[str]) -> str:
+    """`dvc commit` the targets (stages; none = all) and push to the default remote: the data version."""
+    if not cfg.record_dvc:
+        return "dvc: recording off (nightly.record_dvc)"
+    if not (Path(".dvc").is_dir() and Path("dvc.yaml").is_file()):
+        return "dvc: not a DVC project here, nothing recorded (the data version is tagged in MLflow)"
+    done = _dvc("commit", "--force", "--quiet", *targets)
+    if done.returncode:
+        raise RuntimeError(f"dvc commit {' '.join(targets)} failed:\n{done.stderr or done.stdout}")
+    what = f"dvc: committed {', '.join(targets) or 'every stage'}"
+    if not cfg.push or not _dvc("remote", "list").stdout.strip():
+        return what + " (no push: nightly.push off or no DVC remote)"
+    pushed = _dvc("push", "--quiet", *targets)
+    if pushed.returncode:
+        raise RuntimeError(f"dvc push failed:\n{pushed.stderr or pushed.stdout}")
+    return what + ", pushed to the default remote"
+
+
+def trained_run(params_path: str, version: str) -> str | None:
+    """The id of a complete registered run on this data version with these exact params, if any."""
+    from flows.tracking import setup
+
+    p = load_params(params_path)
+    client = setup(p.register)
+    experiment = client.get_experiment_by_name(p.register.experiment)
+    if experiment is None:
+        return None
+    params_hash = hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16]
+    runs = client.search_runs(
+        [experiment.experiment_id], max_results=1,
+        filter_string=(f"tags.`oanet.data_version` = '{version}' and tags.`oanet.params_sha256` = '{params_hash}'"
+                       " and tags.`oanet.missing_outputs` = 'none'"))
+    return runs[0].info.run_id if runs else None
+
+
+@flow(name="oanet-nightly", log_prints=True)
+def nightly_flow(params_path: str = "params.yaml", force: bool = False, fresh: bool = False) -> NightlyReport:
+    p = load_params(params_path)
+    intake = intake_task(params_path)
+    version = dataset_version(p.data.raw)
+    recorded = dvc_record(p.nightly, ["data"]) if intake.new_data else ""
+    ingested = ocr_panels(replace(p.ingest, data=p.data.raw))
+    validate_table(replace(p.validate, table=p.ingest.out, quarantine=p.ingest.quarantine),
+                   Path(p.data.raw) / "layout.yaml")
+    ingest_line = ingested.summary().splitlines()[1].strip()
+    previous = None if force else trained_run(params_path, version)
+    if previous:
+        reason = f"no new data since run {previous[:8]} (data version {version}, same params)"
+        print(f"nightly: {reason}; nothing to train")
+        return NightlyReport(version, intake.summary(), ingest_line, False, reason, dvc=recorded)
+    reason = "forced" if force else (f"{intake.moved} new images" if intake.moved else "no model on this data yet")
+    train_flow(params_path, version, fresh)
+    evaluate_flow(params_path, version, fresh)
+    registered = register_flow(params_path, version, fresh)
+    recorded = dvc_record(p.nightly, [])
+    report = NightlyReport(version, intake.summary(), ingest_line, True, reason, registered, recorded)
+    print(report.summary())
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m flows.nightly", description=__doc__.splitlines()[0])
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--force", action="store_true", help="train even when nothing changed")
+    ap.add_argument("--fresh", action="store_true", help="redo every stage, even those finished on this data")
+    args = ap.parse_args(argv)
+    apply_offline_defaults()
+    print(nightly_flow(args.params, args.force, args.fresh).summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""The nightly Prefect flow, in-process on a tiny synthetic project: intake, OCR, train, register, skip."""
+from __future__ import annotations
+
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+
+N, NEW = 48, 24   # the demo set the first night starts from, and the next night's delivery
+
+
+@pytest.fixture
+def project(repo_root, tmp_path, monkeypatch, tiny_params):
+    """A project folder (params, expectations, incoming/) with tiny training settings; cwd is it."""
+    shutil.copytree(repo_root / "expectations", tmp_path / "expectations")
+    (tmp_path / "incoming").mkdir()
+    params = tiny_params(yaml.safe_load((repo_root / "params.yaml").read_text()), tmp_path,
+                                  tmp_path / "data/raw")
+    params["synth"].update(n=N, units_per_lot=8, seed=5)
+    params["ingest"].update(data="data/raw", cache=str(tmp_path / "ocr.sqlite"))
+    params["validate"].update(out=str(tmp_path / "clean.parquet"))
+    params["register"].update(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "art"),
+                              bundle_dir=str(tmp_path / "models/bundle"))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _deliver(project, seed: int, n: int) -> None:
+    from oanet.config import SynthConfig
+    from oanet.synth.stage import run as synth
+
+    synth(SynthConfig(n=n, seed=seed, units_per_lot=8, lot_yymm="2612"), project / "incoming", progress=False)
+
+
+@pytest.mark.slow
+def test_nightly_trains_registers_then_skips_a_night_without_data(project):
+    from flows.nightly import nightly_flow
+    from flows.registry import history
+    from flows.tracking import setup
+    from oanet.config import load_params
+
+    first = nightly_flow("params.yaml")
+    assert first.trained, first.summary()
+    assert "version 1 (complete)" in first.register
+    assert "OCR on 48 images, 0 from cache" in first.ingest
+
+    second = nightly_flow("params.yaml")
+    assert not second.trained and "no new data" in second.reason
+    assert "OCR on 0 images, 48 from cache" in second.ingest      # the cache, not the OCR engine
+    assert second.data_version == first.data_version
+
+    _deliver(project, seed=9, n=NEW)
+    third = nightly_flow("params.yaml")
+    assert third.trained and f"{NEW} new images" in third.reason
+    assert f"OCR on {NEW} images, 48 from cache" in third.ingest  # only the new images were read
+    assert "version 2 (complete)" in third.register
+    assert not list((project / "incoming/images").glob("*"))       # moved, not copied
+    assert len(pd.read_csv(project / "data/raw/labels.csv")) == N + NEW
+
+    p = load_params("params.yaml")
+    events = history(setup(p.register), p.register.model_name)
+    assert {e["version"] for e in events} >= {"1", "2"}
