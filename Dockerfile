@@ -11,6 +11,7 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
     DO_NOT_TRACK=true \
     MLFLOW_DISABLE_TELEMETRY=true \
     PREFECT_SERVER_ANALYTICS_ENABLED=false \
@@ -33,13 +34,14 @@ RUN if [ "$TORCH_FLAVOR" = "cpu" ]; then \
     fi \
  && pip install -r requirements.txt
 
-COPY pyproject.toml README.md params.yaml dvc.yaml ./
+COPY pyproject.toml README.md params.yaml dvc.yaml prefect.yaml ./
 COPY oanet ./oanet
 COPY flows ./flows
 COPY expectations ./expectations
+COPY incoming/README.md ./incoming/README.md
 RUN pip install --no-deps . && chown -R oanet:oanet /app
 USER oanet
-ENV PREFECT_HOME=/app/.prefect MPLCONFIGDIR=/app/.cache/matplotlib
+ENV PREFECT_HOME=/app/.prefect MPLCONFIGDIR=/app/.cache/matplotlib OANET_PROJECT_DIR=/app
 
 ENTRYPOINT ["oanet"]
 CMD ["--help"]

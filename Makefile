@@ -20,7 +20,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(abspath .prefect)
 export MPLCONFIGDIR := $(abspath .cache/matplotlib)
 
-.PHONY: install demo test test-fast flow bench clean
+.PHONY: install demo test test-fast flow nightly schedule bench clean
 
 install: $(STAMP)
 
@@ -35,6 +35,8 @@ $(STAMP): requirements.txt pyproject.toml
 demo: install
 	dvc repro
 	@echo
+	@cat reports/ablation.md reports/robustness.md
+	@echo
 	@echo "results:"
 	@echo "  test metrics        reports/metrics.json (per model; plots reports/*.png)"
 	@echo "  paper tables        reports/ablation.md, reports/robustness.md (plots reports/plots/*.png)"
@@ -46,9 +48,17 @@ demo: install
 	@echo "  GX Data Docs        reports/validation/data_docs/index.html"
 	@echo "  demo images         data/raw/images (labels.csv, truth.csv, layout.yaml beside them)"
 
-## flow: the same stages as a Prefect flow (temporary local server, history under .prefect/)
+## flow: the OCR + validation stages as a Prefect flow (temporary local server, history under .prefect/)
 flow: install
 	python -m flows.ingest
+
+## nightly: one nightly run now (intake from incoming/, OCR, retrain if anything is new, register)
+nightly: install
+	oanet nightly
+
+## schedule: a local Prefect server on 127.0.0.1:4200 serving the nightly deployment (cron in prefect.yaml)
+schedule: install
+	oanet schedule
 
 test: install
 	python -m pytest -q
@@ -61,6 +71,7 @@ bench: install
 	python bench/ocr_accuracy.py --objects ../shared/data/magnetic-tile --n 500 --preset clean
 	python bench/ocr_accuracy.py --objects ../shared/data/magnetic-tile --n 500 --preset noisy
 	python bench/ocr_throughput.py --objects ../shared/data/magnetic-tile --n 200
+	python bench/ocr_scaling.py --n 200
 
 clean:
-	rm -rf data reports .cache .prefect
+	rm -rf data reports models .cache .prefect
