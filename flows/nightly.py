@@ -6,7 +6,8 @@
    version with DVC (`dvc commit data`, `dvc push` to the default remote).
 2. ingest: OCR + data-quality gate; the OCR cache means only new images are read.
 3. If the registry already holds a complete run on this data version with these params,
-   the night stops here and says so: no new data, no training.
+   the night stops here and says so: no new data, no training (`dvc commit` of ingest and
+   validate, whose reports were rewritten, keeps `dvc repro` a no-op).
 4. train (split, bag, fuse, gate) -> evaluate (+ report) -> register (challenger + promotion),
    then `dvc commit` of every stage so `dvc repro` agrees with what the night produced.
 
@@ -103,6 +104,7 @@ def trained_run(params_path: str, version: str) -> str | None:
 @flow(name="oanet-nightly", log_prints=True)
 def nightly_flow(params_path: str = "params.yaml", force: bool = False, fresh: bool = False) -> NightlyReport:
     p = load_params(params_path)
+    fresh = fresh or force        # forcing a retrain must not be answered from the resume cache
     intake = intake_task(params_path)
     version = dataset_version(p.data.raw)
     recorded = dvc_record(p.nightly, ["data"]) if intake.new_data else ""
@@ -114,6 +116,7 @@ def nightly_flow(params_path: str = "params.yaml", force: bool = False, fresh: b
     if previous:
         reason = f"no new data since run {previous[:8]} (data version {version}, same params)"
         print(f"nightly: {reason}; nothing to train")
+        recorded = dvc_record(p.nightly, ["ingest", "validate"])   # their reports were rewritten
         return NightlyReport(version, intake.summary(), ingest_line, False, reason, dvc=recorded)
     reason = "forced" if force else (f"{intake.moved} new images" if intake.moved else "no model on this data yet")
     train_flow(params_path, version, fresh)

@@ -60,6 +60,7 @@ def _numeric(d: dict, prefix: str = "") -> dict[str, float]:
     return out
 
 
+SPLIT_ARTIFACT = "split.parquet"
 REQUIRED = ("bag", "fuse", "gate", "gate_artifact")    # evaluate is logged when present, not required
 
 
@@ -107,8 +108,50 @@ def log_reports(p) -> None:
                 mlflow.log_artifact(str(f), artifact_path=dest)
 
 
-def rescore_champion(client, name: str, p, device: str = "cpu") -> dict | None:
-    """The champion's metrics on this run's test rows (clean and both corruptions), or None without one."""
+def log_as(path: Path, artifact: str) -> None:
+    """Log `path` under the artifact path `artifact` whatever the file's own name."""
+    import shutil
+    import tempfile
+
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / Path(artifact).name
+        shutil.copyfile(path, target)
+        mlflow.log_artifact(str(target), artifact_path=str(Path(artifact).parent))
+
+
+MIN_SHARED_ROWS = 10     # fewer unseen rows than this (or one class only): compare registered metrics
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    challenger: dict | None      # {recall, accuracy, robust_recall} on the shared rows; None: not comparable
+    champion: dict | None
+    rows: int
+    note: str
+
+
+def _champion_seen_images(client, name: str) -> set[str] | None:
+    """Images the champion was fitted or calibrated on (its run's split: train and val), if logged."""
+    import mlflow
+    import pandas as pd
+
+    from flows.registry import CHAMPION
+
+    run_id = client.get_model_version_by_alias(name, CHAMPION).run_id
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"data/{SPLIT_ARTIFACT}")
+    except Exception:   # noqa: BLE001 - MLflow raises several types for "no such artifact"
+        return None
+    split = pd.read_parquet(path)
+    return set(split.loc[split["split"] != "test", "image"])
+
+
+def head_to_head(client, name: str, p, device: str = "cpu") -> HeadToHead | None:
+    """Champion and challenger scored by the same code on this run's test rows that the champion
+    never saw: with a growing dataset the split moves, and rows the champion trained on would
+    flatter it. None without a champion."""
     import mlflow
 
     from flows.registry import CHAMPION, alias_holder
@@ -117,12 +160,26 @@ def rescore_champion(client, name: str, p, device: str = "cpu") -> dict | None:
 
     if alias_holder(client, name, CHAMPION) is None:
         return None
-    local = Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion"))
-    pipe = DefectPipeline.load(local / "artifacts" / "bundle", device=device)
-    rows, images = gate_inputs(p.gate.table, p.gate.split, p.gate.data, pipe.members.image_size,
-                               pipe.members.object_roi)["test"]
-    scores, _, _ = score_gate(pipe.members, pipe.gate, rows, images, ("clean", "both"), p.gate.seed + 100, device)
-    return candidate_metrics({"scenarios": scores})
+    champion = DefectPipeline.load(Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion"))
+                                   / "artifacts" / "bundle", device=device)
+    challenger = DefectPipeline.load(p.register.bundle_dir, device=device)
+    seen = _champion_seen_images(client, name)
+    scored = {}
+    for role, pipe in (("challenger", challenger), ("champion", champion)):
+        rows, images = gate_inputs(p.gate.table, p.gate.split, p.gate.data, pipe.members.image_size,
+                                   pipe.members.object_roi)["test"]
+        keep = ~rows["image"].isin(seen or set())
+        rows, images = rows[keep.to_numpy()], images[keep.to_numpy()]
+        labels = set(rows["label"].astype(int))
+        if len(rows) < MIN_SHARED_ROWS or labels != {0, 1}:
+            return HeadToHead(None, None, len(rows), f"only {len(rows)} test rows unseen by the champion "
+                              f"(classes {sorted(labels)}): compared on the metrics each was registered with")
+        scores, _, _ = score_gate(pipe.members, pipe.gate, rows, images, ("clean", "both"), p.gate.seed + 100,
+                                  device)
+        scored[role] = candidate_metrics({"scenarios": scores})
+    note = (f"compared on {len(rows)} test rows neither model was fitted on" if seen is not None else
+            f"compared on all {len(rows)} test rows (the champion's split was not logged)")
+    return HeadToHead(scored["challenger"], scored["champion"], len(rows), note)
 
 
 def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
@@ -147,6 +204,8 @@ def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
         log_stage_runs(outputs)
         log_reports(p)
         mlflow.log_artifact(str(Path(p.fuse.data) / "layout.yaml"), artifact_path="reports")
+        if Path(p.split.out).is_file():    # which rows this model saw: the next promotion compares on others
+            log_as(Path(p.split.out), f"data/{SPLIT_ARTIFACT}")
         if missing:
             echo("register: stage outputs missing, the run is registered as incomplete: " + "; ".join(missing))
             info = None
@@ -164,8 +223,12 @@ def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
         rule = PromotionRule(max_accuracy_drop=p.register.max_accuracy_drop,
                              max_robust_recall_drop=p.register.max_robust_recall_drop,
                              min_recall_gain=p.register.min_recall_gain)
+        shared = head_to_head(client, p.register.model_name, p)
+        if shared is not None:
+            echo(f"register: {shared.note}")
         decision = apply_promotion(client, p.register.model_name, version, rule,
-                                   champion_metrics=rescore_champion(client, p.register.model_name, p))
+                                   champion_metrics=shared and shared.champion,
+                                   challenger_metrics=shared and shared.challenger)
     return Registered(run.info.run_id, version, not missing, metrics, decision)
 
 

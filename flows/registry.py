@@ -98,12 +98,11 @@ def _resolve_source(client, source_uri: str) -> tuple[str, str | None]:
 # ---------------------------------------------------------------- promoting
 
 def apply_promotion(client, name: str, version: str, rule: PromotionRule,
-                    champion_metrics: dict | None = None) -> Decision:
+                    champion_metrics: dict | None = None, challenger_metrics: dict | None = None) -> Decision:
     """Compare `version` with the current champion, move `champion` if it wins, record either way.
 
-    `champion_metrics` ({recall, accuracy, robust_recall}): the champion re-scored on the
-    challenger's test rows, so both are judged on the same data; None uses the metrics
-    the champion was registered with.
+    `champion_metrics` / `challenger_metrics` ({recall, accuracy, robust_recall}): both
+    models re-scored on the same rows; None uses the metrics each was registered with.
     """
     version = str(version)
     holder = alias_holder(client, name, CHAMPION)
@@ -112,9 +111,11 @@ def apply_promotion(client, name: str, version: str, rule: PromotionRule,
         return Decision(True, f"v{version} already holds {CHAMPION}; nothing to do",
                         {"challenger": None, "champion": None, "rule": None})
     champion = None if holder is None else _candidate(holder, client.get_model_version(name, holder).tags)
-    if champion is not None and champion_metrics:
+    if champion is not None and champion_metrics and challenger_metrics:
         champion = Candidate(champion.version, champion.complete,
                              **{k: float(champion_metrics[k]) for k in METRICS})
+        challenger = Candidate(challenger.version, challenger.complete,
+                               **{k: float(challenger_metrics[k]) for k in METRICS})
 
     decision = decide(challenger, champion, rule)
     if decision.promote:

@@ -101,7 +101,7 @@ RETRY_DELAYS = [10, 30, 90]
 
 def resume_key(context, parameters: dict) -> str:
     """Prefect cache key: the same stage on the same params, data and code has the same result."""
-    parts = [context.task.name, hashlib.sha256(Path(parameters["params_path"]).read_bytes()).hexdigest(),
+    parts = [context.task.name, str(Path(parameters["params_path"]).resolve()), hashlib.sha256(Path(parameters["params_path"]).read_bytes()).hexdigest(),
              parameters["data_version"], source_hash()]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 

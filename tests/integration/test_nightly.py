@@ -46,6 +46,17 @@ def test_nightly_trains_registers_then_skips_a_night_without_data(project):
     assert "version 1 (complete)" in first.register
     assert "OCR on 48 images, 0 from cache" in first.ingest
 
+    # a re-run on the same data, params and code reuses every finished stage (resume after a failure) ...
+    fusion_metrics = project / "fusion.json"
+    stamp = fusion_metrics.stat().st_mtime_ns
+    from flows.train import train_flow
+
+    assert train_flow("params.yaml", first.data_version) and fusion_metrics.stat().st_mtime_ns == stamp
+    # ... except a stage whose output has gone
+    (project / "split.parquet").unlink()
+    train_flow("params.yaml", first.data_version)
+    assert (project / "split.parquet").is_file() and fusion_metrics.stat().st_mtime_ns == stamp
+
     second = nightly_flow("params.yaml")
     assert not second.trained and "no new data" in second.reason
     assert "OCR on 0 images, 48 from cache" in second.ingest      # the cache, not the OCR engine

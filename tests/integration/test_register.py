@@ -53,11 +53,11 @@ def registered(store, trained):
     outputs = {"first": cli("register", "--params", str(params))}
     after_first = aliases(uri)
 
-    gate_metrics = Path(p["gate"]["metrics"])
-    original = gate_metrics.read_text()
-    worse = json.loads(original)
-    worse["scenarios"]["clean"]["gate"]["recall"] -= 0.2          # a challenger that lost 20 recall points
-    gate_metrics.write_text(json.dumps(worse))
+    gate_metrics, gate_artifact = Path(p["gate"]["metrics"]), Path(p["gate"]["out"])
+    original, original_gate = gate_metrics.read_text(), gate_artifact.read_text()
+    worse = json.loads(original_gate)       # a challenger that flags almost nothing: its recall collapses
+    worse["gate"]["threshold"] = {regime: 0.999 for regime in worse["gate"]["threshold"]}
+    gate_artifact.write_text(json.dumps(worse))
     try:
         outputs["worse"] = cli("register", "--params", str(params))
         after_worse = aliases(uri)
@@ -68,6 +68,7 @@ def registered(store, trained):
         if gate_metrics.with_suffix(".away").exists():
             gate_metrics.with_suffix(".away").rename(gate_metrics)
         gate_metrics.write_text(original)
+        gate_artifact.write_text(original_gate)
     return outputs, after_first, after_worse, after_incomplete
 
 
@@ -81,6 +82,7 @@ def test_worse_challenger_is_refused_on_the_same_test_rows(registered):
     outputs, _, after_worse, _ = registered
     assert after_worse == {"champion": "1", "challenger": "2"}
     assert "kept the champion" in outputs["worse"] and "recall" in outputs["worse"]
+    assert "test rows neither model was fitted on" in outputs["worse"]   # same split: every test row
 
 
 def test_incomplete_run_moves_no_alias(registered):

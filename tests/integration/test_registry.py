@@ -170,3 +170,18 @@ def test_rollback_without_champion_is_a_clear_error(store):
     register(client, "oanet-no-champion", runs, "good")
     with pytest.raises(RollbackError, match="no champion"):
         rollback(client, "oanet-no-champion")
+
+
+def test_metrics_rescored_on_shared_rows_replace_the_registered_ones(store):
+    """'better' beats 'good' as registered, but on the rows both were re-scored on it does not."""
+    client, runs = store
+    name = "oanet-shared-rows"
+    register(client, name, runs, "good")
+    assert apply_promotion(client, name, "1", RULE).promote
+    v2 = register(client, name, runs, "better")
+    shared_champion = {"recall": 0.80, "accuracy": 0.85, "robust_recall": 0.70}
+    shared_challenger = {"recall": 0.75, "accuracy": 0.85, "robust_recall": 0.70}
+    decision = apply_promotion(client, name, v2, RULE, champion_metrics=shared_champion,
+                               challenger_metrics=shared_challenger)
+    assert not decision.promote and "0.750 < champion 0.800" in decision.reason
+    assert aliases(client, name)[CHAMPION] == "1"
