@@ -111,6 +111,7 @@ class SplitConfig:
     seed: int = 42
     group_by_lot: bool = True
     val_fold: int = 0       # train rows of this fold become `val`: held out of the final fits, for the gate
+    stable: bool = True     # test lots in a seeded hash order of their names: the split holds as lots arrive
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ train and val rows, -1 on test rows). The `val` rows are the training rows of fo
 `val_fold`: cross-validation uses them like any training row, but the final models are
 fitted on `train` rows only, so the gate can be calibrated on predictions no member
 has seen (val_fold -1: no val rows). Units of one lot stay on one side when grouping is on;
-a unit whose lot was not read forms a group of its own.
+a unit whose lot was not read forms a group of its own. `stable` (the default) picks the
+test lots by a hash of their names, so the split holds as data grows; the evaluation's
+repeated splits use the balanced search instead (`pick_test_groups`).
 """
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +43,30 @@ def _grouped_parts(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.n
     return parts
 
 
+def _share_prefix(order: np.ndarray, sizes: np.ndarray, n: int, test_size: float) -> list[np.ndarray]:
+    """The prefixes of a group order just under and just over `test_size` of the rows."""
+    cum = np.cumsum(sizes[order])
+    k = int(np.searchsorted(cum, test_size * n)) + 1
+    return [order[:max(1, k - 1)], order[:min(k, len(order) - 1)]]
+
+
+def stable_test_groups(groups: np.ndarray, test_size: float, seed: int) -> np.ndarray:
+    """Boolean test mask: whole groups taken in a seeded hash order of their names up to `test_size`.
+
+    A group's place in the order depends on its name only, so when new lots arrive they
+    land on the side their place gives them and only the lots next to the cut can change
+    sides, instead of a reshuffle: tonight's model is not trained on most of the rows
+    yesterday's was tested on, and the two can be compared on the rows neither saw. The
+    defect rate is not balanced; with many lots it stays close to the overall rate.
+    """
+    names, inverse = np.unique(groups, return_inverse=True)
+    keys = [hashlib.sha256(f"{seed}:{name}".encode()).hexdigest() for name in names]
+    sizes = np.bincount(inverse)
+    under, over = _share_prefix(np.argsort(keys), sizes, len(groups), test_size)
+    chosen = min((under, over), key=lambda c: abs(sizes[c].sum() / len(groups) - test_size))
+    return np.isin(inverse, chosen)
+
+
 def pick_test_groups(y: np.ndarray, groups: np.ndarray, test_size: float, seed: int) -> np.ndarray:
     """Boolean test mask made of whole groups, near `test_size` and the overall defect rate.
 
@@ -55,10 +82,7 @@ def pick_test_groups(y: np.ndarray, groups: np.ndarray, test_size: float, seed: 
     rate, n = y.mean(), len(y)
     best, best_score = None, np.inf
     for _ in range(SEARCH_TRIES):
-        order = rng.permutation(len(names))
-        cum = np.cumsum(sizes[order])
-        k = int(np.searchsorted(cum, test_size * n)) + 1
-        for chosen in (order[:max(1, k - 1)], order[:min(k, len(names) - 1)]):   # just under, just over
+        for chosen in _share_prefix(rng.permutation(len(names)), sizes, n, test_size):
             size = sizes[chosen].sum()
             score = abs(size / n - test_size) + abs(positives[chosen].sum() / size - rate)
             if score < best_score:
@@ -74,7 +98,8 @@ def make_split(table: pd.DataFrame, layout: Layout, cfg: SplitConfig) -> pd.Data
     if len(np.unique(groups)) < 3:
         raise ValueError(f"split needs at least 3 groups (lots) to split by, found {len(np.unique(groups))}; "
                          "set split.group_by_lot: false for a set this small")
-    test = pick_test_groups(y, groups, cfg.test_size, cfg.seed)
+    test = (stable_test_groups(groups, cfg.test_size, cfg.seed) if cfg.stable
+            else pick_test_groups(y, groups, cfg.test_size, cfg.seed))
     if not -1 <= cfg.val_fold < cfg.folds:
         raise ValueError(f"split.val_fold must be a fold 0..{cfg.folds - 1} or -1 (no validation rows), "
                          f"got {cfg.val_fold}")

@@ -70,7 +70,7 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
     from oanet.tabular.masking import FieldMasking, fit_learner
 
     schema = TabularSchema.from_layout(layout)
-    split = make_split(table, layout, dataclasses.replace(params.split, seed=params.split.seed + r))
+    split = make_split(table, layout, dataclasses.replace(params.split, seed=params.split.seed + r, stable=False))
     part = {p: np.flatnonzero(split["split"].to_numpy() == p) for p in ("train", "val", "test")}
     rows = {p: table.iloc[i].reset_index(drop=True) for p, i in part.items()}
     ims = {p: images[i] for p, i in part.items()}
