@@ -190,6 +190,15 @@ def _batches(n: int, batch_size: int, generator: torch.Generator, device: torch.
     return list(perm[: n - n % batch_size].split(batch_size))
 
 
+def _chunks(n: int, size: int, device) -> list[torch.Tensor]:
+    """Row indices in order, in chunks of `size`; a last chunk of one row joins the one before
+    (batch norm in train mode cannot normalise a single row: 97 rows at 16 used to crash)."""
+    chunks = list(torch.arange(n, device=device).split(size))
+    if len(chunks) > 1 and len(chunks[-1]) == 1:
+        chunks[-2:] = [torch.cat(chunks[-2:])]
+    return chunks
+
+
 @torch.no_grad()
 def embeddings(model: OANet, data: TrainData, batch_size: int = 256, train_mode: bool = False):
     """Aligned embeddings (z_img, z_tab), each (N, A) float32, of unaugmented, unmasked inputs."""
@@ -197,7 +206,7 @@ def embeddings(model: OANet, data: TrainData, batch_size: int = 256, train_mode:
     model.train(train_mode)
     za, zb = [], []
     dev = data.images.device
-    for idx in torch.arange(len(data), device=dev).split(batch_size):
+    for idx in _chunks(len(data), batch_size, dev):
         with _autocast(dev):
             out = model(data.images[idx], data.tab[idx])
         za.append(out.z_img.float())

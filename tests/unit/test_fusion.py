@@ -293,3 +293,14 @@ def test_importing_the_package_itself_does_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("n", [17, 33])
+def test_a_training_set_one_row_past_a_full_batch_trains(n):
+    """The refinement's first basis embeds in train mode; a last chunk of one row used to crash batch norm."""
+    data = tiny_data(n, seed=3)
+    seed_everything(0)
+    model = OANet(ArchConfig.from_fuse(tiny_cfg(batch_size=16), data.tab.shape[1]))
+    fit(model, data, tiny_cfg(epochs=1, batch_size=16))
+    za, _ = embeddings(model, data, batch_size=16, train_mode=True)
+    assert za.shape[0] == n
