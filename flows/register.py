@@ -41,7 +41,8 @@ class Registered:
         if not m:
             return head
         lines = [head, f"  test recall {m['recall']:.3f} accuracy {m['accuracy']:.3f}, "
-                       f"recall under 60% OCR missing + GridMask {m['robust_recall']:.3f}"]
+                       f"under 60% OCR missing + GridMask recall {m['robust_recall']:.3f} "
+                       f"accuracy {m.get('robust_accuracy', float('nan')):.3f}"]
         if self.decision is not None:
             lines.append(f"  {'PROMOTED to champion' if self.decision.promote else 'kept the champion'}: "
                          f"{self.decision.reason}")
@@ -73,7 +74,7 @@ def candidate_metrics(gate_metrics: dict) -> dict[str, float]:
     """What promotion compares: the gate's clean test recall/accuracy and its recall under both corruptions."""
     s = gate_metrics["scenarios"]
     return {"recall": s["clean"]["gate"]["recall"], "accuracy": s["clean"]["gate"]["accuracy"],
-            "robust_recall": s["both"]["gate"]["recall"]}
+            "robust_recall": s["both"]["gate"]["recall"], "robust_accuracy": s["both"]["gate"]["accuracy"]}
 
 
 def log_stage_runs(outputs: dict[str, Path]) -> None:
@@ -222,6 +223,7 @@ def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
     if not missing:
         rule = PromotionRule(max_accuracy_drop=p.register.max_accuracy_drop,
                              max_robust_recall_drop=p.register.max_robust_recall_drop,
+                             max_robust_accuracy_drop=p.register.max_robust_accuracy_drop,
                              min_recall_gain=p.register.min_recall_gain)
         shared = head_to_head(client, p.register.model_name, p)
         if shared is not None:

@@ -15,7 +15,7 @@ import math
 from datetime import datetime, timedelta, timezone
 
 from oanet.errors import OanetError
-from oanet.promotion import METRICS, Candidate, Decision, PromotionRule, decide, incomplete_reason
+from oanet.promotion import METRICS, OPTIONAL, Candidate, Decision, PromotionRule, decide, incomplete_reason
 
 TAG_PREFIX = "oanet."
 EVENT_PREFIX = TAG_PREFIX + "event."
@@ -42,7 +42,7 @@ def register_challenger(client, name: str, source_uri: str, run_id: str,
     _ensure_registered_model(client, name)
     source, model_id = _resolve_source(client, source_uri)
     metrics = metrics or {}
-    tags = {TAG_PREFIX + k: repr(float(metrics[k])) for k in METRICS if metrics.get(k) is not None}
+    tags = {TAG_PREFIX + k: repr(float(metrics[k])) for k in METRICS + OPTIONAL if metrics.get(k) is not None}
     tags[COMPLETE_TAG] = "true" if complete else "false"
     mv = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
     version = str(mv.version)   # the SQLite store returns an int despite the str annotation
@@ -113,9 +113,10 @@ def apply_promotion(client, name: str, version: str, rule: PromotionRule,
     champion = None if holder is None else _candidate(holder, client.get_model_version(name, holder).tags)
     if champion is not None and champion_metrics and challenger_metrics:
         champion = Candidate(champion.version, champion.complete,
-                             **{k: float(champion_metrics[k]) for k in METRICS})
+                             **{k: float(champion_metrics[k]) for k in METRICS + OPTIONAL if k in champion_metrics})
         challenger = Candidate(challenger.version, challenger.complete,
-                               **{k: float(challenger_metrics[k]) for k in METRICS})
+                               **{k: float(challenger_metrics[k]) for k in METRICS + OPTIONAL
+                                  if k in challenger_metrics})
 
     decision = decide(challenger, champion, rule)
     if decision.promote:
@@ -213,7 +214,7 @@ def _candidate(version: str, tags: dict) -> Candidate:
 
     return Candidate(version=str(version), complete=tags.get(COMPLETE_TAG) == "true",
                      recall=number("recall"), accuracy=number("accuracy"),
-                     robust_recall=number("robust_recall"))
+                     robust_recall=number("robust_recall"), robust_accuracy=number("robust_accuracy"))
 
 
 _last_time = datetime.min.replace(tzinfo=timezone.utc)

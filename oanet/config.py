@@ -221,6 +221,7 @@ class RegisterConfig:
     min_recall_gain: float = 0.0
     max_accuracy_drop: float = 0.01
     max_robust_recall_drop: float = 0.02
+    max_robust_accuracy_drop: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,8 @@ reads the numbers from the model registry, calls `decide` and moves the aliases.
 Recall on defects is what the paper improves, so the challenger must not lose recall;
 accuracy and recall under damaged inputs (60% OCR missing + GridMask, the paper's
 Table 2) may drop a little, because run-to-run noise alone moves them by that much.
+Accuracy under damaged inputs is bounded too (more loosely): a model that flags every
+unit once the inputs are damaged has perfect robust recall and is no use.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import math
 from dataclasses import asdict, dataclass
 
 METRICS = ("recall", "accuracy", "robust_recall")
+OPTIONAL = ("robust_accuracy",)   # checked when both models have it (versions registered before it lack it)
 # Equal metrics must pass; `a - b` in floats can miss that by one ulp (0.3 - 0.1 != 0.2).
 _TOLERANCE = 1e-9
 
@@ -21,6 +24,7 @@ class PromotionRule:
     max_accuracy_drop: float = 0.01       # challenger accuracy >= champion accuracy - this
     max_robust_recall_drop: float = 0.02  # challenger robust recall >= champion's - this
     min_recall_gain: float = 0.0          # challenger recall >= champion recall + this
+    max_robust_accuracy_drop: float = 0.05  # challenger robust accuracy >= champion's - this
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Candidate:
     recall: float | None
     accuracy: float | None
     robust_recall: float | None
+    robust_accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +62,7 @@ def _numbers(candidate: Candidate | None) -> dict | None:
     if candidate is None:
         return None
     # NaN becomes None so that the record serialises as strict JSON.
-    values = {name: None if _missing(v := getattr(candidate, name)) else float(v) for name in METRICS}
+    values = {name: None if _missing(v := getattr(candidate, name)) else float(v) for name in METRICS + OPTIONAL}
     return {"version": candidate.version, "complete": candidate.complete, **values}
 
 
@@ -90,6 +95,10 @@ def decide(challenger: Candidate, champion: Candidate | None, rule: PromotionRul
                c.robust_recall >= h.robust_recall - rule.max_robust_recall_drop - _TOLERANCE,
                h.robust_recall, f" - {rule.max_robust_recall_drop:g}"),
     ]
+    if not (_missing(c.robust_accuracy) or _missing(h.robust_accuracy)):
+        checks.append(_check("robust accuracy", c.robust_accuracy,
+                             c.robust_accuracy >= h.robust_accuracy - rule.max_robust_accuracy_drop - _TOLERANCE,
+                             h.robust_accuracy, f" - {rule.max_robust_accuracy_drop:g}"))
     failed = [text for ok, text in checks if not ok]
     if failed:
         return Decision(False, "refused: " + "; ".join(failed), compared)

@@ -97,5 +97,18 @@ def test_compared_holds_the_numbers_as_strict_json():
     assert d.compared["challenger"]["accuracy"] is None
     assert d.compared["champion"]["recall"] == 0.905
     assert d.compared["rule"] == {"max_accuracy_drop": 0.01, "max_robust_recall_drop": 0.02,
-                                  "min_recall_gain": 0.0}
+                                  "min_recall_gain": 0.0, "max_robust_accuracy_drop": 0.05}
     json.dumps(d.compared, allow_nan=False)
+
+
+def test_flagging_everything_under_damage_is_no_robustness():
+    """Robust recall 1.0 bought by calling every damaged unit defective: robust accuracy refuses it."""
+    champion = Candidate("1", True, recall=0.905, accuracy=0.880, robust_recall=0.850, robust_accuracy=0.800)
+    d = decide(challenger(robust_recall=1.0, robust_accuracy=0.300), champion, RULE)
+    assert not d.promote and "robust accuracy 0.300 < champion 0.800 - 0.05" in d.reason
+    assert decide(challenger(robust_recall=1.0, robust_accuracy=0.760), champion, RULE).promote
+
+
+def test_a_champion_registered_without_robust_accuracy_is_judged_on_the_rest():
+    d = decide(challenger(robust_accuracy=0.100), CHAMPION, RULE)       # CHAMPION predates the metric
+    assert d.promote and "robust accuracy" not in d.reason
