@@ -156,8 +156,10 @@ def head_to_head(client, name: str, p, device: str = "cpu") -> HeadToHead | None
     import mlflow
 
     from flows.registry import CHAMPION, alias_holder
-    from oanet.gate.stage import gate_inputs, score_gate
+    from oanet.fusion.data import load_rois
+    from oanet.gate.stage import score_gate
     from oanet.serving import DefectPipeline
+    from oanet.split import load_parts
 
     if alias_holder(client, name, CHAMPION) is None:
         return None
@@ -165,18 +167,19 @@ def head_to_head(client, name: str, p, device: str = "cpu") -> HeadToHead | None
                                    / "artifacts" / "bundle", device=device)
     challenger = DefectPipeline.load(p.register.bundle_dir, device=device)
     seen = _champion_seen_images(client, name)
-    scored = {}
+    rows = load_parts(p.gate.table, p.gate.split)["test"]
+    rows = rows[~rows["image"].isin(seen or set())]
+    labels = set(rows["label"].astype(int))
+    if len(rows) < MIN_SHARED_ROWS or labels != {0, 1}:
+        return HeadToHead(None, None, len(rows), f"only {len(rows)} test rows unseen by the champion "
+                          f"(classes {sorted(labels)}): compared on the metrics each was registered with")
+    scored, images = {}, {}
     for role, pipe in (("challenger", challenger), ("champion", champion)):
-        rows, images = gate_inputs(p.gate.table, p.gate.split, p.gate.data, pipe.members.image_size,
-                                   pipe.members.object_roi)["test"]
-        keep = ~rows["image"].isin(seen or set())
-        rows, images = rows[keep.to_numpy()], images[keep.to_numpy()]
-        labels = set(rows["label"].astype(int))
-        if len(rows) < MIN_SHARED_ROWS or labels != {0, 1}:
-            return HeadToHead(None, None, len(rows), f"only {len(rows)} test rows unseen by the champion "
-                              f"(classes {sorted(labels)}): compared on the metrics each was registered with")
-        scores, _, _ = score_gate(pipe.members, pipe.gate, rows, images, ("clean", "both"), p.gate.seed + 100,
-                                  device)
+        size, roi = pipe.members.image_size, tuple(pipe.members.object_roi)
+        if (size, roi) not in images:     # both models usually crop the same way: read the images once
+            images[size, roi] = load_rois(p.gate.data, rows["image"].tolist(), roi, size)
+        scores, _, _ = score_gate(pipe.members, pipe.gate, rows, images[size, roi], ("clean", "both"),
+                                  p.gate.seed + 100, device)
         scored[role] = candidate_metrics({"scenarios": scores})
     note = (f"compared on {len(rows)} test rows neither model was fitted on" if seen is not None else
             f"compared on all {len(rows)} test rows (the champion's split was not logged)")
