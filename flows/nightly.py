@@ -18,7 +18,6 @@ The schedule (cron 02:00 by default) lives in prefect.yaml; `oanet schedule` ser
 from __future__ import annotations
 
 import argparse
-import hashlib
 import subprocess
 import sys
 from dataclasses import dataclass, replace
@@ -86,17 +85,17 @@ def dvc_record(cfg: NightlyConfig, targets: list[str]) -> str:
 
 def trained_run(params_path: str, version: str) -> str | None:
     """The id of a complete registered run on this data version with these exact params, if any."""
-    from flows.tracking import setup
+    from flows.tracking import params_hash, setup
 
     p = load_params(params_path)
     client = setup(p.register)
     experiment = client.get_experiment_by_name(p.register.experiment)
     if experiment is None:
         return None
-    params_hash = hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16]
     runs = client.search_runs(
         [experiment.experiment_id], max_results=1,
-        filter_string=(f"tags.`oanet.data_version` = '{version}' and tags.`oanet.params_sha256` = '{params_hash}'"
+        filter_string=(f"tags.`oanet.data_version` = '{version}'"
+                       f" and tags.`oanet.params_sha256` = '{params_hash(params_path)}'"
                        " and tags.`oanet.missing_outputs` = 'none'"))
     return runs[0].info.run_id if runs else None
 

@@ -87,6 +87,11 @@ def device_name() -> str:
     return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()}"
 
 
+def params_hash(params_path: str | Path) -> str:
+    """The tag `oanet.params_sha256`: which exact parameter file a run used."""
+    return hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16]
+
+
 def data_version(params_path: Path) -> str:
     """Content hash of the raw dataset named in params (oanet.intake.dataset_version)."""
     from oanet.config import load_params
@@ -99,5 +104,5 @@ def data_version(params_path: Path) -> str:
 def lineage_tags(params_path: Path) -> dict[str, str]:
     return {"oanet.git_commit": _git_commit(), "oanet.data_md5": raw_data_hash(),
             "oanet.data_version": data_version(params_path),
-            "oanet.params_sha256": hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16],
+            "oanet.params_sha256": params_hash(params_path),
             "oanet.device": device_name()}
