@@ -54,11 +54,12 @@ class Timing:
 def measure(cfg: IngestConfig, data: Path, work: Path, workers: int) -> Timing:
     from oanet.ingest.distributed import connect, warm_up
     from oanet.ingest.stage import run as ingest
+    from oanet.layout import load_layout
 
     fresh = replace(cfg, workers=workers, scheduler=None, cache=str(work / f"cache-{workers}w.sqlite"))
     t0 = time.perf_counter()
     with connect(fresh) as client:
-        engines = warm_up(client, cfg.rec_model)
+        engines = warm_up(client, fresh, load_layout(data / "layout.yaml"))
         assert engines == workers, f"{engines} engines on {workers} workers"
         result = ingest(fresh, data, work / f"ocr-{workers}w.parquet", work / f"q-{workers}w.parquet", client=client)
         cold = time.perf_counter() - t0

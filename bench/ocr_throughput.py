@@ -3,11 +3,15 @@
     python bench/ocr_throughput.py --objects ../shared/data/magnetic-tile --n 200
 
 In one process, on the same synthetic images:
-  ingest      the ingest stage (decode, value crops, batched recognition, parse, write), no cache
-  bare        the same recogniser on the same value crops, already cut and in memory
+  ingest      the ingest stage (decode, value crops, batched recognition, parse, write), no cache,
+              on its default engines (one one-thread recogniser per core, output cut to the
+              layout's characters: params.yaml ingest.engines / ingest.charset)
+  bare        the same engines on the same value crops, already cut and in memory, chunk by chunk
   plain       stock CnOCR on the bundled models: detector + recogniser on the whole image,
               lines matched to fields by key (on the first --plain-n images: it is slow)
   cached      a second ingest over the same images, served by the cache
+ingest, bare and plain are timed in --rounds alternating rounds (this machine's speed drifts
+by 10-20% over minutes); the rates are medians, each round's ratios are printed too.
   ingest-2w   the ingest stage with OCR on a warm 2-worker local Dask cluster (--workers 2):
               plain CnOCR and bare already use every core (onnxruntime's default threads),
               this is ingest using every core too (workers of one thread each)
@@ -38,13 +42,13 @@ def exact_rate(table: pd.DataFrame, truth: pd.DataFrame, layout) -> float:
     return float((s["exact"] * s["n"]).sum() / s["n"].sum())
 
 
-def plain_cnocr(images: list[np.ndarray], names: list[str], labels: pd.DataFrame, layout, min_conf: float):
+def plain_cnocr(ocr, images: list[np.ndarray], names: list[str], labels: pd.DataFrame, layout, min_conf: float):
     """Stock CnOcr (default settings, bundled models): whole image in, fields matched by key."""
-    from oanet.ingest.engine import Ocr, Read
+    from oanet.ingest.engine import Read
     from oanet.ingest.reading import find_by_key
     from oanet.ingest.stage import build_table
 
-    engine = Ocr(stock=True).cnocr
+    engine = ocr.cnocr
     unboxed = replace(layout, fields=tuple(replace(f, roi=None) for f in layout.fields))
     engine.ocr(np.repeat(images[0][:, :, None], 3, axis=2))   # warm-up
     t0 = time.perf_counter()
@@ -65,12 +69,14 @@ def main() -> int:
     ap.add_argument("--plain-n", type=int, default=40)
     ap.add_argument("--preset", default="clean")
     ap.add_argument("--seed", type=int, default=5)
+    ap.add_argument("--rounds", type=int, default=3, help="alternating timing rounds of ingest, bare and plain")
     ap.add_argument("--workers", type=int, default=2, help="Dask workers for the ingest-2w row (0/1: skip it)")
     args = ap.parse_args()
     apply_offline_defaults()
     params = load_params()
     from oanet.ingest.engine import Ocr
     from oanet.ingest.reading import boxed_crops
+    from oanet.ingest.stage import CHUNK_IMAGES, build_engines, on_engines
     from oanet.ingest.stage import run as ingest
     from oanet.synth.stage import run as synth
 
@@ -84,20 +90,31 @@ def main() -> int:
     names = list(labels["image"])
     images = [np.asarray(Image.open(data / n)) for n in names]
 
-    ocr = Ocr(params.ingest.rec_model)
-    ocr.recognize([c for c in boxed_crops(images[0], layout, 0) if c is not None])   # build + warm-up
     cfg = replace(params.ingest, cache=None)
-    r_ingest = ingest(cfg, data, work / "ocr.parquet", work / "q.parquet", ocr=ocr)
-    ingest_acc = exact_rate(pd.read_parquet(work / "ocr.parquet"), truth, layout)
+    engines = build_engines(cfg, layout)
+    crop_chunks = [[c for img in images[i:i + CHUNK_IMAGES] for c in boxed_crops(img, layout, cfg.crop_pad)
+                    if c is not None] for i in range(0, len(images), CHUNK_IMAGES)]
+    list(on_engines(engines, lambda e, crops: e.recognize(crops[:64]), crop_chunks[:len(engines)]))   # build, warm
+    plain_engine = Ocr(stock=True)
+    k = min(args.plain_n, len(names))
 
-    crops = [c for img in images for c in boxed_crops(img, layout, cfg.crop_pad) if c is not None]
-    t0 = time.perf_counter()
-    ocr.recognize(crops, batch_size=cfg.batch_size)
-    bare_s = time.perf_counter() - t0
+    def bare() -> None:
+        list(on_engines(engines, lambda e, crops: e.recognize(crops, batch_size=cfg.batch_size), crop_chunks))
+
+    rounds = []
+    for r in range(args.rounds):
+        r_ingest = ingest(cfg, data, work / "ocr.parquet", work / "q.parquet", ocr=engines)
+        t0 = time.perf_counter()
+        bare()
+        bare_s = time.perf_counter() - t0
+        plain_s, plain_table = plain_cnocr(plain_engine, images[:k], names[:k], labels, layout, cfg.min_confidence)
+        rounds.append({"ingest": len(names) / r_ingest.seconds, "bare": len(names) / bare_s, "plain": k / plain_s})
+    ingest_acc = exact_rate(pd.read_parquet(work / "ocr.parquet"), truth, layout)
+    crops = [c for chunk in crop_chunks for c in chunk]
 
     cached_cfg = replace(params.ingest, cache=str(work / "cache.sqlite"))
-    ingest(cached_cfg, data, work / "ocr2.parquet", work / "q2.parquet", ocr=ocr)
-    r_cached = ingest(cached_cfg, data, work / "ocr3.parquet", work / "q3.parquet", ocr=ocr)
+    ingest(cached_cfg, data, work / "ocr2.parquet", work / "q2.parquet", ocr=engines)
+    r_cached = ingest(cached_cfg, data, work / "ocr3.parquet", work / "q3.parquet", ocr=engines)
 
     r_workers = None
     if args.workers > 1:
@@ -105,19 +122,21 @@ def main() -> int:
 
         workers_cfg = replace(cfg, workers=args.workers)
         with connect(workers_cfg) as client:
-            warm_up(client, cfg.rec_model)
+            warm_up(client, workers_cfg, layout)
             r_workers = ingest(workers_cfg, data, work / "ocr_w.parquet", work / "q_w.parquet", client=client)
         same = pd.read_parquet(work / "ocr_w.parquet").equals(pd.read_parquet(work / "ocr.parquet"))
 
-    k = min(args.plain_n, len(names))
-    plain_s, plain_table = plain_cnocr(images[:k], names[:k], labels, layout, cfg.min_confidence)
     plain_acc = exact_rate(plain_table, truth, layout)
     ingest_sub_acc = exact_rate(pd.read_parquet(work / "ocr.parquet").head(k), truth.head(k), layout)
 
-    rate = {"ingest": len(names) / r_ingest.seconds, "bare": len(names) / bare_s,
-            "plain": k / plain_s, "cached": len(names) / r_cached.seconds}
+    rate = {key: float(np.median([r[key] for r in rounds])) for key in ("ingest", "bare", "plain")}
+    rate["cached"] = len(names) / r_cached.seconds
     print(f"{len(names)} images ({args.preset}, {'magnetic-tile' if args.objects else 'procedural'} objects), "
-          f"{len(crops)} value crops; plain CnOCR on the first {k}")
+          f"{len(crops)} value crops; plain CnOCR on the first {k}; {len(engines)} ingest engines, "
+          f"charset {cfg.charset}; medians of {len(rounds)} rounds")
+    for i, r in enumerate(rounds, 1):
+        print(f"  round {i}: ingest {r['ingest']:5.1f}  bare {r['bare']:5.1f}  plain {r['plain']:4.2f} images/s   "
+              f"ingest/bare {r['ingest'] / r['bare']:.2f}x  ingest/plain {r['ingest'] / r['plain']:.1f}x")
     for name, v in rate.items():
         print(f"  {name:7s} {v:8.1f} images/s")
     print(f"ingest / bare   = {rate['ingest'] / rate['bare']:.2f}x   (target >= 0.8x)")

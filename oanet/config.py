@@ -72,15 +72,22 @@ class IngestConfig:
     out: str = "data/ocr.parquet"
     quarantine: str = "data/ocr_quarantine.parquet"
     min_confidence: float = 0.80
-    batch_size: int = 64
+    batch_size: int = 32
     crop_pad: int = 0
     blank_panel_std: float = 2.0
     cache: str | None = ".cache/ocr.sqlite"
     rec_model: str = "multi_PP-OCRv6_small"
+    charset: str = "layout"            # layout: recognise ASCII + the layout's characters only; full: all 18,708
+    engines: int = 0                   # in-process recognisers of one thread each; 0: one per core
     workers: int = 0                   # 0: OCR in this process; N: a local Dask cluster of N 1-thread workers
     scheduler: str | None = None       # address of a running Dask scheduler (tcp://host:8786); wins over workers
 
     def __post_init__(self):
+        if self.charset not in ("layout", "full"):
+            raise ConfigError(f"ingest.charset must be 'layout' (ASCII + the layout's characters, faster) "
+                              f"or 'full' (every character of the model), got {self.charset!r}")
+        if type(self.engines) is not int or self.engines < 0:
+            raise ConfigError(f"ingest.engines must be a whole number >= 0 (0 = one per core), got {self.engines!r}")
         if type(self.workers) is not int or self.workers < 0:
             raise ConfigError(f"ingest.workers must be a whole number >= 0 (0 = OCR in process), got {self.workers!r}")
         if self.scheduler is not None and (not isinstance(self.scheduler, str) or not self.scheduler.strip()):

@@ -54,7 +54,7 @@ def package_bundle(out_dir: str | Path, layout_path, ingest_cfg, bag_dir, fusion
         if not Path(src).is_dir():
             raise BundleError(f"cannot bundle: {src} not found (run the stages first)")
         shutil.copytree(src, out / name)
-    keep = ("rec_model", "min_confidence", "batch_size", "crop_pad", "blank_panel_std")
+    keep = ("rec_model", "charset", "min_confidence", "batch_size", "crop_pad", "blank_panel_std")
     (out / "ingest.json").write_text(json.dumps({k: getattr(ingest_cfg, k) for k in keep}, indent=1))
     gate = json.loads((out / "gate.json").read_text())["gate"]
     (out / "bundle.json").write_text(json.dumps({"format": FORMAT, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
@@ -91,8 +91,11 @@ class DefectPipeline:
     def ocr(self):
         if self._ocr is None:                          # cnocr takes seconds to import: only when needed
             from oanet.ingest.engine import Ocr
+            from oanet.ingest.head import layout_charset
 
-            self._ocr = Ocr(self.ingest["rec_model"])
+            # Read as training's ingest did; bundles from before `charset` existed used the whole model.
+            charset = layout_charset(self.layout) if self.ingest.get("charset", "full") == "layout" else None
+            self._ocr = Ocr(self.ingest["rec_model"], charset=charset)
         return self._ocr
 
     def read_fields(self, panels: list[np.ndarray]) -> list[dict[str, dict]]:

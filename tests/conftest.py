@@ -52,11 +52,19 @@ def truth(synth_set) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="session")
-def ocr(tmp_path_factory):
-    """One CnOCR engine on the bundled models, built eagerly (the import is the slow part)."""
-    from oanet.ingest.engine import Ocr
+def ocr_cache_root(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("cnocr")
 
-    engine = Ocr(cache_root=tmp_path_factory.mktemp("cnocr"))
+
+@pytest.fixture(scope="session")
+def ocr(synth_set, ocr_cache_root):
+    """One CnOCR engine on the bundled models, reading the characters ingest reads for the
+    generated layout (ingest.charset: layout), built eagerly (the import is the slow part)."""
+    from oanet.ingest.engine import Ocr
+    from oanet.ingest.head import layout_charset
+    from oanet.layout import load_layout
+
+    engine = Ocr(cache_root=ocr_cache_root, charset=layout_charset(load_layout(synth_set / "layout.yaml")))
     engine.cnocr  # noqa: B018 - build now, so the first test using it does not pay for it
     return engine
 

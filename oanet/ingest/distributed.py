@@ -22,12 +22,12 @@ from contextlib import contextmanager
 from oanet.config import IngestConfig
 from oanet.errors import OanetError
 from oanet.ingest.engine import Ocr
-from oanet.ingest.stage import Chunk, decode_chunk, recognise
+from oanet.ingest.stage import Chunk, decode_chunk, reading_charset, recognise
 from oanet.layout import Layout
 
 IN_FLIGHT_PER_THREAD = 2   # chunks queued per worker thread: none idles, the driver holds few bytes
 
-_engines: dict[str, Ocr] = {}   # per worker process: rec_model -> built engine
+_engines: dict[tuple, Ocr] = {}   # per worker process: (rec_model, charset) -> built engine
 _engines_lock = threading.Lock()
 
 
@@ -35,33 +35,35 @@ class ClusterError(OanetError, RuntimeError):
     """The Dask scheduler could not be reached or the local cluster did not start."""
 
 
-def worker_engine(rec_model: str) -> Ocr:
-    """This process's engine for `rec_model`: built on first use (cnocr import, model load), then kept."""
+def worker_engine(rec_model: str, charset: str | None) -> Ocr:
+    """This process's engine for `rec_model` and `charset`: built on first use (cnocr import, model load), then kept."""
     with _engines_lock:
-        if rec_model not in _engines:
-            ocr = Ocr(rec_model, threads=1)
+        if (rec_model, charset) not in _engines:
+            ocr = Ocr(rec_model, threads=1, charset=charset)
             ocr.cnocr  # noqa: B018 - build now, under the lock
             if "torch" in sys.modules:   # cnocr imports it; keep its pools to one thread as well
                 sys.modules["torch"].set_num_threads(1)
-            _engines[rec_model] = ocr
-        return _engines[rec_model]
+            _engines[rec_model, charset] = ocr
+        return _engines[rec_model, charset]
 
 
 def ocr_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
     """The task: decode and recognise one chunk on this worker. Reads by image name, and rejections."""
-    return recognise(worker_engine(cfg.rec_model), decode_chunk(todo, layout, cfg), layout, cfg)
+    engine = worker_engine(cfg.rec_model, reading_charset(cfg, layout))
+    return recognise(engine, decode_chunk(todo, layout, cfg), layout, cfg)
 
 
-def _engine_ready(rec_model: str) -> int:
-    worker_engine(rec_model)
+def _engine_ready(rec_model: str, charset: str | None) -> int:
+    worker_engine(rec_model, charset)
     return os.getpid()
 
 
-def warm_up(client, rec_model: str) -> int:
+def warm_up(client, cfg: IngestConfig, layout: Layout) -> int:
     """Build the engine on every worker now (timings after it exclude the model load); the worker count."""
     workers = list(client.nthreads())
-    futures = [client.submit(_engine_ready, rec_model, workers=[w], allow_other_workers=False, pure=False)
-               for w in workers]
+    charset = reading_charset(cfg, layout)
+    futures = [client.submit(_engine_ready, cfg.rec_model, charset, workers=[w], allow_other_workers=False,
+                             pure=False) for w in workers]
     return len(set(client.gather(futures)))
 
 

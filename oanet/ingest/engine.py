@@ -6,6 +6,7 @@ small detection and recognition models, which CnOCR accepts as explicit files.
 from __future__ import annotations
 
 import hashlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ DET_MODEL_NAME = "multi_PP-OCRv6_det_small"
 REC_FILES = {"multi_PP-OCRv6_small": "PP-OCRv6_rec_small.onnx"}
 DET_FILE = "PP-OCRv6_det_small.onnx"
 REC_IMAGE_SHAPE = "3, 48, 48"
+_BUILD_LOCK = threading.Lock()
 
 
 class OcrEngineError(OanetError, RuntimeError):
@@ -43,10 +45,12 @@ def model_files(rec_model: str) -> tuple[Path, Path]:
     return rec, det
 
 
-def engine_fingerprint(rec_model: str) -> str:
-    """Identifies the exact recogniser, so a cache never mixes reads of two models."""
+def engine_fingerprint(rec_model: str, charset: str | None = None) -> str:
+    """Identifies the exact recogniser (model, input shape, output characters): a cache never mixes two."""
+    from oanet.ingest.head import charset_tag
+
     rec, _ = model_files(rec_model)
-    return f"{rec_model}:{rec.stat().st_size}:{REC_IMAGE_SHAPE}"
+    return f"{rec_model}:{rec.stat().st_size}:{REC_IMAGE_SHAPE}:{charset_tag(charset)}"
 
 
 @dataclass
@@ -60,39 +64,55 @@ class Ocr:
     """A CnOcr instance built lazily on the bundled models.
 
     `stock=True` keeps CnOCR's own recogniser settings: the baseline the benchmark compares with.
-    `threads` caps onnxruntime's threads per model (0: its default, one per core); a Dask
-    worker sets 1, so N single-threaded workers share N cores instead of fighting over them.
+    `threads` caps onnxruntime's threads per model (0: its default, one per core); ingest and
+    Dask workers set 1, so N single-threaded engines share N cores instead of fighting over them.
+    `charset` (not with `stock`) keeps only those output characters (see head.py); None: all.
     """
 
     def __init__(self, rec_model: str = "multi_PP-OCRv6_small", cache_root: str | Path = ".cache/cnocr",
-                 stock: bool = False, threads: int = 0):
+                 stock: bool = False, threads: int = 0, charset: str | None = None):
+        if stock and charset is not None:
+            raise ValueError("a stock engine keeps CnOCR's whole recogniser: no charset")
         self.rec_model = rec_model
         self.cache_root = Path(cache_root)
         self.stock = stock
         self.threads = threads
+        self.charset = charset
         self._cnocr = None
 
     @property
-    def cnocr(self):
-        if self._cnocr is None:
-            from cnocr import CnOcr  # heavy: ~5 s, pulls in torch
+    def fingerprint(self) -> str:
+        return engine_fingerprint(self.rec_model, self.charset)
 
-            rec, det = model_files(self.rec_model)
-            threads = {"intra_op_num_threads": self.threads, "inter_op_num_threads": 1} if self.threads else {}
-            tuned = {} if self.stock else {"rec_image_shape": REC_IMAGE_SHAPE}
-            self._cnocr = CnOcr(
-                rec_model_name=self.rec_model, rec_model_fp=str(rec), rec_lang_type="en",
-                det_model_name=DET_MODEL_NAME, det_model_fp=str(det),
-                rec_root=str(self.cache_root / "rec"), det_root=str(self.cache_root / "det"),
-                # The stock shape (3, 48, 320) pads every crop to 320 px wide; recognition time
-                # grows with width, so short value crops would pay for a whole line. A square
-                # minimum pads each batch only to its widest crop (batches are sorted by width).
-                # Crop shapes vary from batch to batch: the memory arena saves re-allocations.
-                rec_more_configs={**tuned, "engine_cfg": {**threads, **({} if self.stock else
-                                                                          {"enable_cpu_mem_arena": True})}},
-                det_more_configs={"engine_cfg": threads},
-            )
+    @property
+    def cnocr(self):
+        with _BUILD_LOCK:   # engines first used on several threads at once: one import, one build each
+            if self._cnocr is None:
+                self._cnocr = self._build()
         return self._cnocr
+
+    def _build(self):
+        from cnocr import CnOcr  # heavy: ~5 s, pulls in torch
+
+        rec, det = model_files(self.rec_model)
+        if self.charset is not None:
+            from oanet.ingest.head import pruned_model
+
+            rec = pruned_model(rec, self.charset, self.cache_root / "pruned")
+        threads = {"intra_op_num_threads": self.threads, "inter_op_num_threads": 1} if self.threads else {}
+        tuned = {} if self.stock else {"rec_image_shape": REC_IMAGE_SHAPE}
+        return CnOcr(
+            rec_model_name=self.rec_model, rec_model_fp=str(rec), rec_lang_type="en",
+            det_model_name=DET_MODEL_NAME, det_model_fp=str(det),
+            rec_root=str(self.cache_root / "rec"), det_root=str(self.cache_root / "det"),
+            # The stock shape (3, 48, 320) pads every crop to 320 px wide; recognition time
+            # grows with width, so short value crops would pay for a whole line. A square
+            # minimum pads each batch only to its widest crop (batches are sorted by width).
+            # Crop shapes vary from batch to batch: the memory arena saves re-allocations.
+            rec_more_configs={**tuned, "engine_cfg": {**threads, **({} if self.stock else
+                                                                      {"enable_cpu_mem_arena": True})}},
+            det_more_configs={"engine_cfg": threads},
+        )
 
     def recognize(self, crops: list[np.ndarray], batch_size: int = 64) -> list[Read]:
         """Recognise single-line crops (h, w) uint8. One Read per crop, in order."""

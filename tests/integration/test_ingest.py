@@ -84,6 +84,28 @@ def test_second_run_is_served_from_cache(ingest_run, ocr, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(again.out), ingest_run.table)
 
 
+def test_engines_side_by_side_read_as_one_engine(ingest_run, ocr, ocr_cache_root, tmp_path, monkeypatch):
+    """Two one-thread engines on interleaved chunks give the table one engine gives, row for row."""
+    from oanet.ingest import stage
+    from oanet.ingest.engine import Ocr
+
+    monkeypatch.setattr(stage, "CHUNK_IMAGES", 5)                  # 12 images: three chunks over two engines
+    engines = [Ocr(cache_root=ocr_cache_root, threads=1, charset=ocr.charset) for _ in range(2)]
+    cfg = dataclasses.replace(ingest_run.cfg, cache=None)
+    single = run(cfg, ingest_run.data, tmp_path / "one.parquet", tmp_path / "one_q.parquet", ocr=ocr)
+    double = run(cfg, ingest_run.data, tmp_path / "two.parquet", tmp_path / "two_q.parquet", ocr=engines)
+    assert double.ocr_images == single.ocr_images == ingest_run.result.rows
+    assert all(e._cnocr is not None for e in engines)                  # both engines did work
+    pd.testing.assert_frame_equal(pd.read_parquet(double.out), pd.read_parquet(single.out), check_exact=True)
+
+
+def test_engines_that_read_differently_are_refused(ingest_run, ocr, tmp_path):
+    from oanet.ingest.engine import Ocr
+
+    with pytest.raises(ValueError, match="engines of one ingest must read alike"):
+        run(ingest_run.cfg, ingest_run.data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=[ocr, Ocr()])
+
+
 def test_threshold_change_reuses_cached_reads(ingest_run, ocr, tmp_path):
     """Raw reads are cached, not parsed values: a stricter threshold needs no new OCR."""
     strict = dataclasses.replace(ingest_run.cfg, min_confidence=1.01)

@@ -43,11 +43,12 @@ def with_bad_files(src: Path, dst: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def client():
+def client(synth_set):
     from oanet.ingest.distributed import connect, warm_up
+    from oanet.layout import load_layout
 
     with connect(IngestConfig(workers=2)) as c:
-        assert warm_up(c, IngestConfig().rec_model) == 2     # two worker processes, each with its engine
+        assert warm_up(c, IngestConfig(), load_layout(synth_set / "layout.yaml")) == 2   # two workers, an engine each
         yield c
 
 

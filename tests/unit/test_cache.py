@@ -93,6 +93,10 @@ def test_cache_settings_follow_what_the_recogniser_sees():
     assert base == cache_settings(aoi_v1_layout(), IngestConfig())                  # deterministic
     # Parsing thresholds do not change the reads: the cache stays valid.
     assert cache_settings(layout, dataclasses.replace(cfg, min_confidence=0.5, batch_size=8)) == base
+    # Engines side by side read each chunk as one engine would.
+    assert cache_settings(layout, dataclasses.replace(cfg, engines=3)) == base
+    # The recogniser's output characters move the scores.
+    assert cache_settings(layout, dataclasses.replace(cfg, charset="full")) != base
     # Crops, boxes and panel rules do.
     assert cache_settings(layout, dataclasses.replace(cfg, crop_pad=2)) != base
     assert cache_settings(layout, dataclasses.replace(cfg, blank_panel_std=5.0)) != base

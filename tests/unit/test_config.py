@@ -118,6 +118,9 @@ def test_ingest_workers_and_scheduler_default_to_in_process():
     ({"workers": True}, "ingest.workers must be a whole number >= 0"),
     ({"scheduler": ""}, "ingest.scheduler must be a Dask scheduler address"),
     ({"scheduler": 8786}, "ingest.scheduler must be a Dask scheduler address"),
+    ({"engines": -2}, "ingest.engines must be a whole number >= 0"),
+    ({"engines": "4"}, "ingest.engines must be a whole number >= 0"),
+    ({"charset": "ascii"}, "ingest.charset must be 'layout'"),
 ])
 def test_ingest_cluster_settings_are_checked(tmp_path, raw, words):
     path = tmp_path / "params.yaml"
