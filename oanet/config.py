@@ -73,7 +73,7 @@ class IngestConfig:
     quarantine: str = "data/ocr_quarantine.parquet"
     min_confidence: float = 0.80
     batch_size: int = 32
-    crop_pad: int = 0
+    crop_pad: int = 2                  # see params.yaml: 2 px absorbs print-position jitter
     blank_panel_std: float = 2.0
     cache: str | None = ".cache/ocr.sqlite"
     rec_model: str = "multi_PP-OCRv6_small"

@@ -98,7 +98,7 @@ def test_cache_settings_follow_what_the_recogniser_sees():
     # The recogniser's output characters move the scores.
     assert cache_settings(layout, dataclasses.replace(cfg, charset="full")) != base
     # Crops, boxes and panel rules do.
-    assert cache_settings(layout, dataclasses.replace(cfg, crop_pad=2)) != base
+    assert cache_settings(layout, dataclasses.replace(cfg, crop_pad=0)) != base
     assert cache_settings(layout, dataclasses.replace(cfg, blank_panel_std=5.0)) != base
     assert cache_settings(aoi_v1_layout(with_boxes=False), cfg) != base
     moved = dataclasses.replace(layout, fields=(dataclasses.replace(layout.fields[0], roi=(10, 9, 230, 38)),)
