@@ -35,6 +35,7 @@ def test_bundle_decides_from_raw_bytes(trained, ocr):
     p = load_params(w / "params.yaml")
     folder = package_bundle(w / "bundle", data / "layout.yaml", p.ingest, p.bag.out_dir, p.fuse.out_dir, p.gate.out)
     pipe = DefectPipeline.load(folder, device="cpu")
+    assert pipe.ingest["charset"] == p.ingest.charset == "layout"   # served as trained: same recogniser head
     pipe._ocr = ocr                                        # the session's engine: no second cnocr start-up
     names = pd.read_csv(data / "labels.csv")["image"].head(3).tolist()
     arr = np.asarray(Image.open(data / names[0]).convert("L")).copy()
