@@ -2,8 +2,7 @@
 
 The driver (the ingest process) reads, hashes and looks the images up in the cache as it
 does in process; only the chunks with images to OCR travel, as file bytes, one task per
-chunk, cut exactly as in process (a chunk's images share recogniser batches, and the
-batches move the scores). A worker decodes and recognises a chunk on an engine it builds
+chunk. A worker decodes and recognises a chunk on an engine it builds
 once per process, with onnxruntime and torch on one thread, so N workers use N cores
 without fighting over them. The driver takes the reads as tasks complete, writes them to
 the cache (no worker touches SQLite) and assembles the table and quarantine: the same,

@@ -14,7 +14,7 @@ from oanet.ingest.parse import parse_read
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
-CROP_RULES_VERSION = 4   # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 5   # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 

@@ -22,8 +22,7 @@ from oanet.ingest.reading import CROP_RULES_VERSION, read_images
 from oanet.layout import Layout, load_layout
 
 # Images per chunk: the unit of work of one engine, in process or as one Dask task.
-# A chunk's images share recogniser batches, and a batch's padding moves the scores, so
-# both paths cut the same chunks: that is what keeps their tables identical.
+# A read depends on its crop alone (engine.recognize), so chunks only set the pace.
 CHUNK_IMAGES = 32
 QUARANTINE_COLUMNS = ["image", "reason", "detail"]
 
@@ -93,7 +92,7 @@ def decode_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> D
 
 
 def recognise(ocr: Ocr, decoded: Decoded, layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
-    """Reads of one chunk's decoded images (one recogniser batch run: reads depend on it), and its rejections.
+    """Reads of one chunk's decoded images, and its rejections.
 
     The unit of work of both paths: in process on the main thread, or as one Dask task.
     """
@@ -158,8 +157,7 @@ def _in_process(engines: list[Ocr], data_dir: Path, names: list[str], layout: La
     """(chunk, reads, rejected) per chunk, in order.
 
     This thread reads, hashes and looks up each chunk (the cache is one SQLite connection);
-    each engine decodes and recognises whole chunks, so a chunk's batches, and so its reads,
-    are what one engine alone (or a Dask worker) would produce.
+    each engine decodes and recognises whole chunks.
     """
     def ocr_chunk(engine: Ocr, chunk: Chunk):
         return (chunk, *recognise(engine, decode_chunk(chunk.todo, layout, cfg), layout, cfg))
@@ -173,8 +171,8 @@ def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig,
     """Reads per image name, digests, rejections, and counts of OCR'd and cached images.
 
     Recognition runs in this process, or on Dask workers when `client` (a dask.distributed
-    Client) is given or cfg asks for workers or a scheduler; the chunks, their recogniser
-    batches and so the reads are the same either way. Only this process touches the cache.
+    Client) is given or cfg asks for workers or a scheduler; a read depends on its crop
+    alone, so the reads are the same either way. Only this process touches the cache.
     """
     from contextlib import closing
 

@@ -139,6 +139,39 @@ def test_new_images_only_are_ocred(ingest_run, ocr, tmp_path):
     assert result.by_reason == {"duplicate_unit": 1}
 
 
+def test_a_crop_reads_the_same_alone_and_among_others(ingest_run, ocr):
+    """No gray padding to a batch-mate's width: the read is a function of the crop alone."""
+    import numpy as np
+    from PIL import Image
+
+    from oanet.ingest.reading import boxed_crops
+
+    images = [np.asarray(Image.open(ingest_run.data / n)) for n in ingest_run.table["image"][:3]]
+    crops = [c for img in images for c in boxed_crops(img, LAYOUT, ingest_run.cfg.crop_pad) if c is not None]
+    together = ocr.recognize(crops, batch_size=8)
+    alone = [ocr.recognize([c])[0] for c in crops]
+    assert len({c.shape[1] for c in crops}) > 5                     # mixed widths, several batches
+    assert [(r.text, r.score) for r in alone] == [(r.text, r.score) for r in together]
+
+
+def test_partly_cached_run_reads_as_a_fresh_run(ingest_run, ocr, tmp_path, monkeypatch):
+    """A nightly run OCRs its new images in chunks of their own; the table is the fresh run's, scores included."""
+    from oanet.ingest import stage
+
+    monkeypatch.setattr(stage, "CHUNK_IMAGES", 4)
+    half = tmp_path / "half"
+    shutil.copytree(ingest_run.data, half)
+    labels = pd.read_csv(half / "labels.csv")
+    labels.iloc[::2].to_csv(half / "labels.csv", index=False)
+    for name in labels["image"].iloc[1::2]:
+        (half / name).unlink()
+    cfg = dataclasses.replace(ingest_run.cfg, cache=str(tmp_path / "cache.sqlite"))
+    run(cfg, half, tmp_path / "h.parquet", tmp_path / "hq.parquet", ocr=ocr)       # every other image cached
+    result = run(cfg, ingest_run.data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
+    assert (result.ocr_images, result.cached_images) == (len(labels) // 2, len(labels) - len(labels) // 2)
+    pd.testing.assert_frame_equal(pd.read_parquet(result.out), ingest_run.table, check_exact=True)
+
+
 # --- the command line --------------------------------------------------------------------
 
 def test_cli_ingest(ingest_run, tmp_path):
