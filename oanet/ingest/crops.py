@@ -58,10 +58,15 @@ def value_span(mask: np.ndarray, drop_unit: bool = False) -> tuple[int, int] | N
     return max(0, start - MARGIN), min(mask.shape[1], end + 1 + MARGIN)
 
 
+def pad_with_background(crop: np.ndarray, left: int, right: int) -> np.ndarray:
+    """Columns of the crop's median gray (its background) added on either side; (h, w[, c])."""
+    if left == right == 0:
+        return crop
+    pad = ((0, 0), (left, right)) + ((0, 0),) * (crop.ndim - 2)
+    return np.pad(crop, pad, mode="constant", constant_values=int(np.median(crop)))
+
+
 def pad_to_width(crop: np.ndarray, min_width: int) -> np.ndarray:
     """Very short values (one digit) are padded with background: CTC needs a few columns."""
-    if crop.shape[1] >= min_width:
-        return crop
-    extra = min_width - crop.shape[1]
-    return np.pad(crop, ((0, 0), (extra // 2, extra - extra // 2)), mode="constant",
-                  constant_values=int(np.median(crop)))
+    extra = max(0, min_width - crop.shape[1])
+    return pad_with_background(crop, extra // 2, extra - extra // 2)

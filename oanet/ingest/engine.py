@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from oanet.errors import OanetError
+from oanet.ingest.crops import pad_with_background
 
 DET_MODEL_NAME = "multi_PP-OCRv6_det_small"
 REC_FILES = {"multi_PP-OCRv6_small": "PP-OCRv6_rec_small.onnx"}
@@ -24,11 +25,7 @@ WIDTH_STEP = 4   # crop widths are rounded up to this: few distinct shapes, litt
 
 def widen_to_step(crop: np.ndarray, step: int = WIDTH_STEP) -> np.ndarray:
     """The crop with background columns added on the right up to a multiple of `step` px."""
-    extra = -crop.shape[1] % step
-    if not extra:
-        return crop
-    pad = ((0, 0), (0, extra)) + ((0, 0),) * (crop.ndim - 2)
-    return np.pad(crop, pad, mode="constant", constant_values=int(np.median(crop)))
+    return pad_with_background(crop, 0, -crop.shape[1] % step)
 
 
 class OcrEngineError(OanetError, RuntimeError):
@@ -116,8 +113,8 @@ class Ocr:
             det_model_name=DET_MODEL_NAME, det_model_fp=str(det),
             rec_root=str(self.cache_root / "rec"), det_root=str(self.cache_root / "det"),
             # The stock shape (3, 48, 320) pads every crop to 320 px wide; recognition time
-            # grows with width, so short value crops would pay for a whole line. A square
-            # minimum pads each batch only to its widest crop (batches are sorted by width).
+            # grows with width, so short value crops would pay for a whole line. With a square
+            # minimum each batch keeps its crops' own width (one shape per batch: recognize).
             # Crop shapes vary from batch to batch: the memory arena saves re-allocations.
             rec_more_configs={**tuned, "engine_cfg": {**threads, **({} if self.stock else
                                                                       {"enable_cpu_mem_arena": True})}},
