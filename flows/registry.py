@@ -112,11 +112,7 @@ def apply_promotion(client, name: str, version: str, rule: PromotionRule,
                         {"challenger": None, "champion": None, "rule": None})
     champion = None if holder is None else _candidate(holder, client.get_model_version(name, holder).tags)
     if champion is not None and champion_metrics and challenger_metrics:
-        champion = Candidate(champion.version, champion.complete,
-                             **{k: float(champion_metrics[k]) for k in METRICS + OPTIONAL if k in champion_metrics})
-        challenger = Candidate(challenger.version, challenger.complete,
-                               **{k: float(challenger_metrics[k]) for k in METRICS + OPTIONAL
-                                  if k in challenger_metrics})
+        champion, challenger = _rescored(champion, champion_metrics), _rescored(challenger, challenger_metrics)
 
     decision = decide(challenger, champion, rule)
     if decision.promote:
@@ -205,6 +201,12 @@ def alias_holder(client, name: str, alias: str) -> str | None:
     # RESOURCE_DOES_NOT_EXIST), indistinguishable from a bad name; the aliases dict is not.
     version = client.get_registered_model(name).aliases.get(alias)
     return None if version is None else str(version)
+
+
+def _rescored(candidate: Candidate, metrics: dict) -> Candidate:
+    """The candidate with its registered metrics replaced by `metrics` (a metric it lacks stays unset)."""
+    return Candidate(candidate.version, candidate.complete,
+                     **{k: float(metrics[k]) for k in METRICS + OPTIONAL if k in metrics})
 
 
 def _candidate(version: str, tags: dict) -> Candidate:

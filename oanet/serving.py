@@ -91,10 +91,10 @@ class DefectPipeline:
     def ocr(self):
         if self._ocr is None:                          # cnocr takes seconds to import: only when needed
             from oanet.ingest.engine import Ocr
-            from oanet.ingest.head import layout_charset
+            from oanet.ingest.head import reading_charset
 
             # Read as training's ingest did; bundles from before `charset` existed used the whole model.
-            charset = layout_charset(self.layout) if self.ingest.get("charset", "full") == "layout" else None
+            charset = reading_charset(self.ingest.get("charset", "full"), self.layout)
             self._ocr = Ocr(self.ingest["rec_model"], charset=charset)
         return self._ocr
 

@@ -21,7 +21,8 @@ from contextlib import contextmanager
 from oanet.config import IngestConfig
 from oanet.errors import OanetError
 from oanet.ingest.engine import Ocr
-from oanet.ingest.stage import Chunk, decode_chunk, reading_charset, recognise
+from oanet.ingest.head import reading_charset
+from oanet.ingest.stage import Chunk, decode_chunk, recognise
 from oanet.layout import Layout
 
 IN_FLIGHT_PER_THREAD = 2   # chunks queued per worker thread: none idles, the driver holds few bytes
@@ -48,7 +49,7 @@ def worker_engine(rec_model: str, charset: str | None) -> Ocr:
 
 def ocr_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
     """The task: decode and recognise one chunk on this worker. Reads by image name, and rejections."""
-    engine = worker_engine(cfg.rec_model, reading_charset(cfg, layout))
+    engine = worker_engine(cfg.rec_model, reading_charset(cfg.charset, layout))
     return recognise(engine, decode_chunk(todo, layout, cfg), layout, cfg)
 
 
@@ -60,7 +61,7 @@ def _engine_ready(rec_model: str, charset: str | None) -> int:
 def warm_up(client, cfg: IngestConfig, layout: Layout) -> int:
     """Build the engine on every worker now (timings after it exclude the model load); the worker count."""
     workers = list(client.nthreads())
-    charset = reading_charset(cfg, layout)
+    charset = reading_charset(cfg.charset, layout)
     futures = [client.submit(_engine_ready, cfg.rec_model, charset, workers=[w], allow_other_workers=False,
                              pure=False) for w in workers]
     return len(set(client.gather(futures)))

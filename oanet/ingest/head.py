@@ -35,6 +35,11 @@ def layout_charset(layout: Layout) -> str:
     return "".join(sorted(chars))
 
 
+def reading_charset(setting: str, layout: Layout) -> str | None:
+    """The recogniser's output characters for `ingest.charset` = `setting`: None keeps them all."""
+    return layout_charset(layout) if setting == "layout" else None
+
+
 def charset_tag(charset: str | None) -> str:
     return "full" if charset is None else hashlib.sha256(charset.encode()).hexdigest()[:12]
 

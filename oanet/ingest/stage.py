@@ -17,6 +17,7 @@ from oanet.config import IngestConfig
 from oanet.ingest import inventory as inv
 from oanet.ingest.cache import ReadCache
 from oanet.ingest.engine import Ocr, engine_fingerprint, settings_hash
+from oanet.ingest.head import reading_charset
 from oanet.ingest.parse import parse_read
 from oanet.ingest.reading import CROP_RULES_VERSION, read_images
 from oanet.layout import Layout, load_layout
@@ -57,7 +58,7 @@ class IngestResult:
 def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = None) -> str:
     """What the reads depend on; `fingerprint`: of the engine in use (default: the one cfg builds)."""
     boxes = [(f.name, f.key, f.roi) for f in layout.fields]
-    fingerprint = fingerprint or engine_fingerprint(cfg.rec_model, reading_charset(cfg, layout))
+    fingerprint = fingerprint or engine_fingerprint(cfg.rec_model, reading_charset(cfg.charset, layout))
     return settings_hash(boxes, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std,
                          CROP_RULES_VERSION, fingerprint)
 
@@ -105,13 +106,6 @@ def _chunks(items: list[str], size: int):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def reading_charset(cfg: IngestConfig, layout: Layout) -> str | None:
-    """The recogniser's output characters for this layout (head.py), or None for all of them."""
-    from oanet.ingest.head import layout_charset
-
-    return layout_charset(layout) if cfg.charset == "layout" else None
-
-
 def engine_count(cfg: IngestConfig) -> int:
     return cfg.engines or len(os.sched_getaffinity(0))
 
@@ -122,7 +116,7 @@ def build_engines(cfg: IngestConfig, layout: Layout) -> list[Ocr]:
     On 2 cores, two one-thread engines on different chunks read 6% more images/s than
     one engine on two threads: a small crop batch does not split well across threads.
     """
-    charset = reading_charset(cfg, layout)
+    charset = reading_charset(cfg.charset, layout)
     return [Ocr(cfg.rec_model, threads=1, charset=charset) for _ in range(engine_count(cfg))]
 
 
