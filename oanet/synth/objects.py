@@ -1,26 +1,35 @@
 """Object images for the AOI object box: procedural tiles, or real magnetic-tile photographs.
 
 A source is a callable `source(index, rng) -> ObjectSample`, so the stage can render
-units in any order or in parallel and still get the same object for the same index.
+units in any order or in parallel and still get the same object for the same index, and
+`source.lot_of(index, units_per_lot)` says which lot that unit belongs to. A sample
+carries the tile's box inside the object image, so the printed statistics describe the
+tile and not the black around it (whose share would give away the tile's aspect ratio).
 
-- `ProceduralObjects`: brushed-metal tiles with subtle defects, drawn from `rng`.
+- `ProceduralObjects`: brushed-metal tiles with subtle defects, drawn from `rng`; every
+  unit is its own tile, so lots are plain runs of `units_per_lot` units.
 - `TileFolder`: a folder laid out like the magnetic-tile data set,
   `MT_<Class>/Imgs/*.jpg` (masks `*.png` are ignored). `MT_Free` is defect-free, any
-  other class name is the defect type. Photos are used without replacement in a
-  seed-shuffled order (cycled when more units than photos are asked for) and fitted
-  into the square box, aspect kept, centred on black. LIGHT is the acquisition batch
-  N of the `expN_` name prefix, with exp0 (3 photos) counted as 1; a name without
-  the prefix gets a random light.
+  other class name is the defect type. Each physical tile is photographed at several
+  exposures (see `tiles`); the photos of one tile stay consecutive and are used in a
+  seed-shuffled order of tiles, without replacement (cycled when more units than photos
+  are asked for). Lots are packed from whole tiles, so no tile spans two lots and a split
+  by lot keeps every exposure of a tile on one side. Photos are fitted into the square
+  box, aspect kept, centred on black. LIGHT is the acquisition batch N of the `expN_`
+  name prefix, with exp0 (3 photos) counted as 1; a name without the prefix gets a
+  random light.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import numpy as np
+
+from oanet.synth.tiles import pack_lots, photo_sizes, tile_groups
 
 SIZE = 320
 LIGHTS = (1, 6)
@@ -28,14 +37,29 @@ PROCEDURAL = "procedural"
 _EXP = re.compile(r"^exp(\d+)_")
 
 
+Box = tuple[int, int, int, int]   # x0, y0, x1, y1: columns x0..x1-1, rows y0..y1-1
+
+
 class ObjectSample(NamedTuple):
     image: np.ndarray          # (SIZE, SIZE) uint8
     defect_type: str | None    # None: defect-free
     light: int                 # 1..6
     source: str                # "procedural" or the photo's path relative to its folder
+    tile_box: Box              # where the tile lies in `image`; outside it is padding
+
+    @property
+    def tile(self) -> np.ndarray:
+        """The pixels inside the tile box: what the printed statistics are measured on."""
+        x0, y0, x1, y1 = self.tile_box
+        return self.image[y0:y1, x0:x1]
 
 
-ObjectSource = Callable[[int, np.random.Generator], ObjectSample]
+class ObjectSource(Protocol):
+    def __call__(self, index: int, rng: np.random.Generator) -> ObjectSample: ...
+
+    def lot_of(self, index: int, units_per_lot: int) -> int:
+        """The 0-based lot of unit `index`."""
+        ...
 
 
 def random_light(rng: np.random.Generator) -> int:
@@ -46,7 +70,6 @@ def random_light(rng: np.random.Generator) -> int:
 # All drawing is vectorised numpy on float32: a tile costs a few milliseconds.
 # Defect drawers edit `shade` (multiplicative brightness) and `mask` (tile vs background)
 # in place; their sizes are set so a defect is visible to a careful eye but not glaring.
-Box = tuple[int, int, int, int]
 
 
 @lru_cache(maxsize=4)
@@ -170,8 +193,9 @@ def _uneven(rng, box, shade, mask) -> None:
 DRAWERS = {"Blowhole": _blowhole, "Break": _break, "Crack": _crack, "Fray": _fray, "Uneven": _uneven}
 
 
-def render_tile(rng: np.random.Generator, light: int, defect: str | None, size: int = SIZE) -> np.ndarray:
-    """One brushed-metal tile on a dark background, with `defect` drawn on it (None: none)."""
+def render_tile(rng: np.random.Generator, light: int, defect: str | None,
+                size: int = SIZE) -> tuple[np.ndarray, Box]:
+    """One brushed-metal tile on a dark background, with `defect` drawn on it (None: none), and its box."""
     box = _tile_box(rng, size)
     yy, xx = _grid(size)
     mask = (xx >= box[0]) & (xx < box[2]) & (yy >= box[1]) & (yy < box[3])
@@ -181,7 +205,7 @@ def render_tile(rng: np.random.Generator, light: int, defect: str | None, size: 
         DRAWERS[defect](rng, box, shade, mask)
     background = rng.uniform(3.0, 12.0)
     img = np.where(mask, surface * shade, np.float32(background))
-    return np.clip(img, 0, 255).round().astype(np.uint8)
+    return np.clip(img, 0, 255).round().astype(np.uint8), box
 
 
 class ProceduralObjects:
@@ -203,7 +227,12 @@ class ProceduralObjects:
         if rng.random() < self.defect_rate:
             defect = self.types[int(rng.choice(len(self.types), p=self.probs))]
         light = random_light(rng)
-        return ObjectSample(render_tile(rng, light, defect, self.size), defect, light, PROCEDURAL)
+        image, box = render_tile(rng, light, defect, self.size)
+        return ObjectSample(image, defect, light, PROCEDURAL, box)
+
+    def lot_of(self, index: int, units_per_lot: int) -> int:
+        """Every unit is its own tile: lots are consecutive runs of `units_per_lot` units."""
+        return index // units_per_lot
 
 
 def list_tiles(folder: str | Path) -> list[tuple[Path, str | None]]:
@@ -230,8 +259,8 @@ def light_from_name(name: str) -> int | None:
     return max(int(m.group(1)), LIGHTS[0])
 
 
-def fit_square(path: Path, size: int = SIZE) -> np.ndarray:
-    """The photo scaled to fit a size x size box, aspect kept, centred, padded black."""
+def fit_square(path: Path, size: int = SIZE) -> tuple[np.ndarray, Box]:
+    """The photo scaled to fit a size x size box, aspect kept, centred, padded black; and its box."""
     from PIL import Image
 
     with Image.open(path) as im:
@@ -243,16 +272,28 @@ def fit_square(path: Path, size: int = SIZE) -> np.ndarray:
     out = np.zeros((size, size), dtype=np.uint8)
     y0, x0 = (size - h) // 2, (size - w) // 2
     out[y0:y0 + h, x0:x0 + w] = np.asarray(im)
-    return out
+    return out, (x0, y0, x0 + w, y0 + h)
+
+
+def _members(groups: list[int]) -> list[list[int]]:
+    """Indices of each group's members, by group id."""
+    members: list[list[int]] = [[] for _ in range(max(groups, default=-1) + 1)]
+    for i, g in enumerate(groups):
+        members[g].append(i)
+    return members
 
 
 class TileFolder:
-    """Real photographs from a magnetic-tile-like folder, in an order shuffled by `rng`."""
+    """Real photographs from a magnetic-tile-like folder, whole tiles in an order shuffled by `rng`."""
 
     def __init__(self, folder: str | Path, rng: np.random.Generator, size: int = SIZE):
         self.folder, self.size = Path(folder), size
         tiles = list_tiles(self.folder)
-        self.tiles = [tiles[i] for i in rng.permutation(len(tiles))]
+        members = _members(tile_groups(photo_sizes(p for p, _ in tiles)))
+        shuffled = [members[g] for g in rng.permutation(len(members))]
+        self.tiles = [tiles[i] for group in shuffled for i in group]      # siblings consecutive
+        self.group_sizes = [len(group) for group in shuffled]              # in unit order
+        self._lots: dict[int, list[int]] = {}
 
     def __len__(self) -> int:
         return len(self.tiles)
@@ -260,8 +301,18 @@ class TileFolder:
     def __call__(self, index: int, rng: np.random.Generator) -> ObjectSample:
         path, defect = self.tiles[index % len(self.tiles)]
         light = light_from_name(path.name) or random_light(rng)
-        return ObjectSample(fit_square(path, self.size), defect, light,
-                            path.relative_to(self.folder).as_posix())
+        image, box = fit_square(path, self.size)
+        return ObjectSample(image, defect, light, path.relative_to(self.folder).as_posix(), box)
+
+    def lot_of(self, index: int, units_per_lot: int) -> int:
+        """Whole tiles packed into lots of at most `units_per_lot` units.
+
+        A re-used photo (index past the end) keeps the lot of its first use, with its
+        siblings, so that lot grows past `units_per_lot` rather than a tile spanning two lots.
+        """
+        if units_per_lot not in self._lots:
+            self._lots[units_per_lot] = pack_lots(self.group_sizes, units_per_lot)
+        return self._lots[units_per_lot][index % len(self.tiles)]
 
 
 def object_source(objects: str | Path | None, defect_rate: float, defect_weights: Mapping[str, float],

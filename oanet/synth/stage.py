@@ -2,7 +2,8 @@
 
 Output folder:
 - images/U{nnnnnn}.png   8-bit grayscale 640x480 AOI screens (object lower-left, panel around)
-- labels.csv             image,label,defect_type,lot (defect_type empty for good units)
+- labels.csv             image,label,defect_type,lot (defect_type empty for good units;
+                         a lot never splits the photos of one physical tile)
 - truth.csv              image + one column per layout field: the exact printed string
 - layout.yaml            the aoi-v1 layout contract, with line boxes
 
@@ -65,10 +66,10 @@ def _unit(plan: _Plan, index: int, seed: np.random.SeedSequence) -> tuple[dict, 
     cfg, rng = plan.cfg, np.random.default_rng(seed)
     obj = plan.source(index, rng)
     draw = draw_unit(obj.defect_type, cfg.label_model, cfg.process, rng, plan.decimals)
-    lot = f"L{cfg.lot_yymm}-{index // cfg.units_per_lot + 1:04d}"
+    lot = f"L{cfg.lot_yymm}-{plan.source.lot_of(index, cfg.units_per_lot) + 1:04d}"   # tiles never span lots
     values = {"lot": lot, "unit_id": f"U{plan.first_id + index:06d}",
               "station": STATIONS[int(rng.integers(len(STATIONS)))], "light": str(obj.light),
-              **draw.values, **object_stats(obj.image, cfg.edge_threshold)._asdict()}
+              **draw.values, **object_stats(obj.tile, cfg.edge_threshold)._asdict()}
     fields = plan.layout.fields
     img = compose(plan.layout, obj.image, {f.name: f.line(values[f.name]) for f in fields},
                   draw_style(cfg.preset, rng), rng)

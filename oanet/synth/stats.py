@@ -1,7 +1,9 @@
 """The statistics an AOI machine prints about its object region: MEAN, STD, DARK, EDGE.
 
-Pure numpy on the (h, w) uint8 object array, background included, as a machine
-measures its whole region of interest.
+Pure numpy on an (h, w) uint8 array. The stage passes the tile's own box, not the whole
+object image: the black padding around a non-square photo would make every statistic
+depend on the tile's aspect ratio, a shortcut to the defect class. EDGE is safe on a crop
+because the Sobel border is edge-replicated: the crop's rim adds no false edges.
 """
 from __future__ import annotations
 

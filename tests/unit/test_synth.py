@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from oanet.synth import labels, objects, stats
 from oanet.synth.aoi_layout import aoi_v1_layout
 from oanet.synth.panel import PanelStyle, compose
 from oanet.synth.stage import run
+from oanet.synth.tiles import tile_groups
 
 N = 24
 LM, PC = LabelModelConfig(), ProcessConfig()
@@ -157,21 +159,62 @@ def test_procedural_objects_draw_the_weighted_defect():
     assert sample.defect_type == "Crack" and 1 <= sample.light <= 6 and sample.source == "procedural"
     assert objects.ProceduralObjects(0.0, {"Crack": 1.0})(0, np.random.default_rng(0)).defect_type is None
     for defect in objects.DRAWERS:          # every drawer changes the image drawn from the same stream
-        clean = objects.render_tile(np.random.default_rng(3), 3, None)
-        assert not np.array_equal(objects.render_tile(np.random.default_rng(3), 3, defect), clean), defect
+        clean, _ = objects.render_tile(np.random.default_rng(3), 3, None)
+        assert not np.array_equal(objects.render_tile(np.random.default_rng(3), 3, defect)[0], clean), defect
     with pytest.raises(ValueError, match="Scratch"):
         objects.ProceduralObjects(0.5, {"Scratch": 1.0})
 
 
-def _fake_tiles(root: Path) -> Path:
-    specs = {"MT_Free": [("exp0_num_1", (100, 200)), ("exp3_num_2", (400, 250))],
-             "MT_Crack": [("exp2_num_3", (320, 320))], "MT_Uneven": [("num_4", (50, 60))]}
+def test_procedural_tile_box_and_lots():
+    sample = objects.ProceduralObjects(0.0, {"Crack": 1.0})(0, np.random.default_rng(4))
+    x0, y0, x1, y1 = sample.tile_box
+    outside = np.ones(sample.image.shape, bool)
+    outside[y0:y1, x0:x1] = False
+    assert sample.tile.shape == (y1 - y0, x1 - x0) and np.ptp(sample.image[outside]) == 0   # flat background
+    assert sample.tile.min() > sample.image[outside].max()
+    assert [objects.ProceduralObjects(0.3, {"Crack": 1.0}).lot_of(i, 4) for i in range(10)] == [i // 4 for i in range(10)]
+
+
+def _write_photos(root: Path, specs: dict[str, list[tuple[str, tuple[int, int], int]]]) -> Path:
+    """Tiny uniform JPEGs MT_<Class>/Imgs/<stem>.jpg of the given (width, height) and gray, with masks."""
     for cls, items in specs.items():
         (root / cls / "Imgs").mkdir(parents=True)
-        for stem, size in items:
-            Image.new("L", size, 200).save(root / cls / "Imgs" / f"{stem}.jpg")
+        for stem, size, gray in items:
+            Image.new("L", size, gray).save(root / cls / "Imgs" / f"{stem}.jpg")
             Image.new("L", size, 0).save(root / cls / "Imgs" / f"{stem}.png")   # masks are ignored
     return root
+
+
+def _fake_tiles(root: Path) -> Path:
+    return _write_photos(root, {"MT_Free": [("exp0_num_1", (100, 200), 200), ("exp3_num_2", (400, 250), 200)],
+                                "MT_Crack": [("exp2_num_3", (320, 320), 200)],
+                                "MT_Uneven": [("num_4", (50, 60), 200)]})
+
+
+# Five tiles in nine photos; each photo has its own gray, so a unit's MEAN names its photo.
+PHOTOS = [("Free", "exp1_num_100", (30, 40), 0), ("Free", "exp2_num_150", (32, 41), 0),
+          ("Free", "exp3_num_330", (31, 43), 0),       # 230 frames from the first: chained via the second
+          ("Free", "exp1_num_120", (50, 30), 1), ("Free", "exp2_num_200", (52, 30), 1),   # near, other size
+          ("Free", "exp1_num_900", (30, 40), 2),
+          ("Crack", "exp1_num_100", (30, 40), 3), ("Crack", "exp2_num_110", (30, 40), 3),
+          ("Crack", "scratch", (30, 40), 4)]            # no frame number: a tile of its own
+
+
+def _grouped_tiles(root: Path) -> Path:
+    specs: dict[str, list] = {}
+    for i, (cls, stem, size, _) in enumerate(PHOTOS):
+        specs.setdefault(f"MT_{cls}", []).append((stem, size, 40 + 15 * i))
+    return _write_photos(root, specs)
+
+
+def _tile_of(source: str) -> int:
+    return {f"MT_{cls}/Imgs/{stem}.jpg": tile for cls, stem, _, tile in PHOTOS}[source]
+
+
+def test_tile_groups_of_the_fixture(tmp_path):
+    folder = _grouped_tiles(tmp_path / "tiles")
+    photos = [(folder / f"MT_{cls}/Imgs/{stem}.jpg", size) for cls, stem, size, _ in PHOTOS]
+    assert tile_groups(photos) == [tile for *_, tile in PHOTOS]
 
 
 def test_tile_folder_source(tmp_path):
@@ -184,8 +227,41 @@ def test_tile_folder_source(tmp_path):
     assert by_name["exp2_num_3"].defect_type == "Crack" and by_name["exp0_num_1"].defect_type is None
     assert 1 <= by_name["num_4"].light <= 6 and by_name["num_4"].defect_type == "Uneven"
     assert src(4, np.random.default_rng(9)).source == seen[0].source      # cycles past the end
-    tall = by_name["exp0_num_1"].image                                    # 100x200 -> 160x320, centred
-    assert tall[:, 85:235].min() > 150 and tall[:, :75].max() == 0 and tall[:, 245:].max() == 0
+    tall = by_name["exp0_num_1"]                                          # 100x200 -> 160x320, centred
+    assert tall.tile_box == (80, 0, 240, 320) and tall.tile.min() > 150
+    assert tall.image[:, :80].max() == 0 and tall.image[:, 240:].max() == 0
+
+
+def test_tile_folder_keeps_a_tile_in_one_lot(tmp_path):
+    src = objects.TileFolder(_grouped_tiles(tmp_path / "tiles"), np.random.default_rng(1))
+    n = len(src)
+    tiles = [_tile_of(path.relative_to(src.folder).as_posix()) for path, _ in src.tiles]
+    runs = [t for k, t in enumerate(tiles) if k == 0 or t != tiles[k - 1]]
+    assert sorted(runs) == [0, 1, 2, 3, 4]                  # siblings consecutive: one run per tile
+    lots = [src.lot_of(i, 4) for i in range(2 * n)]
+    assert lots[n:] == lots[:n]                             # a re-used photo keeps its first lot
+    assert all(len({lot for lot, t in zip(lots, tiles) if t == tile}) == 1 for tile in range(5))
+    assert lots[:n] == sorted(lots[:n]) and max(Counter(lots[:n]).values()) <= 4
+
+
+def test_synth_lots_keep_tiles_whole(tmp_path):
+    n = 2 * len(PHOTOS)                                     # every photo used twice
+    out = _synth(tmp_path / "out", objects=str(_grouped_tiles(tmp_path / "tiles")), n=n, seed=3, units_per_lot=4)
+    lab, truth = _read(out / "labels.csv"), _read(out / "truth.csv")
+    photo = ((truth.gray_mean.astype(float) - 40) / 15).round().astype(int)   # a uniform photo: MEAN is its gray
+    assert sorted(photo) == sorted(list(range(len(PHOTOS))) * 2)
+    tile = photo.map(lambda i: PHOTOS[i][3])
+    assert (lab.lot.groupby(tile).nunique() == 1).all() and lab.lot.nunique() > 1
+
+
+def test_stats_describe_the_tile_not_the_padding(tmp_path):
+    """One gray in three shapes, so three paddings: the printed statistics are the same."""
+    folder = _write_photos(tmp_path / "tiles", {"MT_Free": [
+        ("exp1_num_10", (40, 80), 120), ("exp1_num_5000", (60, 60), 120), ("exp1_num_9000", (90, 60), 120)]})
+    truth = _read(_synth(tmp_path / "out", objects=str(folder), n=3, seed=0) / "truth.csv")
+    printed = truth[["gray_mean", "gray_std", "dark_pct", "edge_frac"]].astype(float)
+    assert (printed.nunique() == 1).all()
+    assert abs(printed.gray_mean[0] - 120) <= 2 and printed.gray_std[0] == printed.edge_frac[0] == 0
 
 
 def test_synth_with_tile_folder(tmp_path):
