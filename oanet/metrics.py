@@ -4,9 +4,43 @@ from __future__ import annotations
 import numpy as np
 
 
-def binary_metrics(y_true, prob, threshold: float = 0.5) -> dict[str, float]:
-    """Accuracy, recall, precision, F1 at `threshold`, and ROC AUC of the probabilities."""
-    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+
+
+def rates(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(accuracy, recall, specificity) of boolean predictions (..., N) against labels (N,)."""
+    pos, neg = y == 1, y == 0
+    acc = (pred == pos).mean(axis=-1)
+    rec = (pred & pos).sum(axis=-1) / max(1, int(pos.sum()))
+    spec = (~pred & neg).sum(axis=-1) / max(1, int(neg.sum()))
+    return acc, rec, spec
+
+
+def threshold_score(acc, rec, spec, min_accuracy: float):
+    """Feasible (accuracy >= floor) ranks above infeasible; recall first, else Youden's J."""
+    return np.where(acc >= min_accuracy, 2.0 + rec + 1e-3 * acc, rec + spec - 1.0)
+
+
+def choose_threshold(y_val, p_val, min_accuracy: float) -> float:
+    """The one decision-threshold rule every model gets, on its validation rows.
+
+    The highest recall whose accuracy is at least `min_accuracy` (ties: higher accuracy);
+    where no threshold reaches the floor, Youden's J (recall + specificity - 1): the most
+    accurate threshold of a weak model would call every unit good when defects are rare.
+    """
+    y = np.asarray(y_val).astype(int)
+    p = np.asarray(p_val, dtype=float)
+    if len(y) == 0 or len(np.unique(y)) < 2:
+        return 0.5
+    t = THRESHOLD_GRID
+    acc, rec, spec = rates(y, p[None, :] >= t[:, None])                  # (T,) each
+    return float(t[int(np.argmax(threshold_score(acc, rec, spec, min_accuracy)))])
+
+
+def binary_metrics(y_true, prob, threshold: float | np.ndarray = 0.5) -> dict[str, float]:
+    """Accuracy, recall, precision, F1 at `threshold`; ROC AUC and PR AUC (average precision) of the probabilities."""
+    from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, precision_score,
+                                 recall_score, roc_auc_score)
 
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, dtype=float)
@@ -17,6 +51,8 @@ def binary_metrics(y_true, prob, threshold: float = 0.5) -> dict[str, float]:
         "precision": float(precision_score(y, pred, zero_division=0)),
         "f1": float(f1_score(y, pred, zero_division=0)),
         "roc_auc": float(roc_auc_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if len(np.unique(y)) == 2 else float("nan"),
+        "threshold": float(np.mean(threshold)),      # a gate's per-row thresholds: their mean
     }
     return out
 

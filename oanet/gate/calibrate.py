@@ -14,14 +14,15 @@ rows under several scenarios (clean, OCR values dropped, GridMask, both). Then:
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from oanet.gate.gate import MODALITIES, REGIMES, Gate, GateError, skill_of
+from oanet.metrics import choose_threshold, rates, threshold_score
 
-THRESHOLD_GRID = tuple(np.round(np.arange(0.05, 0.951, 0.01), 2))
 
 
 @dataclass(frozen=True)
@@ -30,24 +31,8 @@ class Scenario:
     divergence: Mapping[str, np.ndarray]     # modality -> (N,) divergence
 
 
-def _rates(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(accuracy, recall, specificity) of boolean predictions (..., N) against labels (N,)."""
-    pos, neg = y == 1, y == 0
-    acc = (pred == pos).mean(axis=-1)
-    rec = (pred & pos).sum(axis=-1) / max(1, int(pos.sum()))
-    spec = (~pred & neg).sum(axis=-1) / max(1, int(neg.sum()))
-    return acc, rec, spec
-
-
-def _score(acc, rec, spec, min_accuracy: float):
-    """Feasible (accuracy >= floor) ranks above infeasible; recall first, else Youden's J."""
-    return np.where(acc >= min_accuracy, 2.0 + rec + 1e-3 * acc, rec + spec - 1.0)
-
-
 def _best_threshold(y: np.ndarray, p: np.ndarray, min_accuracy: float) -> float:
-    t = np.asarray(THRESHOLD_GRID)
-    acc, rec, spec = _rates(y, p[None, :] >= t[:, None])                  # (T,) each
-    return float(t[int(np.argmax(_score(acc, rec, spec, min_accuracy)))])
+    return choose_threshold(y, p, min_accuracy)
 
 
 def _regime_thresholds(y: np.ndarray, prob: np.ndarray, regime: np.ndarray, min_accuracy: float) -> dict:
@@ -61,9 +46,21 @@ def _regime_thresholds(y: np.ndarray, prob: np.ndarray, regime: np.ndarray, min_
     return out
 
 
+def fit_stack(gate: Gate, y: np.ndarray, scenarios: Mapping[str, Scenario]) -> Gate:
+    """The gate with stacking coefficients fitted on every scenario's rows pooled (L2-regularised logistic)."""
+    import dataclasses
+
+    from sklearn.linear_model import LogisticRegression
+
+    X = np.concatenate([gate.stack_features(np.stack([np.asarray(s.probs[m], float) for m in gate.members], 1),
+                                            s.divergence) for s in scenarios.values()])
+    lr = LogisticRegression(C=1.0, max_iter=1000).fit(X, np.concatenate([y for _ in scenarios]))
+    return dataclasses.replace(gate, combine="stack", coef=(*map(float, lr.coef_[0]), float(lr.intercept_[0])))
+
+
 def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members: Sequence[str], *,
               quantile: float, off_factors: Sequence[float], temperatures: Sequence[float],
-              min_accuracy: float) -> tuple[Gate, dict]:
+              min_accuracy: float, combine: str = "mean") -> tuple[Gate, dict]:
     if "clean" not in scenarios:
         raise GateError("gate calibration needs a 'clean' scenario")
     y = np.asarray(labels).astype(int)
@@ -77,23 +74,25 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
     skill = tuple(skill_of(y, clean.probs[m]) for m in members)
     pooled_y = np.concatenate([y for _ in scenarios])
     grid = []
-    for k in off_factors:
-        for tau in temperatures:
-            gate = Gate(tuple(members), skill, thresholds, baselines, float(k), float(tau), {"both": 0.5})
-            decisions = [gate.decide(s.probs, s.divergence) for s in scenarios.values()]
-            prob = np.concatenate([d.prob for d in decisions])
-            regime = np.concatenate([d.regime for d in decisions])
-            cut = _regime_thresholds(pooled_y, prob, regime, min_accuracy)
-            pred = prob >= np.array([cut[r] for r in regime])
-            acc, rec, spec = _rates(pooled_y, pred)
-            grid.append({"off_factor": float(k), "temperature": float(tau), "threshold": cut,
-                         "recall": float(rec), "accuracy": float(acc), "specificity": float(spec),
-                         "score": float(_score(acc, rec, spec, min_accuracy)),
-                         "regimes": {r: int((regime == r).sum()) for r in REGIMES}})
+    for k, tau, fallback in itertools.product(off_factors, temperatures, ("calm", *MODALITIES)):
+        gate = Gate(tuple(members), skill, thresholds, baselines, float(k), float(tau), {"both": 0.5},
+                    fallback=fallback)
+        if combine == "stack":
+            gate = fit_stack(gate, y, scenarios)
+        decisions = [gate.decide(s.probs, s.divergence) for s in scenarios.values()]
+        prob = np.concatenate([d.prob for d in decisions])
+        regime = np.concatenate([d.regime for d in decisions])
+        cut = _regime_thresholds(pooled_y, prob, regime, min_accuracy)
+        pred = prob >= np.array([cut[r] for r in regime])
+        acc, rec, spec = rates(pooled_y, pred)
+        grid.append({"off_factor": float(k), "temperature": float(tau), "fallback": fallback, "threshold": cut,
+                     "recall": float(rec), "accuracy": float(acc), "specificity": float(spec),
+                     "score": float(threshold_score(acc, rec, spec, min_accuracy)),
+                     "regimes": {r: int((regime == r).sum()) for r in REGIMES}, "coef": gate.coef})
     best = max(grid, key=lambda g: (g["score"], g["accuracy"]))
     feasible = best["accuracy"] >= min_accuracy
     gate = Gate(tuple(members), skill, thresholds, baselines, best["off_factor"], best["temperature"],
-                best["threshold"])
+                best["threshold"], combine, best.get("coef", ()), best["fallback"])
     report = {"rows": int(len(y)), "scenarios": list(scenarios), "quantile": quantile,
               "min_accuracy": min_accuracy, "floor_met": bool(feasible), "chosen": best, "grid": grid,
               "skill": dict(zip(members, skill, strict=True)), "thresholds": thresholds,

@@ -84,7 +84,7 @@ def test_metrics_json_has_cv_test_and_importances(bag_run):
     assert set(metrics["cv"]) == {*MODELS, "bag"} and set(metrics["test"]) == {*MODELS, "bag"}
     for name in MODELS:
         cv = metrics["cv"][name]
-        assert set(cv) == {"accuracy", "recall", "precision", "f1", "roc_auc"}
+        assert set(cv) == {"accuracy", "recall", "precision", "f1", "roc_auc", "pr_auc", "threshold"}
         assert set(cv["roc_auc"]) == {"mean", "std"}
         assert len(metrics["cv_folds"][name]) == 5
         assert list(metrics["importances"][name]) == ["signal", "noise", "count", "station=A", "station=B",

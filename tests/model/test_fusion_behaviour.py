@@ -17,7 +17,7 @@ import torch
 import yaml
 
 N = 30
-METRICS = {"accuracy", "recall", "precision", "f1", "roc_auc"}
+METRICS = {"accuracy", "recall", "precision", "f1", "roc_auc", "pr_auc", "threshold"}
 
 
 @pytest.fixture(scope="module")
