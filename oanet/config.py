@@ -144,12 +144,21 @@ class FuseConfig:
     image_size: int = 224
     epochs: int = 30
     batch_size: int = 64
+    optimizer: str = "sgd"                 # sgd (the paper's) | adamw
     lr: float = 0.01
     momentum: float = 0.9
     weight_decay: float = 0.0005
     warmup_epochs: int = 1
-    schedule: str = "cosine"               # after warm-up: cosine (decay to 0) | constant
+    schedule: str = "cosine"               # after warm-up: cosine (decay to 0) | constant | onecycle
     class_weighting: bool = True
+    image_norm: str = "dataset"            # dataset | per_image (each image standardised by its own mean/std)
+    jitter: float = 0.0                    # photometric jitter strength while training (0: off)
+    tta: bool = False                      # predict as the mean over the 8 flips of the object image
+    fill_occlusion: bool = False           # black (0) pixels of the object are occluded: filled with its mean
+    image_label: str = "unit"              # what the image-only CNN learns: unit | object (process-only defects are 0)
+    process_defects: tuple[str, ...] = ("param",)   # defect_type values that mark a process-only defect
+    staged: bool = False                   # fusion models reuse the trained CNN's image encoder, frozen
+    staged_views: int = 3                  # staged: augmented views per training image for the fusion head
     align: bool = True
     align_dim: int = 128
     align_weight: float = 0.5
@@ -184,6 +193,7 @@ class GateConfig:
     off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
     temperatures: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     min_accuracy: float = 0.8
+    combine: str = "stack"               # stack: logistic model on the members' scaled logits | mean: weighted mean
     scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")
     seed: int = 42
     device: str = "auto"
@@ -196,12 +206,27 @@ class EvalProfile:
     batch_size: int = 16
     repeats: int = 2
     encoders: tuple[str, ...] = ("alexnet", "vgg16", "resnet18")
+    fuse: dict = field(default_factory=dict)    # the profile's own training recipe: keys of the fuse section
+
+    def fuse_config(self, base: "FuseConfig", encoder: str, seed: int) -> "FuseConfig":
+        """The fuse settings one network of this profile trains with."""
+        unknown = set(self.fuse) - {f.name for f in dataclasses.fields(FuseConfig)}
+        if unknown:
+            raise ConfigError(f"evaluate profile fuse: unknown keys {sorted(unknown)}; use keys of the fuse section")
+        recipe = from_dict(FuseConfig, {**dataclasses.asdict(base), **self.fuse}, "evaluate profile fuse")
+        return dataclasses.replace(recipe, encoder=encoder, image_size=self.image_size, epochs=self.epochs,
+                                   batch_size=self.batch_size, seed=seed)
+
+
+PROFILES = ("quick", "cpu", "cpu_paper_encoders", "paper")
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
-    profile: str = "quick"                  # quick | paper
+    profile: str = "quick"                  # quick | cpu | cpu_paper_encoders | paper
     quick: EvalProfile = EvalProfile()
+    cpu: EvalProfile = EvalProfile(image_size=128, epochs=30, batch_size=32, repeats=5, encoders=("narrow_resnet",))
+    cpu_paper_encoders: EvalProfile = EvalProfile(image_size=64, epochs=30, batch_size=32, repeats=3)
     paper: EvalProfile = EvalProfile(image_size=224, epochs=30, batch_size=64, repeats=5)
     table: str = "data/clean.parquet"
     data: str = "data/raw"
@@ -213,8 +238,8 @@ class EvaluateConfig:
     device: str = "auto"
 
     def chosen(self) -> EvalProfile:
-        if self.profile not in ("quick", "paper"):
-            raise ConfigError(f"evaluate.profile must be quick or paper, got {self.profile!r}")
+        if self.profile not in PROFILES:
+            raise ConfigError(f"evaluate.profile must be one of {', '.join(PROFILES)}, got {self.profile!r}")
         return getattr(self, self.profile)
 
 

@@ -50,8 +50,9 @@ class EncoderSpec:
     build: Callable[[], object]           # () -> torchvision nn.Module, weights=None
     first_conv: str                       # dotted path of the stem convolution
     trunk: Callable[[object], object]     # torchvision model -> nn.Module (n,3|1,H,W) -> (n,C,h,w)
-    dim: int                              # C: width of the embedding after pooling
+    dim: int                              # C: width of the last conv stage
     min_size: int                         # smallest input side the trunk accepts
+    pool: str = "avg"                     # avg: (n,C); avgmax: [avg, max] (n,2C), keeps small defects
 
 
 _REGISTRY: dict[str, EncoderSpec] = {}
@@ -78,7 +79,9 @@ def _spec(name: str) -> EncoderSpec:
 
 
 def encoder_dim(name: str) -> int:
-    return _spec(name).dim
+    """Width of the embedding the named encoder returns (after pooling)."""
+    spec = _spec(name)
+    return spec.dim * (2 if spec.pool == "avgmax" else 1)
 
 
 def _get_module(root, dotted: str):
@@ -130,19 +133,28 @@ def _load_weights(model, spec: EncoderSpec, state: dict, path, name: str) -> Non
 
 
 class ImageEncoder(nn.Module):
-    """trunk + global average pooling: (n, in_ch, S, S) float -> (n, dim)."""
+    """trunk + global pooling: (n, in_ch, S, S) float -> (n, dim).
 
-    def __init__(self, trunk: nn.Module, dim: int, min_size: int):
+    Average pooling alone dilutes a defect that covers a few cells of the last feature
+    map (a blowhole is about 1 cell of 8x8 at 128 px); `avgmax` concatenates the
+    maximum, which keeps it, so dim = 2C.
+    """
+
+    def __init__(self, trunk: nn.Module, channels: int, min_size: int, pool: str = "avg"):
         super().__init__()
+        if pool not in ("avg", "avgmax"):
+            raise ValueError(f"encoder pooling must be avg or avgmax, got {pool!r}")
         self.trunk = trunk
-        self.dim = dim
+        self.with_max = pool == "avgmax"
+        self.dim = channels * (2 if self.with_max else 1)
         self.min_size = min_size
-        self.pool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:          # (n, c, S, S) -> (n, dim)
         if min(x.shape[-2:]) < self.min_size:
             x = F.interpolate(x, size=(self.min_size, self.min_size), mode="bilinear", align_corners=False)
-        return self.pool(self.trunk(x)).flatten(1)                # (n, C, h, w) -> (n, C)
+        f = self.trunk(x)                                         # (n, C, h, w)
+        avg = f.mean(dim=(2, 3))                                  # (n, C)
+        return torch.cat([avg, f.amax(dim=(2, 3))], 1) if self.with_max else avg
 
 
 def get_encoder(name: str, *, in_channels: int = 1, weights: str | Path | None = None):
@@ -169,7 +181,7 @@ def get_encoder(name: str, *, in_channels: int = 1, weights: str | Path | None =
             if old.bias is not None:
                 new.bias.data.copy_(old.bias.data)
         _set_module(model, spec.first_conv, new)
-    encoder = ImageEncoder(spec.trunk(model), spec.dim, spec.min_size)
+    encoder = ImageEncoder(spec.trunk(model), spec.dim, spec.min_size, spec.pool)
     if ours:
         own = encoder.state_dict()
         bad = sorted(set(own) ^ set(state)) or sorted(k for k in own if own[k].shape != state[k].shape)
@@ -213,6 +225,55 @@ def _resnet_trunk(m):
     return nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3, m.layer4)
 
 
+class _BasicBlock(nn.Module):
+    """ResNet's basic block: two 3x3 convolutions with a (projected) shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.short = nn.Identity() if stride == 1 and c_in == c_out else nn.Sequential(
+            nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        return F.relu(self.bn2(self.conv2(y)) + self.short(x), inplace=True)
+
+
+class NarrowResNet(nn.Module):
+    """A ResNet sized for a 2-core CPU: widths 16-32-64-128, `blocks` basic blocks per stage.
+
+    The stem is one 3x3 stride-2 convolution (no max-pool): ResNet18's 7x7 stride-2 conv
+    plus max-pool divides the side by 4 before any residual block, which turns a 2 px
+    defect into half a cell. Here a 128 px tile ends as an 8x8 map of 128 channels, at
+    about 1/25 of ResNet18's multiply-adds at the same size. Attributes follow
+    torchvision's names (`conv1`, `fc`) so the weights loader treats it like the others.
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (16, 32, 64, 128), blocks: int = 2):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, widths[0], 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(widths[0])
+        layers, c_in = [], widths[0]
+        for k, c in enumerate(widths):
+            for b in range(blocks):
+                layers.append(_BasicBlock(c_in, c, 2 if (k > 0 and b == 0) else 1))
+                c_in = c
+        self.layers = nn.Sequential(*layers)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        for block in self.layers:          # zero-init the last norm of each block: it starts as identity
+            nn.init.zeros_(block.bn2.weight)
+
+    def trunk(self) -> nn.Module:
+        return nn.Sequential(self.conv1, self.bn1, nn.ReLU(inplace=True), self.layers)
+
+
 register_encoder("alexnet", EncoderSpec(_alexnet, "features.0", lambda m: _with_batchnorm(m.features), 256, 63))
 register_encoder("vgg16", EncoderSpec(_vgg16_bn, "features.0", lambda m: m.features, 512, 32))
 register_encoder("resnet18", EncoderSpec(_resnet18, "conv1", _resnet_trunk, 512, 1))
+# The CPU encoder: from scratch in minutes on 2 cores (README, "MT-AOI benchmark").
+register_encoder("narrow_resnet", EncoderSpec(NarrowResNet, "conv1", lambda m: m.trunk(), 128, 1, "avgmax"))

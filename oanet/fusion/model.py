@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oanet.fusion.data import flip8
 from oanet.fusion.encoders import get_encoder
 
 
@@ -38,6 +39,9 @@ class ArchConfig:
     refine_steps: int = 2
     head_hidden: int = 128
     dropout: float = 0.2
+    image_norm: str = "dataset"   # dataset: one mean/std from the training pixels | per_image: each image's own
+    tta: bool = False             # predict as the mean over the 8 flips and transposes of the image
+    fill_occlusion: bool = False  # per_image: black (0) pixels are occluded, filled with the image's own mean
 
     @classmethod
     def from_fuse(cls, cfg, n_columns: int, tabular: bool = True) -> "ArchConfig":
@@ -65,21 +69,34 @@ class AlignOutput(NamedTuple):
 
 
 class InputNorm(nn.Module):
-    """Preprocessing defined once: fitted on the training rows, stored as buffers."""
+    """Preprocessing defined once: fitted on the training rows, stored as buffers.
 
-    def __init__(self, n_columns: int):
+    `per_image`: every image is standardised by its own mean and std, which removes the
+    exposure (the dominant variance of AOI photographs) before the encoder sees it.
+    `fill_occlusion`: pixels at exactly 0 are taken as occluded (a tight-cut object has
+    no black background left) and set to the mean of the image's other pixels before
+    standardising, so an occluder (GridMask, a shadow, a dropped tile of the frame) reads
+    as plain surface, not as a dark defect; the statistics skip them too.
+    """
+
+    def __init__(self, n_columns: int, image_norm: str = "dataset", fill_occlusion: bool = False):
         super().__init__()
+        if image_norm not in ("dataset", "per_image"):
+            raise ValueError(f"image_norm must be dataset or per_image, got {image_norm!r}")
+        self.per_image = image_norm == "per_image"
+        self.fill_occlusion = fill_occlusion
         self.register_buffer("img_mean", torch.zeros(()))
         self.register_buffer("img_std", torch.ones(()))
         self.register_buffer("tab_mean", torch.zeros(n_columns))
         self.register_buffer("tab_std", torch.ones(n_columns))
 
     @torch.no_grad()
-    def fit(self, images: torch.Tensor, tab: torch.Tensor | None) -> "InputNorm":
-        """images (N,1,S,S) uint8; tab (N,C) float with NaN for missing."""
-        x = images.float() / 255.0
-        self.img_mean.copy_(x.mean())
-        self.img_std.copy_(x.std().clamp_min(1e-3))
+    def fit(self, images: torch.Tensor | None, tab: torch.Tensor | None) -> "InputNorm":
+        """images (N,1,S,S) uint8 (or (N, Di) embeddings: image statistics kept); tab (N,C) float, NaN = missing."""
+        if images is not None and images.ndim == 4:
+            x = images.float() / 255.0
+            self.img_mean.copy_(x.mean())
+            self.img_std.copy_(x.std().clamp_min(1e-3))
         if tab is not None and tab.shape[1]:
             t = tab.double()
             mean = torch.nanmean(t, dim=0)
@@ -89,7 +106,15 @@ class InputNorm(nn.Module):
         return self
 
     def image(self, x: torch.Tensor) -> torch.Tensor:          # (n,1,S,S) uint8 -> float
-        return (x.float() / 255.0 - self.img_mean) / self.img_std
+        v = x.float() / 255.0
+        if self.fill_occlusion:
+            seen = (x > 0).to(v.dtype)                                # (n,1,S,S) 1 where not occluded
+            mean = (v * seen).sum(dim=(1, 2, 3), keepdim=True) / seen.sum(dim=(1, 2, 3), keepdim=True).clamp_min(1)
+            v = torch.where(seen > 0, v, mean)                        # occluded pixels read as average surface
+        if self.per_image:
+            mean = v.mean(dim=(1, 2, 3), keepdim=True)              # (n,1,1,1)
+            return (v - mean) / v.std(dim=(1, 2, 3), keepdim=True).clamp_min(1e-2)
+        return (v - self.img_mean) / self.img_std
 
     def tab(self, t: torch.Tensor) -> torch.Tensor:             # (n,C) raw -> standardised, NaN kept
         return (t - self.tab_mean) / self.tab_std
@@ -218,7 +243,7 @@ class OANet(nn.Module):
     def __init__(self, arch: ArchConfig, weights: str | None = None):
         super().__init__()
         self.arch = arch
-        self.norm = InputNorm(arch.n_columns)
+        self.norm = InputNorm(arch.n_columns, arch.image_norm, arch.fill_occlusion)
         self.image_encoder = get_encoder(arch.encoder, in_channels=1, weights=weights)
         di = self.image_encoder.dim
         self.tab_encoder = self.alignment = self.refinement = None
@@ -234,8 +259,33 @@ class OANet(nn.Module):
             fused = di
         self.head = Head(fused, arch.head_hidden, arch.dropout)
 
+    def embed(self, image: torch.Tensor) -> torch.Tensor:
+        """(n,1,S,S) uint8 -> (n, Di); a (n, Di) float input is taken as precomputed embeddings.
+
+        With `tta` and in eval mode the embedding is the mean over the 8 flips and
+        transposes of the image: a defect's evidence does not depend on its orientation.
+        """
+        if image.ndim == 2:
+            return image
+        if self.arch.tta and not self.training:
+            return torch.stack([self.image_encoder(self.norm.image(flip8(image, k))) for k in range(8)]).mean(0)
+        return self.image_encoder(self.norm.image(image))
+
+    def freeze_image_encoder(self) -> "OANet":
+        """Staged training: the image encoder (and its input norm) stay as they are."""
+        self.image_encoder.requires_grad_(False)
+        self.image_frozen = True
+        return self.train(self.training)
+
+    def train(self, mode: bool = True) -> "OANet":
+        super().train(mode)
+        if getattr(self, "image_frozen", False):    # batch-norm statistics of a frozen encoder stay fixed
+            self.image_encoder.eval()
+        return self
+
     def forward(self, image: torch.Tensor, tab: torch.Tensor | None = None) -> OANetOutput:
-        image_emb = self.image_encoder(self.norm.image(image))                  # (n, Di)
+        """image (n,1,S,S) uint8 or precomputed embeddings (n, Di); tab (n, C) raw, NaN = missing."""
+        image_emb = self.embed(image)                                           # (n, Di)
         if self.tab_encoder is None:
             logits = self.head(image_emb)
             zero = image_emb.new_zeros((), dtype=torch.float32)

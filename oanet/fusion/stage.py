@@ -2,8 +2,10 @@
 
 Reads the OCR table, the split and the images; trains `cnn` (the image encoder alone)
 and `fusion` (image + OCR, alignment, refinement, mask learning) on the `train` rows
-(not `val`: the gate is calibrated there);
-writes
+(not `val`: the gate is calibrated there). With `staged`, `fusion` takes over the
+trained CNN's image encoder, frozen, and learns on its embeddings (train_one);
+with `image_label: object` the CNN learns object defects only (process-only defects
+are the OCR's to find). Writes
 - cfg.predictions: image, split, label, prob_cnn, prob_fusion for the val and test rows;
 - cfg.metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...,
   "history": {model: [per-epoch metrics]}};
@@ -76,11 +78,12 @@ class FusionBundle:
 
     def predict_images(self, images, table: pd.DataFrame | None, device: str = "cpu",
                        batch_size: int = 256) -> np.ndarray:
-        """(N,) defect probability from decoded object regions (N,1,S,S) uint8 and their OCR rows."""
+        """(N,) defect probability from decoded object regions (N,1,S,S) uint8 (or their embeddings
+        (N, Di) by this model's own encoder) and their OCR rows."""
         from oanet.fusion.data import tabular_input
         from oanet.fusion.train import TrainData, predict_proba
 
-        if images.shape[-1] != self.image_size:
+        if images.ndim == 4 and images.shape[-1] != self.image_size:
             raise OanetError(f"{self.name} expects {self.image_size} px object images, got {images.shape[-1]}")
         tab = tabular_input(self.schema, table) if self.model.arch.tabular else None
         self.model.to(device)
@@ -138,14 +141,26 @@ class Trained:
 
 
 def train_one(name: str, cfg: FuseConfig, tabular: bool, n_columns: int, data_train, device,
-              callbacks: Iterable = (), echo=None) -> Trained:
-    """Seed, build, fit and (for fusion) refit the PCA on clean training embeddings."""
+              callbacks: Iterable = (), echo=None, *, image_labels=None, encoder_from=None) -> Trained:
+    """Seed, build, fit and (for fusion) refit the PCA on clean training embeddings.
+
+    image_labels (N,) long: what an image-only model learns when `cfg.image_label` is
+    `object`. encoder_from: a trained model whose image encoder this one takes over,
+    frozen (staged training); `data_train.images` may then hold its embeddings (N, Di).
+    """
     from oanet.fusion.model import ArchConfig
     from oanet.fusion.train import PrintProgress, build_model, fit, refit_refinement, seed_everything
 
     seed_everything(cfg.seed)
     arch = ArchConfig.from_fuse(cfg, n_columns=n_columns, tabular=tabular)
     model = build_model(arch, cfg.weights, device)
+    if not tabular and cfg.image_label == "object" and image_labels is not None:
+        data_train = dataclasses.replace(data_train, labels=image_labels.to(data_train.labels.device))
+    if encoder_from is not None:
+        model.image_encoder.load_state_dict(encoder_from.image_encoder.state_dict())
+        model.norm.img_mean.copy_(encoder_from.norm.img_mean)
+        model.norm.img_std.copy_(encoder_from.norm.img_std)
+        model.freeze_image_encoder()
     cbs = list(callbacks) + ([PrintProgress(name, echo)] if echo else [])
     t0 = time.perf_counter()
     fitted = fit(model, data_train, cfg, cbs)
@@ -199,8 +214,9 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     """Train `cnn` and `fusion` on the train rows, score val and test, write every output."""
     import torch
 
+    from oanet.fusion.data import image_labels
     from oanet.fusion.encoders import WeightsError, encoder_dim
-    from oanet.fusion.train import predict_proba, resolve_device
+    from oanet.fusion.train import predict_proba, resolve_device, staged_training_data
 
     encoder_dim(cfg.encoder)                            # fail before any work on an unknown name
     if cfg.weights and not Path(cfg.weights).is_file():
@@ -219,8 +235,14 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     pred = pd.DataFrame({"image": scored["image"], "split": scored["split"],
                          "label": scored["label"].to_numpy().astype(int)})
     histories, paths, extra = {}, {}, {}
+    y_image = torch.from_numpy(image_labels(parts["train"], cfg.process_defects))
+    train, encoder_from = data["train"], None
     for name, (vcfg, tabular) in variants(cfg).items():
-        trained = train_one(name, vcfg, tabular, len(schema.columns), data["train"], device, callbacks, echo)
+        trained = train_one(name, vcfg, tabular, len(schema.columns), train, device, callbacks, echo,
+                            image_labels=y_image, encoder_from=encoder_from)
+        if name == "cnn" and cfg.staged:              # fusion learns on the trained CNN's frozen embeddings
+            encoder_from = trained.model
+            train = staged_training_data(trained.model, data["train"], cfg, cfg.staged_views)
         seconds[name], histories[name] = trained.seconds, trained.history
         extra.update(trained.extra)
         pred[f"prob_{name}"] = np.concatenate([predict_proba(trained.model, data[p], cfg.batch_size)

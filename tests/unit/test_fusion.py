@@ -25,12 +25,7 @@ from oanet.fusion.train import TrainData, embeddings, fit, lr_at, predict_proba,
 SIZE = 32
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_data(n: int = 24, columns: int = 6, seed: int = 0) -> TrainData:
