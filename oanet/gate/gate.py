@@ -13,9 +13,20 @@ gets
     w    = w / sum(w)                                             the weights sum to one
     p    = sum_m w_m p_m,   decision: p >= threshold[regime]
 
-skill_m = max(0.01, 2 AUC_m - 1) on clean validation rows. When every member is off
+skill_m = max(0.01, 2 AUC_m - 1) on clean validation rows.
+
+`combine: stack` replaces the weighted mean by stacking: a logistic model on the
+members' logits, each scaled by its modality factor a_m = on_m * prod exp(-...) (the
+same divergence signal, so a diverged modality's members fade to "no evidence"):
+
+    p = sigmoid(b + sum_m c_m a_m logit(p_m)),    c, b fitted on the validation scenarios.
+
+A mean cannot say "defective if the object OR the process is": a unit whose image
+shows a crack while its process values are normal gets half the votes. The stacked
+model learns that from the members' logits. When every member is off
 (both modalities beyond k), the members that use only the less diverged modality are
-kept, so a prediction is always made. The regime of a row is the set of modalities its
+kept (or, with `fallback` image or ocr, those of the modality calibration found more
+trustworthy when both are far off), so a prediction is always made. The regime of a row is the set of modalities its
 active members read: "both", "image" (OCR switched off) or "ocr" (image switched off);
 each regime has its own decision threshold, because an ensemble of the image members
 alone is calibrated differently from one of all members. k, tau and the thresholds
@@ -72,8 +83,17 @@ class Gate:
     off_factor: float                    # k
     temperature: float                   # tau
     threshold: Mapping[str, float]       # regime -> decision threshold on the ensembled probability
+    combine: str = "mean"                # mean: skill-weighted mean | stack: logistic model on scaled logits
+    coef: tuple[float, ...] = ()         # stack: (c_1..c_M, b)
+    fallback: str = "calm"               # every member off: keep the calmer modality's | "image" | "ocr"
 
     def __post_init__(self):
+        if self.fallback not in ("calm", *MODALITIES):
+            raise GateError(f"gate fallback must be calm, image or ocr, got {self.fallback!r}")
+        if self.combine not in ("mean", "stack"):
+            raise GateError(f"gate combine must be mean or stack, got {self.combine!r}")
+        if self.combine == "stack" and len(self.coef) != len(self.members) + 1:
+            raise GateError(f"a stacking gate needs {len(self.members) + 1} coefficients, got {len(self.coef)}")
         if len(self.members) != len(self.skill) or not self.members:
             raise GateError("a gate needs one skill per member and at least one member")
         if set(self.thresholds) != set(MODALITIES) or set(self.baselines) != set(MODALITIES) \
@@ -81,26 +101,36 @@ class Gate:
             raise GateError(f"need baseline < threshold for each of {MODALITIES}, got baselines "
                             f"{dict(self.baselines)}, thresholds {dict(self.thresholds)}")
 
-    def weights(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
-        """(N, M) member weights from per-row divergences {modality: (N,)}."""
+    def activity(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N, M) in [0, 1]: on_m * prod exp(-max(0, d - 1) / tau) over the member's modalities."""
         d = {mod: np.clip(np.asarray(divergence[mod], dtype=np.float64) - self.baselines[mod], 0.0, None)
                  / (self.thresholds[mod] - self.baselines[mod]) for mod in MODALITIES}
-        n = len(d["image"])
         uses = np.array([[mod in member_modalities(m) for mod in MODALITIES] for m in self.members])  # (M, 2)
         dmat = np.stack([d[mod] for mod in MODALITIES], axis=1)                                      # (N, 2)
         penalty = np.exp(-np.clip(dmat - 1.0, 0.0, None) / self.temperature) if self.temperature > 0 \
             else (dmat <= 1.0).astype(np.float64)
         factor = np.prod(np.where(uses[None], penalty[:, None, :], 1.0), axis=2)                      # (N, M)
         on = np.all(~uses[None] | (dmat[:, None, :] <= self.off_factor), axis=2)                     # (N, M)
-        w = on * factor * np.asarray(self.skill)[None]
-        dead = w.sum(axis=1) <= 0
-        if dead.any():                       # every member off: keep those using only the less diverged modality
-            calm = np.argmin(dmat[dead], axis=1)                                                     # (n_dead,)
+        a = on * factor
+        dead = a.sum(axis=1) <= 0
+        if dead.any():                       # every member off: keep those using only the fallback modality
+            calm = np.argmin(dmat[dead], axis=1) if self.fallback == "calm" \
+                else np.full(int(dead.sum()), MODALITIES.index(self.fallback))                       # (n_dead,)
             only = uses[None, :, :] == (np.arange(2)[None, None, :] == calm[:, None, None])          # (n_dead, M, 2)
             keep = np.all(only, axis=2)
             keep[~keep.any(axis=1)] = True
-            w[dead] = keep * np.asarray(self.skill)[None]
-        return w / w.sum(axis=1, keepdims=True) if n else np.zeros((0, len(self.members)))
+            a[dead] = keep
+        return a
+
+    def weights(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N, M) member weights from per-row divergences {modality: (N,)}; rows sum to one."""
+        w = self.activity(divergence) * np.asarray(self.skill)[None]
+        return w / w.sum(axis=1, keepdims=True) if len(w) else np.zeros((0, len(self.members)))
+
+    def stack_features(self, probs: np.ndarray, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N, M): each member's logit scaled by its modality activity (0 when switched off)."""
+        p = np.clip(probs, 1e-4, 1 - 1e-4)
+        return self.activity(divergence) * np.log(p / (1 - p))
 
     def decide(self, probs: Mapping[str, np.ndarray], divergence: Mapping[str, np.ndarray]) -> GateDecision:
         missing = [m for m in self.members if m not in probs]
@@ -113,18 +143,25 @@ class Gate:
         driver = np.where(share["image"] >= share["ocr"], "image", "ocr")
         regime = regime_of(w, self.members)
         threshold = np.array([self.threshold.get(r, self.threshold["both"]) for r in regime], dtype=np.float64)
-        return GateDecision((w * p).sum(axis=1), w, self.members, driver, regime, threshold)
+        if self.combine == "stack":
+            z = self.stack_features(p, divergence) @ np.asarray(self.coef[:-1]) + self.coef[-1]
+            prob = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
+        else:
+            prob = (w * p).sum(axis=1)
+        return GateDecision(prob, w, self.members, driver, regime, threshold)
 
     def to_dict(self) -> dict:
         return {"members": list(self.members), "skill": list(self.skill), "thresholds": dict(self.thresholds),
                 "baselines": dict(self.baselines), "off_factor": self.off_factor, "temperature": self.temperature,
-                "threshold": dict(self.threshold)}
+                "threshold": dict(self.threshold), "combine": self.combine, "coef": list(self.coef),
+                "fallback": self.fallback}
 
     @classmethod
     def from_dict(cls, raw: dict) -> "Gate":
         return cls(tuple(raw["members"]), tuple(raw["skill"]), dict(raw["thresholds"]), dict(raw["baselines"]),
                    float(raw["off_factor"]), float(raw["temperature"]),
-                   {k: float(v) for k, v in raw["threshold"].items()})
+                   {k: float(v) for k, v in raw["threshold"].items()}, raw.get("combine", "mean"),
+                   tuple(float(c) for c in raw.get("coef", ())), raw.get("fallback", "calm"))
 
 
 def regime_of(weights: np.ndarray, members: Sequence[str]) -> np.ndarray:

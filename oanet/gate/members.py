@@ -6,7 +6,7 @@ the corrupted copies the gate is calibrated and evaluated on.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ class Members:
     schema: TabularSchema
     tabular: dict[str, object]          # registry name -> fitted estimator (predict_proba on schema.matrix)
     networks: dict[str, object]         # "cnn" / "fusion" -> FusionBundle
+    embed: Callable | None = None       # images -> (N, Di) embeddings all networks share (staged training)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -41,7 +42,8 @@ class Members:
 
     def predict(self, table: pd.DataFrame, images, device: str = "cpu") -> dict[str, np.ndarray]:
         """{member: (N,) probability} for OCR rows `table` and their object regions (N,1,S,S) uint8."""
-        out = {name: bundle.predict_images(images, table, device) for name, bundle in self.networks.items()}
+        x = self.embed(images.to(device)) if self.embed is not None else images
+        out = {name: bundle.predict_images(x, table, device) for name, bundle in self.networks.items()}
         if self.tabular:
             X = self.schema.matrix(table)
             out.update({name: model.predict_proba(X)[:, 1] for name, model in self.tabular.items()})

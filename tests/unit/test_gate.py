@@ -172,3 +172,47 @@ def test_unreachable_accuracy_floor_falls_back_to_youden_not_to_calling_everythi
     t = _best_threshold(y, p, min_accuracy=0.99)                          # no threshold reaches 99%
     recall = ((p >= t) & (y == 1)).sum() / y.sum()
     assert 0.3 < recall < 1.0                                             # most-accurate would be recall ~0
+
+
+def _members_under(y: np.ndarray, rows: pd.DataFrame, ims: torch.Tensor, lose_ocr: bool, mask_image: bool,
+                   rng: np.random.Generator) -> dict:
+    """Member probabilities as the corruptions leave them: the image member sees object defects
+    (y_obj) until GridMask turns it into a flag-everything detector; the OCR members see
+    process defects (y_proc) and, with OCR lost, only a weak trace of them."""
+    y_obj, y_proc = y // 2, y % 2
+    noise = lambda s: rng.normal(0, s, len(y))                              # noqa: E731
+    cnn = np.clip(0.15 + 0.7 * y_obj + noise(0.12), 0.01, 0.99)
+    if mask_image:
+        cnn = np.clip(0.9 + noise(0.05), 0.01, 0.99)                         # black squares look like defects
+    ocr_signal = 0.5 if lose_ocr else 0.7
+    tab = np.clip(0.15 + ocr_signal * y_proc + noise(0.12), 0.01, 0.99)
+    return {"cnn": cnn, "fusion": np.maximum(cnn, tab), "lightgbm": tab, "gbm": tab}
+
+
+@pytest.mark.parametrize("combine", ["stack", "mean"])
+def test_gate_keeps_its_accuracy_floor_under_ocr_loss_plus_gridmask_and_never_flags_everything(refs, combine):
+    """Calibrated on val copies of the four scenarios with an 85% floor, the gate keeps >= 80% accuracy
+    on new rows where 60% of the OCR is lost and the object GridMasked, without reaching recall by
+    flagging all (the floor sits above 80%: test accuracy scatters around the val floor)."""
+    def scenario_rows(n: int, seed: int):
+        rng = np.random.default_rng(seed)
+        y4 = rng.choice(4, n, p=(0.7, 0.1, 0.1, 0.1))                       # 0 good; 1 process, 2 object, 3 both
+        rows, ims = table(n, seed), images(n, seed)
+        out = {}
+        for name, (lose, mask) in {"clean": (False, False), "ocr_loss": (True, False), "gridmask": (False, True),
+                                   "both": (True, True)}.items():
+            t = drop_ocr_values(rows, SCHEMA.fields, 0.6, seed) if lose else rows
+            im = grid_mask_images(ims, 0.5, seed) if mask else ims
+            out[name] = Scenario(_members_under(y4, t, im, lose, mask, rng), refs.divergences(t, im))
+        return (y4 > 0).astype(int), out
+
+    y_val, val = scenario_rows(300, 21)
+    gate, report = calibrate(y_val, val, MEMBERS, quantile=0.99, off_factors=(1.5, 3.0, 1e6), temperatures=(1.0,),
+                             min_accuracy=0.85, combine=combine)
+    y_test, test = scenario_rows(300, 22)
+    both = gate.decide(test["both"].probs, test["both"].divergence)
+    pred = both.decision
+    accuracy = (pred == y_test).mean()
+    assert accuracy >= 0.80, (combine, accuracy, report["chosen"])
+    assert pred.mean() < 0.9 and ((pred == 0) & (y_test == 0)).sum() > 0.5 * (y_test == 0).sum()
+    assert (both.weights[:, list(MEMBERS).index("cnn")] == 0).mean() > 0.9     # the masked image was switched off
