@@ -20,7 +20,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(abspath .prefect)
 export MPLCONFIGDIR := $(abspath .cache/matplotlib)
 
-.PHONY: install demo test test-fast flow nightly schedule bench clean
+.PHONY: install demo test test-fast flow nightly schedule bench benchmark benchmark-paper-encoders benchmark-recipe clean
 
 install: $(STAMP)
 
@@ -72,6 +72,20 @@ bench: install
 	python bench/ocr_accuracy.py --objects ../shared/data/magnetic-tile --n 500 --preset noisy
 	python bench/ocr_throughput.py --objects ../shared/data/magnetic-tile --n 200
 	python bench/ocr_scaling.py --n 200
+
+MT := ../shared/data/magnetic-tile
+
+## benchmark: MT-AOI (1,344 real tile photographs) built, OCR-ed, validated and evaluated with the cpu profile
+benchmark: install
+	python bench/mt_aoi.py --objects $(MT) --profile cpu
+
+## benchmark-paper-encoders: the paper's AlexNet, VGG16 and ResNet18 on the same MT-AOI, at what the CPU affords
+benchmark-paper-encoders: install
+	python bench/mt_aoi.py --objects $(MT) --profile cpu_paper_encoders --reports reports/benchmark/mt-aoi-paper-encoders
+
+## benchmark-recipe: the CPU image recipe, one ingredient at a time (after make benchmark)
+benchmark-recipe: install
+	python bench/image_recipe.py --seeds 0 1
 
 clean:
 	rm -rf data reports models .cache .prefect

@@ -164,7 +164,8 @@ def gate(
 @app.command()
 def evaluate(
     layout: Optional[Path] = typer.Option(None, help="Layout file (default: <evaluate.data>/layout.yaml)."),
-    profile: Optional[str] = typer.Option(None, help="quick | paper (default: params evaluate.profile)."),
+    profile: Optional[str] = typer.Option(
+        None, help="quick | cpu | cpu_paper_encoders | paper (default: params evaluate.profile)."),
     repeats: Optional[int] = typer.Option(None, help="Override the profile's number of repeats."),
     encoders: Optional[str] = typer.Option(None, help="Comma-separated encoders, overriding the profile's."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: params)."),

@@ -28,9 +28,11 @@ class EvaluateResult:
         lines = [f"evaluate: profile {self.metrics['profile']['name']}, {self.metrics['profile']['repeats']} repeats, "
                  f"{self.seconds:.0f} s"]
         for enc, g in self.metrics["goals"].items():
-            lines.append(f"  {enc:<8} OANet recall {100 * g['recall']:.1f} accuracy {100 * g['accuracy']:.1f}; "
-                         f">=90/88: {g['recall_90_accuracy_88']}, +10 over CNN: {g['recall_10_over_cnn']}, "
-                         f"beats baselines: {g['beats_every_baseline']}, robust: {g['robust_within_5']}")
+            lines.append(f"  {enc:<8} OANet recall {100 * g['recall']:.1f} accuracy {100 * g['accuracy']:.1f} "
+                         f"ROC AUC {g['roc_auc']:.3f}; >=93/90: {g['recall_93_accuracy_90']}, "
+                         f"+10 over CNN: {g['recall_10_over_cnn']}, beats baselines: {g['beats_every_baseline']}, "
+                         f"robust: {g['robust_within_5']}")
+            lines += [f"    loses to {loss}" for loss in g["losses"]]
         lines.append("  written: " + ", ".join(str(p) for p in self.files))
         return "\n".join(lines)
 
@@ -47,9 +49,11 @@ def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
 
     cfg = params.evaluate
     profile = cfg.chosen()
-    if cfg.robustness_encoder not in profile.encoders:
-        raise OanetError(f"evaluate.robustness_encoder {cfg.robustness_encoder!r} is not among the profile's "
-                         f"encoders {list(profile.encoders)}")
+    if cfg.robustness_encoder not in profile.encoders:     # e.g. the cpu profile's single CPU encoder
+        if echo:
+            echo(f"evaluate: robustness_encoder {cfg.robustness_encoder} is not in profile {cfg.profile}; "
+                 f"Table 2 uses {profile.encoders[0]}")
+        cfg = dataclasses.replace(cfg, robustness_encoder=profile.encoders[0])
     if profile.repeats < 1:
         raise OanetError("evaluate: a profile needs at least one repeat")
     t0 = time.perf_counter()
