@@ -29,8 +29,8 @@ VARIANTS = {
     "padded object box (no tight cut)": ({}, {"tight": False}),
     "one mean/std for all images (no per-image standardisation)": ({"image_norm": "dataset"}, {}),
     "no photometric jitter": ({"jitter": 0.0}, {}),
-    "64 px": ({"image_size": 64}, {}),
-    "160 px": ({"image_size": 160}, {}),
+    "128 px": ({"image_size": 128}, {}),
+    "30 epochs": ({"epochs": 30}, {}),
     "average pooling only": ({"encoder": "narrow_resnet_avg"}, {}),
     "resnet18 encoder": ({"encoder": "resnet18"}, {}),
     "SGD + cosine, paper settings": ({"optimizer": "sgd", "lr": 0.01, "weight_decay": 0.0005,
@@ -38,6 +38,8 @@ VARIANTS = {
     "no test-time flips": ({"tta": False}, {}),
     "unit label (process-only defects as positives)": ({"image_label": "unit"}, {}),
     "GridMask while training (p 0.3)": ({"gridmask_prob": 0.3}, {}),
+    "occluded (black) pixels filled with the mean": ({"fill_occlusion": True}, {}),
+    "GridMask while training, occluded pixels filled": ({"gridmask_prob": 0.3, "fill_occlusion": True}, {}),
 }
 
 

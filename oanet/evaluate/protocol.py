@@ -118,7 +118,7 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
     refs = References.fit(schema, rows["train"], ims["train"], ocr_bins=params.gate.ocr_bins)
     conds = conditions(params.evaluate.missing_rates, params.evaluate.grid_ratios)
     out = {"split_seed": params.split.seed + r, "rows": {p: len(i) for p, i in part.items()},
-           "encoders": {}, "clean": {}, "gate": {}}
+           "encoders": {}, "clean": {}, "val": {}, "gate": {}}
     for enc in profile.encoders:
         cfg = profile.fuse_config(params.fuse, enc, params.fuse.seed + r)
         nets = train_networks(cfg, schema, ims["train"], rows["train"], device, echo)
@@ -145,6 +145,8 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
             if name == "clean":
                 out["clean"][enc] = {**{m: p.tolist() for m, p in probs.items()}, "gate": decision.prob.tolist(),
                                      "gate_decision": decision.decision.tolist(), "label": y["test"].tolist()}
+        out["val"][enc] = {**{m: p.tolist() for m, p in with_baselines(val["clean"].probs, tuple(tabular),
+                                                                        best).items()}, "label": y["val"].tolist()}
         out["encoders"][enc] = per_condition
         out["gate"][enc] = {**gate.to_dict(), "floor_met": report["floor_met"], "best_tabular": best,
                             "val_thresholds": cuts}

@@ -37,6 +37,24 @@ class EvaluateResult:
         return "\n".join(lines)
 
 
+def write_predictions(repeats: list[dict], path: Path) -> Path:
+    """Every model's clean probability on the val and test rows of every repeat, one row per
+    (repeat, encoder, part, model, row): for plots, or to try another threshold rule offline."""
+    frames = []
+    for r, rep in enumerate(repeats):
+        for part in ("val", "clean"):
+            for enc, probs in rep[part].items():
+                label = np.asarray(probs["label"])
+                for model, p in probs.items():
+                    if model in ("label", "gate_decision"):
+                        continue
+                    frames.append(pd.DataFrame({"repeat": r, "encoder": enc, "part": "val" if part == "val" else "test",
+                                                "model": model, "row": np.arange(len(label)), "label": label,
+                                                "prob": np.asarray(p, dtype=float)}))
+    pd.concat(frames, ignore_index=True).to_parquet(path, index=False)
+    return path
+
+
 def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
     import torch
 
@@ -87,5 +105,6 @@ def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
                "sweeps": {e: {k: v for k, v in agg[e].items() if "=" in k} for e in agg}}
     Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.metrics).write_text(json.dumps(metrics, indent=1) + "\n")
-    files = [out / "ablation.md", out / "robustness.md", *plots, Path(cfg.metrics)]
+    predictions = write_predictions(repeats, out / "predictions.parquet")
+    files = [out / "ablation.md", out / "robustness.md", *plots, Path(cfg.metrics), predictions]
     return EvaluateResult(metrics, files, time.perf_counter() - t0)

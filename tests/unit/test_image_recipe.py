@@ -156,3 +156,16 @@ def test_profiles_build_their_recipes_and_reject_unknown_keys():
     bad = dataclasses.replace(params.evaluate.cpu, fuse={"learning_rate": 1})
     with pytest.raises(ValueError, match="learning_rate"):
         bad.fuse_config(params.fuse, "narrow_resnet", 0)
+
+
+def test_filled_occlusion_reads_as_plain_surface_not_as_a_dark_defect():
+    rng = np.random.default_rng(6)
+    tile = torch.from_numpy(rng.integers(60, 120, (1, 1, 16, 16)).astype(np.uint8))
+    hidden = tile.clone()
+    hidden[..., 4:8, 4:8] = 0                                                 # a GridMask square
+    filled = InputNorm(0, "per_image", fill_occlusion=True).image(hidden)
+    assert filled[..., 4:8, 4:8].abs().max() < 1e-5                            # the square is at the mean: 0
+    plain = InputNorm(0, "per_image").image(hidden)
+    assert plain[..., 4:8, 4:8].max() < -2                                      # unfilled, it is a deep dark blot
+    untouched = InputNorm(0, "per_image", fill_occlusion=True).image(tile)
+    assert torch.allclose(untouched, InputNorm(0, "per_image").image(tile))     # nothing at 0: nothing changes
