@@ -16,20 +16,27 @@ gets
 skill_m = max(0.01, 2 AUC_m - 1) on clean validation rows.
 
 `combine: stack` replaces the weighted mean by stacking: a logistic model on the
-members' logits, each scaled by its modality factor a_m = on_m * prod exp(-...) (the
-same divergence signal, so a diverged modality's members fade to "no evidence"):
+members' logits, split by their modality activity a_m = on_m * prod exp(-...) (the same
+divergence signal) into the part read while the modality is usual and the part read
+while it is far off:
 
-    p = sigmoid(b + sum_m c_m a_m logit(p_m)),    c, b fitted on the validation scenarios.
+    p = sigmoid(b + sum_m [c_m a_m + e_m (1 - a_m)] logit(p_m)),   c, e, b fitted on the
+                                                                  validation scenarios.
+
+So the calibration learns, member by member, what its output is worth when its input
+has drifted: nothing for a CNN fooled by an occluder, most of it for a fusion network
+trained with masked OCR fields when OCR values go missing.
 
 A mean cannot say "defective if the object OR the process is": a unit whose image
 shows a crack while its process values are normal gets half the votes. The stacked
 model learns that from the members' logits. When every member is off
 (both modalities beyond k), the members that use only the less diverged modality are
 kept (or, with `fallback` image or ocr, those of the modality calibration found more
-trustworthy when both are far off), so a prediction is always made. The regime of a row is the set of modalities its
-active members read: "both", "image" (OCR switched off) or "ocr" (image switched off);
-each regime has its own decision threshold, because an ensemble of the image members
-alone is calibrated differently from one of all members. k, tau and the thresholds
+trustworthy when both are far off), so a prediction is always made. The regime of a row
+says which modalities look like training data (d <= 1): "both", "image" (the OCR is
+off its usual range), "ocr" (the image is) or "neither"; each regime has its own
+decision threshold, because an ensemble leaning on one modality is calibrated
+differently from one reading both. k, tau and the thresholds
 are calibrated on validation data (calibrate.py). The modality that drove a decision is the one with
 the larger weight share (a fusion member counts half to each).
 """
@@ -47,7 +54,7 @@ from oanet.errors import OanetError
 FORMAT = "oanet-gate/1"
 MODALITIES = ("image", "ocr")
 MIN_SKILL = 0.01
-REGIMES = ("both", "image", "ocr")
+REGIMES = ("both", "image", "ocr", "neither")
 
 
 class GateError(OanetError, ValueError):
@@ -84,7 +91,7 @@ class Gate:
     temperature: float                   # tau
     threshold: Mapping[str, float]       # regime -> decision threshold on the ensembled probability
     combine: str = "mean"                # mean: skill-weighted mean | stack: logistic model on scaled logits
-    coef: tuple[float, ...] = ()         # stack: (c_1..c_M, b)
+    coef: tuple[float, ...] = ()         # stack: (c_1..c_M, e_1..e_M, b)
     fallback: str = "calm"               # every member off: keep the calmer modality's | "image" | "ocr"
 
     def __post_init__(self):
@@ -92,8 +99,8 @@ class Gate:
             raise GateError(f"gate fallback must be calm, image or ocr, got {self.fallback!r}")
         if self.combine not in ("mean", "stack"):
             raise GateError(f"gate combine must be mean or stack, got {self.combine!r}")
-        if self.combine == "stack" and len(self.coef) != len(self.members) + 1:
-            raise GateError(f"a stacking gate needs {len(self.members) + 1} coefficients, got {len(self.coef)}")
+        if self.combine == "stack" and len(self.coef) != 2 * len(self.members) + 1:
+            raise GateError(f"a stacking gate needs {2 * len(self.members) + 1} coefficients, got {len(self.coef)}")
         if len(self.members) != len(self.skill) or not self.members:
             raise GateError("a gate needs one skill per member and at least one member")
         if set(self.thresholds) != set(MODALITIES) or set(self.baselines) != set(MODALITIES) \
@@ -101,12 +108,21 @@ class Gate:
             raise GateError(f"need baseline < threshold for each of {MODALITIES}, got baselines "
                             f"{dict(self.baselines)}, thresholds {dict(self.thresholds)}")
 
+    def normalised(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N, 2) d = max(0, D - B) / (T - B) per modality (columns in MODALITIES order)."""
+        return np.stack([np.clip(np.asarray(divergence[mod], dtype=np.float64) - self.baselines[mod], 0.0, None)
+                         / (self.thresholds[mod] - self.baselines[mod]) for mod in MODALITIES], axis=1)
+
+    def regime(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(N,) which modalities look like training data (d <= 1): both | image | ocr | neither."""
+        usual = self.normalised(divergence) <= 1.0                                                   # (N, 2)
+        img, ocr = usual[:, 0], usual[:, 1]
+        return np.where(img & ocr, "both", np.where(img, "image", np.where(ocr, "ocr", "neither")))
+
     def activity(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
         """(N, M) in [0, 1]: on_m * prod exp(-max(0, d - 1) / tau) over the member's modalities."""
-        d = {mod: np.clip(np.asarray(divergence[mod], dtype=np.float64) - self.baselines[mod], 0.0, None)
-                 / (self.thresholds[mod] - self.baselines[mod]) for mod in MODALITIES}
         uses = np.array([[mod in member_modalities(m) for mod in MODALITIES] for m in self.members])  # (M, 2)
-        dmat = np.stack([d[mod] for mod in MODALITIES], axis=1)                                      # (N, 2)
+        dmat = self.normalised(divergence)                                                           # (N, 2)
         penalty = np.exp(-np.clip(dmat - 1.0, 0.0, None) / self.temperature) if self.temperature > 0 \
             else (dmat <= 1.0).astype(np.float64)
         factor = np.prod(np.where(uses[None], penalty[:, None, :], 1.0), axis=2)                      # (N, M)
@@ -128,9 +144,10 @@ class Gate:
         return w / w.sum(axis=1, keepdims=True) if len(w) else np.zeros((0, len(self.members)))
 
     def stack_features(self, probs: np.ndarray, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
-        """(N, M): each member's logit scaled by its modality activity (0 when switched off)."""
+        """(N, 2M): each member's logit times its activity a, then times 1 - a."""
         p = np.clip(probs, 1e-4, 1 - 1e-4)
-        return self.activity(divergence) * np.log(p / (1 - p))
+        logit, a = np.log(p / (1 - p)), self.activity(divergence)
+        return np.concatenate([a * logit, (1 - a) * logit], axis=1)
 
     def decide(self, probs: Mapping[str, np.ndarray], divergence: Mapping[str, np.ndarray]) -> GateDecision:
         missing = [m for m in self.members if m not in probs]
@@ -141,7 +158,7 @@ class Gate:
         share = {mod: (w * np.array([(mod in member_modalities(m)) / len(member_modalities(m))
                                      for m in self.members])).sum(axis=1) for mod in MODALITIES}
         driver = np.where(share["image"] >= share["ocr"], "image", "ocr")
-        regime = regime_of(w, self.members)
+        regime = self.regime(divergence)
         threshold = np.array([self.threshold.get(r, self.threshold["both"]) for r in regime], dtype=np.float64)
         if self.combine == "stack":
             z = self.stack_features(p, divergence) @ np.asarray(self.coef[:-1]) + self.coef[-1]
@@ -162,13 +179,6 @@ class Gate:
                    float(raw["off_factor"]), float(raw["temperature"]),
                    {k: float(v) for k, v in raw["threshold"].items()}, raw.get("combine", "mean"),
                    tuple(float(c) for c in raw.get("coef", ())), raw.get("fallback", "calm"))
-
-
-def regime_of(weights: np.ndarray, members: Sequence[str]) -> np.ndarray:
-    """(N,) "both" | "image" | "ocr" from (N, M) weights: which modalities the active members read."""
-    reads = {mod: np.array([mod in member_modalities(m) for m in members]) for mod in MODALITIES}
-    active = {mod: (weights[:, reads[mod]] > 0).any(axis=1) for mod in MODALITIES}
-    return np.where(active["image"] & active["ocr"], "both", np.where(active["image"], "image", "ocr"))
 
 
 def skill_of(labels: Sequence[int], prob: np.ndarray) -> float:
