@@ -4,13 +4,14 @@ Inputs are the members' probabilities and the modality divergences of the valida
 rows under several scenarios (clean, OCR values dropped, GridMask, both). Then:
 1. per modality, the median B and the `quantile` T of its divergence on the clean rows;
 2. skill_m: 2 AUC - 1 of each member on the clean rows;
-3. (k, tau) by grid search on all scenarios pooled; for each, a decision threshold per
-   regime (rows whose active members read both modalities, the image only, the OCR
-   only) chosen on that regime's pooled rows, maximising recall subject to accuracy >=
-   min_accuracy (ties: higher accuracy). Where the floor cannot be reached, Youden's J
-   (recall + specificity - 1) picks the threshold instead: taking the most accurate
-   threshold would let a weak ensemble call every unit good (recall 0) whenever the
-   defect rate is under one half. The pooled result ranks (k, tau) the same way.
+3. (k, tau, fallback) by grid search on all scenarios pooled; with `combine: stack` the
+   stacking coefficients are fitted for each (fit_stack); then a decision threshold per
+   regime (rows where both modalities look like training data, only the image, only
+   the OCR, neither) chosen on that regime's pooled rows by the one rule of
+   oanet.metrics.choose_threshold: the highest recall at accuracy >= min_accuracy, else
+   Youden's J (recall + specificity - 1), since the most accurate threshold would let a
+   weak ensemble call every unit good whenever the defect rate is under one half. The
+   pooled result ranks the grid the same way.
 """
 from __future__ import annotations
 
@@ -31,18 +32,14 @@ class Scenario:
     divergence: Mapping[str, np.ndarray]     # modality -> (N,) divergence
 
 
-def _best_threshold(y: np.ndarray, p: np.ndarray, min_accuracy: float) -> float:
-    return choose_threshold(y, p, min_accuracy)
-
-
 def _regime_thresholds(y: np.ndarray, prob: np.ndarray, regime: np.ndarray, min_accuracy: float) -> dict:
     """A threshold per regime seen with both classes; the others fall back to the pooled one."""
-    pooled = _best_threshold(y, prob, min_accuracy)
+    pooled = choose_threshold(y, prob, min_accuracy)
     out = {r: pooled for r in REGIMES}
     for r in REGIMES:
         rows = regime == r
         if rows.sum() >= 10 and len(np.unique(y[rows])) == 2:
-            out[r] = _best_threshold(y[rows], prob[rows], min_accuracy)
+            out[r] = choose_threshold(y[rows], prob[rows], min_accuracy)
     return out
 
 

@@ -166,12 +166,12 @@ def test_grid_mask_strength_is_the_masked_area():
 
 
 def test_unreachable_accuracy_floor_falls_back_to_youden_not_to_calling_everything_good():
-    from oanet.gate.calibrate import _best_threshold
+    from oanet.metrics import choose_threshold
 
     rng = np.random.default_rng(1)
     y = (rng.random(400) < 0.35).astype(int)                              # a minority of defects
     p = np.clip(0.45 + 0.1 * y + rng.normal(0, 0.1, 400), 0, 1)           # a weak scorer
-    t = _best_threshold(y, p, min_accuracy=0.99)                          # no threshold reaches 99%
+    t = choose_threshold(y, p, min_accuracy=0.99)                          # no threshold reaches 99%
     recall = ((p >= t) & (y == 1)).sum() / y.sum()
     assert 0.3 < recall < 1.0                                             # most-accurate would be recall ~0
 
