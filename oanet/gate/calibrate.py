@@ -50,7 +50,7 @@ def fit_stack(gate: Gate, y: np.ndarray, scenarios: Mapping[str, Scenario]) -> G
     from sklearn.linear_model import LogisticRegression
 
     X = np.concatenate([gate.stack_features(np.stack([np.asarray(s.probs[m], float) for m in gate.members], 1),
-                                            s.divergence) for s in scenarios.values()])
+                                            gate.activity(s.divergence)) for s in scenarios.values()])
     lr = LogisticRegression(C=1.0, max_iter=1000).fit(X, np.concatenate([y for _ in scenarios]))
     return dataclasses.replace(gate, combine="stack", coef=(*map(float, lr.coef_[0]), float(lr.intercept_[0])))
 

@@ -140,28 +140,33 @@ class Gate:
 
     def weights(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
         """(N, M) member weights from per-row divergences {modality: (N,)}; rows sum to one."""
-        w = self.activity(divergence) * np.asarray(self.skill)[None]
+        return self._weights(self.activity(divergence))
+
+    def _weights(self, activity: np.ndarray) -> np.ndarray:
+        w = activity * np.asarray(self.skill)[None]
         return w / w.sum(axis=1, keepdims=True) if len(w) else np.zeros((0, len(self.members)))
 
-    def stack_features(self, probs: np.ndarray, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
-        """(N, 2M): each member's logit times its activity a, then times 1 - a."""
+    @staticmethod
+    def stack_features(probs: np.ndarray, activity: np.ndarray) -> np.ndarray:
+        """(N, 2M): each member's logit (probs (N, M)) times its activity a (N, M), then times 1 - a."""
         p = np.clip(probs, 1e-4, 1 - 1e-4)
-        logit, a = np.log(p / (1 - p)), self.activity(divergence)
-        return np.concatenate([a * logit, (1 - a) * logit], axis=1)
+        logit = np.log(p / (1 - p))
+        return np.concatenate([activity * logit, (1 - activity) * logit], axis=1)
 
     def decide(self, probs: Mapping[str, np.ndarray], divergence: Mapping[str, np.ndarray]) -> GateDecision:
         missing = [m for m in self.members if m not in probs]
         if missing:
             raise GateError(f"no probabilities for the gate members {missing}")
         p = np.stack([np.asarray(probs[m], dtype=np.float64) for m in self.members], axis=1)   # (N, M)
-        w = self.weights(divergence)
+        a = self.activity(divergence)                                                         # (N, M)
+        w = self._weights(a)
         share = {mod: (w * np.array([(mod in member_modalities(m)) / len(member_modalities(m))
                                      for m in self.members])).sum(axis=1) for mod in MODALITIES}
         driver = np.where(share["image"] >= share["ocr"], "image", "ocr")
         regime = self.regime(divergence)
         threshold = np.array([self.threshold.get(r, self.threshold["both"]) for r in regime], dtype=np.float64)
         if self.combine == "stack":
-            z = self.stack_features(p, divergence) @ np.asarray(self.coef[:-1]) + self.coef[-1]
+            z = self.stack_features(p, a) @ np.asarray(self.coef[:-1]) + self.coef[-1]
             prob = 1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))
         else:
             prob = (w * p).sum(axis=1)
