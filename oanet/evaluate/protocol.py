@@ -129,8 +129,8 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
                                  off_factors=params.gate.off_factors, temperatures=params.gate.temperatures,
                                  min_accuracy=params.gate.min_accuracy, combine=params.gate.combine)
         best = max(tabular, key=lambda m: skill_of(y["val"], val["clean"].probs[m]))
-        cuts = val_thresholds(y["val"], with_baselines(val["clean"].probs, tuple(tabular), best),
-                              params.gate.min_accuracy)
+        val_probs = with_baselines(val["clean"].probs, tuple(tabular), best)
+        cuts = val_thresholds(y["val"], val_probs, params.gate.min_accuracy)
         y_object = {p: image_labels(rows[p], cfg.process_defects) for p in ("val", "test")}
         cuts["cnn_object"] = val_thresholds(y_object["val"], {"cnn": val["clean"].probs["cnn"]},
                                             params.gate.min_accuracy)["cnn"]
@@ -145,8 +145,7 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
             if name == "clean":
                 out["clean"][enc] = {**{m: p.tolist() for m, p in probs.items()}, "gate": decision.prob.tolist(),
                                      "gate_decision": decision.decision.tolist(), "label": y["test"].tolist()}
-        out["val"][enc] = {**{m: p.tolist() for m, p in with_baselines(val["clean"].probs, tuple(tabular),
-                                                                        best).items()}, "label": y["val"].tolist()}
+        out["val"][enc] = {**{m: p.tolist() for m, p in val_probs.items()}, "label": y["val"].tolist()}
         out["encoders"][enc] = per_condition
         out["gate"][enc] = {**gate.to_dict(), "floor_met": report["floor_met"], "best_tabular": best,
                             "val_thresholds": cuts}
