@@ -5,8 +5,12 @@ for OCR or as a quarantine entry with a reason; nothing is dropped silently.
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import posixpath
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +24,17 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 MISSING_IMAGE, UNLABELLED, EMPTY_FILE, NOT_AN_IMAGE, TRUNCATED = (
     "missing_image", "unlabelled", "empty_file", "not_an_image", "truncated")
 WRONG_SIZE, BLANK_PANEL, DUPLICATE_UNIT, BAD_LABEL = "wrong_size", "blank_panel", "duplicate_unit", "bad_label"
+# a labels.csv row judged on its own: no image cell or surplus fields, bytes that are not UTF-8,
+# a path that leaves the data folder, the same image labelled both 0 and 1
+BAD_ROW, BAD_ENCODING, OUTSIDE_FOLDER, CONFLICTING_LABELS = (
+    "bad_row", "bad_encoding", "outside_folder", "conflicting_labels")
+QUARANTINE_REASONS = (MISSING_IMAGE, UNLABELLED, BAD_LABEL, BAD_ROW, BAD_ENCODING, OUTSIDE_FOLDER,
+                      CONFLICTING_LABELS, EMPTY_FILE, NOT_AN_IMAGE, TRUNCATED, WRONG_SIZE, BLANK_PANEL,
+                      DUPLICATE_UNIT)
+# columns read_labels adds: the row's line in labels.csv, and any fields beyond the header
+LINE, SURPLUS = "_line", "_surplus"
+# 0 or 1, also as a spreadsheet writes it: "1.0", "0.", "1.00" (whitespace is stripped first)
+LABEL_TEXT = re.compile(r"([01])(?:\.0*)?")
 
 
 class DataError(OanetError, ValueError):
@@ -33,17 +48,49 @@ class Rejected:
     detail: str = ""
 
 
+def shown(text: str) -> str:
+    """Text fit to print and to store in parquet: a byte that was not UTF-8 becomes U+FFFD."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def undecodable(text: str) -> bool:
+    """True if the text holds a byte that was not UTF-8 (kept as a lone surrogate by read_labels)."""
+    return any("\udc80" <= ch <= "\udcff" for ch in text)
+
+
 def read_labels(data_dir: Path) -> pd.DataFrame:
+    """labels.csv as text: one row per data line, every cell a str, plus LINE and SURPLUS.
+
+    Only the header is judged here; reconcile judges each row on its own, so one bad cell
+    cannot change how the others are read (pandas reads a whole column as text for one `maybe`).
+    """
     path = data_dir / "labels.csv"
     if not path.exists():
         raise DataError(f"{path} not found: an AOI folder needs labels.csv with columns image,label")
+    # utf-8-sig drops an Excel BOM; surrogateescape keeps a stray non-UTF-8 byte in its own
+    # cell, where reconcile quarantines that row (BAD_ENCODING) instead of failing the file.
+    text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+    # newline="": csv handles CRLF itself; strict: an unclosed quote would swallow the rows after it
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
-        labels = pd.read_csv(path, dtype={"image": str, "defect_type": str})
-    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
-        raise DataError(f"{path} is not a readable CSV with columns image,label: {err}") from None
-    missing = {"image", "label"} - set(labels.columns)
+        rows = [(reader.line_num, row) for row in reader if any(c.strip() for c in row)]  # blank lines skipped
+    except csv.Error as err:
+        raise DataError(f"{path} is not a readable CSV with columns image,label: line {reader.line_num}: {err}"
+                        ) from None
+    if not rows:
+        raise DataError(f"{path} is not a readable CSV with columns image,label: it is empty")
+    (_, header), lines = rows[0], rows[1:]
+    header = [shown(c.strip()) or f"Unnamed: {i}" for i, c in enumerate(header)]   # pandas' name if blank
+    missing = {"image", "label"} - set(header)
     if missing:
-        raise DataError(f"{path} lacks the columns {sorted(missing)}; found {list(labels.columns)}")
+        raise DataError(f"{path} lacks the columns {sorted(missing)}; found {header}")
+    if len(set(header)) < len(header):
+        raise DataError(f"{path} names a column twice; found {header}")
+    width = len(header)
+    cells = [row[:width] + [""] * (width - len(row)) for _, row in lines]
+    labels = pd.DataFrame(cells, columns=header, dtype=object)
+    labels[LINE] = [n for n, _ in lines]
+    labels[SURPLUS] = [",".join(c for c in row[width:] if c.strip()) for _, row in lines]
     return labels
 
 
@@ -55,23 +102,80 @@ def image_files(data_dir: Path) -> list[str]:
     )
 
 
+def inside_folder(name: str) -> bool:
+    """A relative path that stays in the data folder: not absolute, not climbing out with `..`."""
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        return False
+    norm = posixpath.normpath(name)
+    return norm != ".." and not norm.startswith("../")
+
+
+def judge_row(row: dict) -> tuple[str, Rejected | None]:
+    """The image a labels.csv row names (its quarantine name), and a Rejected if the row is bad.
+
+    A row with no usable image name is named by its line, so it still appears once.
+    """
+    line = row[LINE]
+    raw = row["image"].strip().replace("\\", "/")          # spreadsheet habits: spaces, Windows paths
+    if not raw or undecodable(raw):
+        name = f"labels.csv:line {line}"
+    else:
+        name = posixpath.normpath(raw) if inside_folder(raw) else raw
+    if not raw:
+        return name, Rejected(name, BAD_ROW, f"line {line} has no image")
+    bad = [k for k, v in row.items() if isinstance(v, str) and undecodable(v)]
+    if bad:
+        cells = ", ".join(f"{k} {row[k].encode('utf-8', 'surrogateescape')!r}" for k in bad)
+        return name, Rejected(name, BAD_ENCODING, f"line {line}: bytes that are not UTF-8 in {cells}")
+    if not inside_folder(raw):
+        return name, Rejected(name, OUTSIDE_FOLDER, f"line {line}: the path leaves the data folder; not opened")
+    if row[SURPLUS]:
+        return name, Rejected(name, BAD_ROW, f"line {line} has more fields than the header: {row[SURPLUS]!r}")
+    if not LABEL_TEXT.fullmatch(row["label"].strip()):
+        return name, Rejected(name, BAD_LABEL, f"line {line}: label {row['label']!r} is not 0 or 1")
+    return name, None
+
+
+def settle(name: str, rows: list[tuple[dict, Rejected | None]]) -> dict | Rejected:
+    """One verdict for all rows naming one image: its first bad row, a label clash, or the first row."""
+    bad = [r for _, r in rows if r is not None]
+    if bad:
+        return bad[0]
+    found = {int(LABEL_TEXT.fullmatch(row["label"].strip()).group(1)) for row, _ in rows}
+    if len(found) > 1:
+        lines = ", ".join(str(row[LINE]) for row, _ in rows)
+        return Rejected(name, CONFLICTING_LABELS, f"lines {lines} label it both 0 and 1")
+    return {**rows[0][0], "image": name, "label": found.pop()}
+
+
 def reconcile(labels: pd.DataFrame, files: list[str]) -> tuple[pd.DataFrame, list[Rejected]]:
-    """Label rows whose image exists and is labelled once with 0/1; the rest rejected."""
-    rejected: list[Rejected] = []
+    """The label rows (as read_labels returns them) whose image exists and is labelled 0 or 1.
+
+    Every labels.csv name and every file ends once: in the table (label int 0/1) or rejected.
+    A row repeated with the same label is kept once and counted in table.attrs["repeated_rows"].
+    """
+    by_image: dict[str, list[tuple[dict, Rejected | None]]] = {}
+    for row in labels.to_dict("records"):
+        name, bad = judge_row(row)
+        by_image.setdefault(name, []).append((row, bad))
+    verdicts = [settle(name, rows) for name, rows in by_image.items()]
+    rejected = [v for v in verdicts if isinstance(v, Rejected)]
+    kept = [v for v in verdicts if not isinstance(v, Rejected)]
+    repeated = sum(len(rows) - 1 for rows, v in zip(by_image.values(), verdicts) if not isinstance(v, Rejected))
     present = set(files)
-    has_file = labels["image"].isin(present)
-    rejected += [Rejected(i, MISSING_IMAGE, "labels.csv names it, the folder lacks it")
-                 for i in labels.loc[~has_file, "image"]]
-    labels = labels[has_file]
-    dup = labels["image"].duplicated(keep="first")
-    rejected += [Rejected(i, BAD_LABEL, "labelled more than once; first row kept") for i in labels.loc[dup, "image"]]
-    labels = labels[~dup]
-    bad = ~labels["label"].isin([0, 1])
-    rejected += [Rejected(r.image, BAD_LABEL, f"label {r.label!r} is not 0 or 1") for r in labels[bad].itertuples()]
-    labels = labels[~bad]
-    labelled = set(labels["image"])
-    rejected += [Rejected(f, UNLABELLED, "in the folder, not in labels.csv") for f in files if f not in labelled]
-    return labels.reset_index(drop=True), rejected
+    rejected += [Rejected(r["image"], MISSING_IMAGE, f"line {r[LINE]} names it, the folder lacks it")
+                 for r in kept if r["image"] not in present]
+    rejected += [Rejected(f, UNLABELLED, "in the folder, not in labels.csv") for f in files if f not in by_image]
+    columns = [c for c in labels.columns if c not in (LINE, SURPLUS)]
+    table = pd.DataFrame([r for r in kept if r["image"] in present], columns=columns)
+    table["label"] = table["label"].astype("int64")
+    extra = [c for c in columns if c not in ("image", "label")]
+    table[extra] = table[extra].replace("", None)          # an empty cell is missing, as pandas read it
+    table.attrs["repeated_rows"] = repeated
+    if repeated:
+        warnings.warn(f"labels.csv repeats {repeated} row(s) with the same label; each image kept once",
+                      stacklevel=2)
+    return table, rejected
 
 
 def file_digest(data: bytes) -> str:

@@ -190,14 +190,18 @@ def test_a_folder_with_nothing_usable_still_writes_both_tables(synth_set, tmp_pa
 
 
 def test_labelled_twice_keeps_one_row(synth_set, ocr, tmp_path):
-    """A repeated labels.csv row is quarantined as bad_label; its image is read once."""
+    """A repeated labels.csv row with the same label is read once; conflicting labels
+    quarantine the image once (conflicting_labels) and keep it out of the table."""
     data = tmp_path / "aoi"
     (data / "images").mkdir(parents=True)
     shutil.copy(synth_set / "layout.yaml", data / "layout.yaml")
     first = pd.read_csv(synth_set / "labels.csv").iloc[[0]]
     shutil.copy(synth_set / first["image"].iloc[0], data / first["image"].iloc[0])
+    pd.concat([first, first]).to_csv(data / "labels.csv", index=False)
+    result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
+    assert (result.rows, result.by_reason) == (1, {})
+    table = pd.read_parquet(result.out)
+    assert table["label"].tolist() == first["label"].tolist()
     pd.concat([first, first.assign(label=1 - first["label"])]).to_csv(data / "labels.csv", index=False)
     result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
-    assert (result.rows, result.by_reason) == (1, {"bad_label": 1})
-    table = pd.read_parquet(result.out)
-    assert table["label"].tolist() == first["label"].tolist()          # the first row wins
+    assert (result.rows, result.by_reason) == (0, {"conflicting_labels": 1})
