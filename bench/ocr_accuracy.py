@@ -19,26 +19,11 @@ import pandas as pd
 
 from oanet.config import load_params
 from oanet.env import apply_offline_defaults
+from oanet.ingest.accuracy import overall, score_fields
 from oanet.layout import load_layout
 
 TARGETS = {"clean": 0.995, "noisy": 0.98}
 MAX_WRONG = 0.002
-
-
-def score(table: pd.DataFrame, truth: pd.DataFrame, layout) -> pd.DataFrame:
-    """One row per field: exact, wrong, missing shares and missing counts by reason."""
-    merged = truth.merge(table, on="image", how="inner", suffixes=("__truth", ""))
-    rows = []
-    for f in layout.fields:
-        printed = merged[f"{f.name}__truth"].astype(str)
-        got = merged[f.name]
-        present = got.notna()
-        read = got.map(lambda v: f.format(v) if pd.notna(v) else None) if f.dtype == "float" else got.astype("string")
-        exact = present & (read.astype("string") == printed).fillna(False)
-        reasons = merged[f"{f.name}__reason"].value_counts().to_dict()
-        rows.append({"field": f.name, "n": len(merged), "exact": exact.mean(), "wrong": (present & ~exact).mean(),
-                     "missing": (~present).mean(), **{f"missing:{k}": v for k, v in reasons.items()}})
-    return pd.DataFrame(rows).fillna(0)
 
 
 def main() -> int:
@@ -65,13 +50,11 @@ def main() -> int:
     print(result.summary())
     layout = load_layout(data / "layout.yaml")
     truth = pd.read_csv(data / "truth.csv", dtype=str, keep_default_na=False)
-    scores = score(pd.read_parquet(work / "ocr.parquet"), truth, layout)
+    scores = score_fields(pd.read_parquet(work / "ocr.parquet"), truth, layout, layout)
     pd.set_option("display.width", 200)
     print(scores.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    cells = scores["n"].sum()
-    exact = (scores["exact"] * scores["n"]).sum() / cells
-    wrong = (scores["wrong"] * scores["n"]).sum() / cells
-    missing = (scores["missing"] * scores["n"]).sum() / cells
+    total = overall(scores)
+    cells, exact, wrong, missing = total["fields"], total["exact"], total["wrong"], total["missing"]
     target = TARGETS[args.preset]
     print(f"\n{args.preset}: {len(truth)} images, {int(cells)} fields read; exact {exact:.4%} (target >= {target:.1%}), "
           f"wrong {wrong:.4%} (target <= {MAX_WRONG:.1%}), missing {missing:.4%}")

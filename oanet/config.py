@@ -48,6 +48,7 @@ class SynthConfig:
     n: int = 480
     seed: int = 7
     preset: str = "clean"
+    style: str = "aoi-v1"              # panel style: a name in oanet/synth/styles/ or a style .yaml path
     objects: str | None = None
     units_per_lot: int = 48
     lot_yymm: str = "2611"

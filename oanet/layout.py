@@ -18,6 +18,17 @@ ROLES = ("feature", "id", "group")
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 
 
+DEFAULT_FORMAT = "{key}: {value} {unit}"
+FORMAT_KEYS = ("{key}", "{value}", "{unit}")
+
+
+def print_line(template: str, key: str, value: str, unit: str | None) -> str:
+    """`template` with its placeholders filled; without a unit, `{unit}` and the space before it go."""
+    if not unit:
+        template = re.sub(r"\s*\{unit\}", "", template)
+    return template.replace("{key}", key).replace("{value}", value).replace("{unit}", unit or "").strip()
+
+
 class LayoutError(OanetError, ValueError):
     """A layout file that breaks the contract; the message names the field and the rule."""
 
@@ -34,21 +45,23 @@ class Field:
     decimals: int | None = None    # float fields: digits printed after the point
     pattern: str | None = None     # str fields: full-match regex of a valid value
     categories: tuple[str, ...] | None = None
+    format: str | None = None      # how the line prints, e.g. "{key} >> {value} {unit}": for what the
+                                   # parser's separator and unit rules do not cover
 
     def value_regex(self) -> re.Pattern[str]:
         """Full-match pattern of a well-formed printed value of this field."""
         if self.dtype == "float":
             frac = r"\.\d+" if self.decimals is None else (r"\.\d{%d}" % self.decimals if self.decimals else "")
-            return re.compile(r"-?\d+" + frac)
+            return re.compile(r"[+-]?\d+" + frac)
         if self.dtype == "int":
-            return re.compile(r"-?\d+")
+            return re.compile(r"[+-]?\d+")
         if self.pattern:
             return re.compile(self.pattern)
         if self.categories:
             return re.compile("|".join(re.escape(c) for c in self.categories))
         return re.compile(r"\S+")
 
-    def format(self, value) -> str:
+    def format_value(self, value) -> str:
         """The text the machine prints for a value (without key and unit)."""
         if self.dtype == "float":
             return f"{float(value):.{self.decimals if self.decimals is not None else 2}f}"
@@ -56,10 +69,9 @@ class Field:
             return str(int(value))
         return str(value)
 
-    def line(self, value) -> str:
-        """One printed panel line: `KEY: VALUE UNIT`."""
-        text = f"{self.key}: {self.format(value)}"
-        return f"{text} {self.unit}" if self.unit else text
+    def line(self, value, template: str | None = None) -> str:
+        """One printed panel line: by the field's `format`, else `template`, else `KEY: VALUE UNIT`."""
+        return print_line(self.format or template or DEFAULT_FORMAT, self.key, self.format_value(value), self.unit)
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,12 @@ class Layout:
     @property
     def feature_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.role == "feature")
+
+    def without_boxes(self) -> "Layout":
+        """The same layout read by keys only: every field found by CnOCR's detector (general path)."""
+        import dataclasses
+
+        return dataclasses.replace(self, fields=tuple(dataclasses.replace(f, roi=None) for f in self.fields))
 
     def by_role(self, role: str) -> Field | None:
         return next((f for f in self.fields if f.role == role), None)
@@ -123,11 +141,16 @@ def parse_field(raw: dict) -> Field:
     if unknown:
         raise LayoutError(f"field {name}: unknown keys {sorted(unknown)}")
     cats = raw.get("categories")
+    fmt = raw.get("format")
+    if fmt is not None and (not isinstance(fmt, str) or "{value}" not in fmt
+                            or re.sub(r"\{(key|value|unit)\}", "", fmt).count("{")):
+        raise LayoutError(f"field {name}: format is a line template holding {{value}} and optionally "
+                          f"{{key}} and {{unit}}, e.g. '{{key}} >> {{value}} {{unit}}'; got {fmt!r}")
     return Field(
         name=name, key=str(raw["key"]), dtype=dtype, unit=raw.get("unit"),
         range=tuple(float(v) for v in rng) if rng is not None else None, role=role,
         roi=_box(raw.get("roi"), f"field {name} roi"), decimals=raw.get("decimals"),
-        pattern=raw.get("pattern"), categories=tuple(str(c) for c in cats) if cats else None,
+        pattern=raw.get("pattern"), categories=tuple(str(c) for c in cats) if cats else None, format=fmt,
     )
 
 

@@ -13,6 +13,8 @@ import numpy as np
 MIN_CONTRAST = 24.0     # ink must differ from the background by this many gray levels
 INK_LEVEL = 0.4         # share of the strongest deviation that counts as ink
 MARGIN = 3              # pixels kept around the value
+SEPARATOR_WIDTH = 1.2   # a separator (`-` `:` `=` `->`) is at most this many line ink heights wide
+SEPARATOR_HEIGHT = 0.62  # and at most this share of the line's ink height tall (digits and capitals are ~1)
 
 
 def ink_mask(line: np.ndarray) -> np.ndarray | None:
@@ -49,13 +51,31 @@ def value_span(mask: np.ndarray, drop_unit: bool = False) -> tuple[int, int] | N
     wide = np.flatnonzero(gaps >= key_gap_threshold(int(rows[-1] - rows[0] + 1)))
     if wide.size == 0:
         return None
-    start = int(cols[wide[0] + 1])
+    first = _skip_separator(mask, cols, wide, int(rows[-1] - rows[0] + 1))
+    start = int(cols[wide[first] + 1])
     end = int(cols[-1])
     if drop_unit:
-        unit_gaps = np.flatnonzero(gaps[wide[0] + 1:] >= unit_gap_threshold(int(rows[-1] - rows[0] + 1)))
+        unit_gaps = np.flatnonzero(gaps[wide[first] + 1:] >= unit_gap_threshold(int(rows[-1] - rows[0] + 1)))
         if unit_gaps.size:
-            end = int(cols[wide[0] + 1 + unit_gaps[-1]])
+            end = int(cols[wide[first] + 1 + unit_gaps[-1]])
     return max(0, start - MARGIN), min(mask.shape[1], end + 1 + MARGIN)
+
+
+def _skip_separator(mask: np.ndarray, cols: np.ndarray, wide: np.ndarray, ink_height: int) -> int:
+    """Index into `wide` of the gap the value starts after: 0, or 1 when the word after the key
+    is a separator with spaces on both sides (`TEMP - 1124.7`, `Line : B1`, `T -> 3`): narrow
+    and short, as no digit or capital is.
+
+    The recogniser often drops the space after such a separator and reads `-1124.7`, a
+    negative number; the ink shows the space, so the separator is cut off here.
+    """
+    if wide.size < 2:
+        return 0
+    x0, x1 = cols[wide[0] + 1], cols[wide[1]] + 1
+    rows = np.flatnonzero(mask[:, x0:x1].any(axis=1))
+    narrow = x1 - x0 <= SEPARATOR_WIDTH * ink_height
+    short = rows.size and rows[-1] - rows[0] + 1 <= SEPARATOR_HEIGHT * ink_height
+    return 1 if narrow and short else 0
 
 
 def pad_with_background(crop: np.ndarray, left: int, right: int) -> np.ndarray:

@@ -29,7 +29,7 @@ def layout_charset(layout: Layout) -> str:
     """Printable ASCII plus every character the layout itself prints or expects, sorted."""
     chars = set(PRINTABLE_ASCII)
     for f in layout.fields:
-        for text in (f.key, f.unit or "", f.pattern or "", *(f.categories or ())):
+        for text in (f.key, f.unit or "", f.pattern or "", f.format or "", *(f.categories or ())):
             chars.update(text)
     chars.discard(" ")
     return "".join(sorted(chars))

@@ -1,5 +1,20 @@
 """Turn one OCR read into a typed value, or into missing with a reason code.
 
+A read is a whole printed line (`Temp(C) = 1187.8`), or the part of it the value crop
+kept (`= 1187.8`, `1187.8 C`). Machines print lines their own way, so the line grammar
+follows how panels print rather than one machine:
+
+    [KEY] [SEPARATOR] [UNIT] VALUE [UNIT]
+
+- KEY: the layout's key in any case, spaces inside it optional (`Temp (C)` reads as
+  `Temp(C)`); brackets, parentheses, underscores, dots and slashes are literal;
+- SEPARATOR: `:` `=` `;` full-width `：` `＝`, `->` `=>`, or `-` and `.` followed by a
+  space; or nothing but whitespace. A `-` glued to the digits is the value's sign;
+- UNIT: the layout's unit before or after the value, with or without a space, bare or
+  in brackets; VALUE may carry a sign (`+`, `-`, `−`).
+A field's optional `format` (e.g. `"{key} >> {value} {unit}"`) replaces the separator
+rule with its own literal text, for what no rule covers.
+
 A value is accepted only when the read is confident, matches the field's printed
 format (digits and decimals, pattern or category) and lies in its physical range:
 a dropped decimal point or a misread letter ends as missing, never as a wrong number.
@@ -7,6 +22,7 @@ a dropped decimal point or a misread letter ends as missing, never as a wrong nu
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import NamedTuple
 
 from oanet.layout import Field
@@ -14,8 +30,10 @@ from oanet.layout import Field
 NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE = "not_found", "low_confidence", "unparsed", "out_of_range"
 REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE)
 
+SEPARATOR = r"(?:->|=>|[:=;：＝]|[-.](?=\s))"
 # Letters a recogniser confuses with digits; applied only where digits are expected.
 _DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", ",": "."})
+_SIGNS = str.maketrans({"−": "-", "–": "-", "＋": "+"})
 
 
 class Parsed(NamedTuple):
@@ -23,9 +41,79 @@ class Parsed(NamedTuple):
     reason: str | None
 
 
+_KEY_LOOKALIKES = {"O": "[O0o]", "0": "[O0o]", "o": "[O0o]", "I": "[Il1|]", "l": "[Il1|]", "1": "[Il1|]",
+                   "_": "_?"}
+
+
+def key_regex(key: str) -> str:
+    """The key, letter by letter, with optional whitespace between (OCR adds and drops spaces);
+    O/0 and I/l/1 are one letter and an underscore may be lost, as a recogniser reads them."""
+    return r"\s*".join(_KEY_LOOKALIKES.get(ch, re.escape(ch)) for ch in key if not ch.isspace())
+
+
+def unit_regex(unit: str | None) -> str:
+    if not unit:
+        return r"(?!)"                       # matches nothing: no unit to strip
+    u = key_regex(unit)
+    return rf"(?:{u}|\({u}\)|\[{u}\])"
+
+
+@lru_cache(maxsize=1024)
+def line_regex(field: Field, with_key: bool) -> re.Pattern[str]:
+    """The printed line of `field` with a named group `value`; the key required or absent."""
+    key = rf"\s*{key_regex(field.key)}" if with_key else ""
+    unit = unit_regex(field.unit)
+    if field.format:
+        head, _, tail = field.format.rpartition("{key}")
+        return re.compile("^" + template_regex(head, unit) + key + template_regex(tail, unit) + "$", re.IGNORECASE)
+    return re.compile(rf"^{key}\s*(?:{SEPARATOR}\s*)?(?:{unit}\s*)?(?P<value>.+?)\s*(?:{unit})?\s*$",
+                      re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def line_start(field: Field) -> re.Pattern[str]:
+    """A whole printed line of `field` starts so: what its format prints before the key, the
+    key, then anything but a letter (so `Temp` does not start `TempMax: 3`)."""
+    head = template_regex(field.format.rpartition("{key}")[0], unit_regex(field.unit)) if field.format else ""
+    return re.compile(rf"^{head}\s*{key_regex(field.key)}{word_end(field.key)}", re.IGNORECASE)
+
+
+def word_end(key: str) -> str:
+    """After a key ending in a letter or digit, no letter may follow (`Temp` is not `TempMax`);
+    after `[LOT]` anything may."""
+    return r"(?![A-Za-z])" if key.strip()[-1:].isalnum() else ""
+
+
+def template_regex(template: str, unit: str) -> str:
+    """A piece of a `format` template: literal text optional (a value crop loses some), runs of
+    spaces as optional whitespace, `{unit}` as the unit, `{value}` as the named group."""
+    out = []
+    for piece in re.split(r"(\{value\}|\{unit\}|\s+)", template):
+        if piece == "{value}":
+            out.append(r"(?P<value>.+?)")
+        elif piece == "{unit}":
+            out.append(rf"(?:{unit})?")
+        elif piece and piece.isspace():
+            out.append(r"\s*")
+        elif piece:
+            out.append(rf"(?:{re.escape(piece)})?")
+    return r"\s*" + "".join(out) + r"\s*"
+
+
+def value_texts(field: Field, text: str) -> list[tuple[str, bool]]:
+    """What the read holds as the value, with whether it followed the key: keyed first."""
+    text = text.translate(_SIGNS).strip()
+    out = []
+    for with_key in (True, False):
+        m = line_regex(field, with_key).match(text)
+        if m:
+            out.append((m.group("value"), with_key))
+    return out
+
+
 def strip_key(field: Field, text: str) -> str:
-    """Drop a leading `KEY:` when the read covers the whole line."""
-    m = re.match(rf"\s*{re.escape(field.key)}\s*[:;.]?\s*", text, flags=re.IGNORECASE)
+    """Drop a leading KEY and separator."""
+    m = re.match(rf"\s*{key_regex(field.key)}\s*(?:{SEPARATOR}\s*)?", text, flags=re.IGNORECASE)
     return text[m.end():] if m else text
 
 
@@ -35,12 +123,36 @@ def strip_unit(field: Field, text: str) -> str:
     return text
 
 
-def _candidates(field: Field, raw: str) -> list[str]:
-    text = re.sub(r"\s+", "", strip_unit(field, strip_key(field, raw).strip()).strip())
+def _number_text(text: str, join_words: bool) -> str:
+    """Digits as read, lookalikes mapped, the spaces OCR puts inside a number dropped. Without
+    `join_words` only spaces around the point or after the sign go: a value crop of `Zone 2 = 3.5`
+    may start inside the key, and `2 3.5` must not become 23.5."""
+    text = text.translate(_DIGIT_LOOKALIKES)
+    if join_words:
+        return re.sub(r"\s+", "", text)
+    return re.sub(r"^([+-])\s+", r"\1", re.sub(r"\s*\.\s*", ".", text))
+
+
+def upper_run(run: str) -> str:
+    """`AOl` -> `AOI`: in a run of capitals, a lower-case l or o is the recogniser's I or O."""
+    if sum(ch.isupper() for ch in run) >= 2 and all(ch.isupper() or ch in "lo" for ch in run):
+        return run.replace("l", "I").replace("o", "O")
+    return run
+
+
+def _candidates(field: Field, value: str, keyed: bool) -> list[str]:
     if field.dtype in ("float", "int"):
-        return [text.translate(_DIGIT_LOOKALIKES)]
-    first_digit = next((i for i, ch in enumerate(text) if ch.isdigit()), len(text))
-    return [text, text[:first_digit] + text[first_digit:].translate(_DIGIT_LOOKALIKES)]
+        return [_number_text(value, keyed or not any(ch.isspace() for ch in field.key.strip()))]
+    texts = [value]
+    if field.pattern or field.categories:   # a constrained string: OCR's stray spaces cannot fake it
+        texts.append(re.sub(r"\s+", "", value))
+    out = []
+    for t in texts:
+        first_digit = next((i for i, ch in enumerate(t) if ch.isdigit()), len(t))
+        fixed = t[:first_digit] + t[first_digit:].translate(_DIGIT_LOOKALIKES)
+        letters = re.sub(r"(?<=[A-Z])[10|](?![0-9])", lambda m: "O" if m.group() == "0" else "I", t)   # AO1-02
+        out += [t, fixed, re.sub(r"[A-Za-z]+", lambda m: upper_run(m.group()), fixed), letters]
+    return list(dict.fromkeys(out))
 
 
 def _canonical(text: str) -> str:
@@ -53,16 +165,21 @@ def match_category(categories: tuple[str, ...], text: str) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def _match(field: Field, value_text: str, keyed: bool) -> str | None:
+    pattern = field.value_regex()
+    candidates = _candidates(field, value_text, keyed)
+    match = next((c for c in candidates if pattern.fullmatch(c)), None)
+    if match is None and field.categories:
+        match = match_category(field.categories, candidates[0])
+    return match
+
+
 def parse_read(field: Field, text: str | None, score: float | None, min_confidence: float) -> Parsed:
     if text is None or not text.strip():
         return Parsed(None, NOT_FOUND)
     if score is None or score < min_confidence:
         return Parsed(None, LOW_CONFIDENCE)
-    pattern = field.value_regex()
-    candidates = _candidates(field, text)
-    match = next((c for c in candidates if pattern.fullmatch(c)), None)
-    if match is None and field.categories:
-        match = match_category(field.categories, candidates[0])
+    match = next((m for v, keyed in value_texts(field, text) if (m := _match(field, v, keyed)) is not None), None)
     if match is None:
         return Parsed(None, UNPARSED)
     if field.dtype in ("str", "category"):

@@ -9,12 +9,13 @@ from __future__ import annotations
 import numpy as np
 
 from oanet.ingest.crops import ink_mask, pad_to_width, value_span
-from oanet.ingest.engine import Ocr
-from oanet.ingest.parse import parse_read
+from oanet.ingest.engine import Ocr, Read
+from oanet.ingest.parse import line_start, parse_read
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
-CROP_RULES_VERSION = 5   # bump when crop rules change: it is part of the cache key
+DETECTED_PAD = 3         # px around a detected line before it is cut like a line box
+CROP_RULES_VERSION = 7   # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -26,8 +27,10 @@ def line_crop(image: np.ndarray, field: Field, pad: int) -> np.ndarray:
 
 
 def unit_is_droppable(field: Field) -> bool:
-    """A float printed with fixed decimals: cut short, it no longer parses, so a cut is safe."""
-    return bool(field.unit) and field.dtype == "float" and field.decimals is not None
+    """A float printed with fixed decimals, its unit after it: cut short, the value no longer
+    parses, so a cut is safe (a unit printed before the value is read; see parse.py)."""
+    unit_last = not field.format or field.format.find("{unit}") > field.format.find("{value}")
+    return bool(field.unit) and field.dtype == "float" and field.decimals is not None and unit_last
 
 
 def value_crop(image: np.ndarray, field: Field, pad: int) -> np.ndarray | None:
@@ -49,55 +52,126 @@ def boxed_crops(image: np.ndarray, layout: Layout, pad: int) -> list[np.ndarray 
 
 
 def panel_only(image: np.ndarray, layout: Layout) -> np.ndarray:
-    """The image with its object box filled by the background, so detection sees only text."""
+    """The image with its object box filled by the panel's background, so detection sees only text."""
     x0, y0, x1, y1 = layout.object_roi
+    outside = np.ones(image.shape[:2], dtype=bool)
+    outside[y0:y1, x0:x1] = False
     out = image.copy()
-    out[y0:y1, x0:x1] = int(np.median(image[:y0 or None, :]))
+    out[y0:y1, x0:x1] = np.median(image[outside], axis=0) if outside.any() else 0
     return out
 
 
-def find_by_key(layout: Layout, reads) -> dict[str, list]:
-    """Match detected lines to unboxed fields by the key they start with."""
-    found: dict[str, list] = {}
-    for f in layout.fields:
-        if f.roi is not None:
-            continue
-        key = f.key.upper()
-        for r in reads:
-            text = r.text.strip()
-            if text.upper().startswith(key) and text[len(key):len(key) + 1] in (":", ";", " ", ".", ""):
-                found.setdefault(f.name, [text, r.score])
+def _same_row(a: Read, b: Read) -> bool:
+    """Boxes overlapping vertically by at least half the shorter one's height."""
+    overlap = min(a.box[3], b.box[3]) - max(a.box[1], b.box[1])
+    return overlap >= 0.5 * min(a.box[3] - a.box[1], b.box[3] - b.box[1])
+
+
+def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
+    """Whole printed lines from detected pieces: the detector may cut `GrayAvg = 85.7` at its
+    wide gaps. Pieces on one row closer than `max_gap` line heights join, left to right;
+    a panel's columns sit much further apart."""
+    rows: list[list[Read]] = []
+    for r in sorted((r for r in reads if r.box is not None), key=lambda r: (r.box[1], r.box[0])):
+        row = next((row for row in rows if _same_row(row[-1], r)), None)
+        (row.append(r) if row is not None else rows.append([r]))
+    lines = []
+    for row in rows:
+        row.sort(key=lambda r: r.box[0])
+        cur = row[0]
+        for r in row[1:]:
+            height = max(cur.box[3] - cur.box[1], r.box[3] - r.box[1])
+            if r.box[0] - cur.box[2] <= max_gap * height:
+                box = (min(cur.box[0], r.box[0]), min(cur.box[1], r.box[1]), max(cur.box[2], r.box[2]),
+                       max(cur.box[3], r.box[3]))
+                cur = Read(f"{cur.text} {r.text}", min(cur.score, r.score), box)
+            else:
+                lines.append(cur)
+                cur = r
+        lines.append(cur)
+    return lines
+
+
+def match_lines(layout: Layout, reads: list[Read]) -> dict[str, Read]:
+    """Detected lines matched to the unboxed fields by the key they start with (any case,
+    spaces optional, then anything but a letter); the longest key claims a line first, so
+    `Temp` never takes `TempMax: 3`. Each line serves one field."""
+    unboxed = sorted((f for f in layout.fields if f.roi is None), key=lambda f: -len(f.key))
+    lines = merge_fragments(reads)
+    found: dict[str, Read] = {}
+    taken: set[int] = set()
+    for f in unboxed:
+        start = line_start(f)
+        for i, line in enumerate(lines):
+            if i not in taken and start.match(line.text):
+                found[f.name] = line
+                taken.add(i)
+                break
     return found
+
+
+def find_by_key(layout: Layout, reads) -> dict[str, list]:
+    """{field name: [text, score]} of the unboxed fields found among detected reads."""
+    return {name: _pair(r) for name, r in match_lines(layout, reads).items()}
 
 
 def _pair(read) -> list:
     return [read.text, read.score]
 
 
-def retry_whole_lines(ocr: Ocr, images, layout: Layout, reads: list[Reads], pad: int, batch_size: int) -> None:
+def retry_whole_lines(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads], pad: int,
+                      batch_size: int) -> None:
     """Re-read the whole line of any boxed field whose value crop did not parse.
 
     Noise can hide the gap after the key, so the cut lands after the value and the
     crop holds only the unit. Rare, so a second small batch is cheap; the whole-line
-    read replaces the first only when it parses.
+    read replaces the first only when it parses. `layouts`: one per image (its boxes).
     """
-    todo = [(i, j) for i, r in enumerate(reads) for j, f in enumerate(layout.fields)
+    todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts)) for j, f in enumerate(lay.fields)
             if f.roi is not None and r[j] is not None and parse_read(f, *r[j], 0.0).reason is not None]
-    lines = [np.ascontiguousarray(line_crop(images[i], layout.fields[j], pad)) for i, j in todo]
+    lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
     for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size)):
-        if parse_read(layout.fields[j], read.text, read.score, 0.0).reason is None:
+        if parse_read(layouts[i].fields[j], read.text, read.score, 0.0).reason is None:
             reads[i][j] = _pair(read)
 
 
+def located(layout: Layout, found: dict[str, Read], pad: int) -> Layout:
+    """The layout with each unboxed field found by the detector boxed at its detected line
+    (grown by `pad` px), so it is read like a boxed one: the same value crop and rules."""
+    import dataclasses
+
+    def box(f: Field):
+        if f.roi is not None or f.name not in found:
+            return f.roi
+        x0, y0, x1, y1 = found[f.name].box
+        return max(0, x0 - pad), max(0, y0 - pad), x1 + pad, y1 + pad
+
+    return dataclasses.replace(layout, fields=tuple(dataclasses.replace(f, roi=box(f)) for f in layout.fields))
+
+
 def read_images(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int, batch_size: int) -> list[Reads]:
-    """Reads for each image: boxed fields in one recogniser batch, the rest by detection."""
-    per_image = [boxed_crops(img, layout, pad) for img in images]
+    """Reads for each image, in layout order (see locate_and_read)."""
+    return locate_and_read(ocr, images, layout, pad, batch_size)[0]
+
+
+def locate_and_read(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int,
+                    batch_size: int) -> tuple[list[Reads], list[Layout]]:
+    """Reads for each image, and each image's layout with the boxes it was read in.
+
+    Every field with a box (its own, or the line the detector found by its key) is cut to
+    its value and recognised in one batch; a detected line whose value crop does not
+    parse keeps the detector's own read of it."""
+    found = [match_lines(layout, ocr.detect_and_recognize(panel_only(img, layout)))
+             if any(f.roi is None for f in layout.fields) else {} for img in images]
+    layouts = [located(layout, f, DETECTED_PAD) for f in found]
+    per_image = [boxed_crops(img, lay, pad) for img, lay in zip(images, layouts)]
     flat = [c for crops in per_image for c in crops if c is not None]
     texts = iter(ocr.recognize(flat, batch_size=batch_size))
     out: list[Reads] = [[None if c is None else _pair(next(texts)) for c in crops] for crops in per_image]
-    retry_whole_lines(ocr, images, layout, out, pad, batch_size)
-    if any(f.roi is None for f in layout.fields):
-        for img, reads in zip(images, out):
-            by_key = find_by_key(layout, ocr.detect_and_recognize(panel_only(img, layout)))
-            reads[:] = [by_key.get(f.name) if f.roi is None else r for f, r in zip(layout.fields, reads)]
-    return out
+    retry_whole_lines(ocr, images, layouts, out, pad, batch_size)
+    for reads, by_key in zip(out, found):
+        for j, f in enumerate(layout.fields):
+            line = by_key.get(f.name)
+            if line is not None and (reads[j] is None or parse_read(f, *reads[j], 0.0).reason is not None):
+                reads[j] = _pair(line)
+    return out, layouts

@@ -57,7 +57,7 @@ class IngestResult:
 
 def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = None) -> str:
     """What the reads depend on; `fingerprint`: of the engine in use (default: the one cfg builds)."""
-    boxes = [(f.name, f.key, f.roi) for f in layout.fields]
+    boxes = [(f.name, f.key, f.roi, f.format) for f in layout.fields]   # format: unit placement moves the crop
     fingerprint = fingerprint or engine_fingerprint(cfg.rec_model, reading_charset(cfg.charset, layout))
     return settings_hash(boxes, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std,
                          CROP_RULES_VERSION, fingerprint)

@@ -1,14 +1,27 @@
 """The `synth` stage: write a synthetic AOI data set whose every printed value is known.
 
 Output folder:
-- images/U{nnnnnn}.png   8-bit grayscale 640x480 AOI screens (object lower-left, panel around)
+- images/U{nnnnnn}.png   AOI screens of the panel style (`cfg.style`); aoi-v1: 8-bit grayscale
+                         640x480, object lower-left, panel around. A style that saves JPEG
+                         writes images/U{nnnnnn}.jpg.
 - labels.csv             image,label,defect_type,lot (defect_type empty for good units;
                          a lot never splits the photos of one physical tile)
-- truth.csv              image + one column per layout field: the exact printed string
-- layout.yaml            the aoi-v1 layout contract, with line boxes
+- truth.csv              image + one column per layout field: the exact printed value
+                         (`Field.format_value`; a style's `+` sign is not part of it)
+- layout.yaml            the style's layout contract, with its line boxes: what a user of
+                         that machine would write
 
 Every unit draws from its own generator, spawned from the seed, so a unit's content
-depends only on the seed and its index: the same seed gives identical files.
+depends only on the seed and its index: the same seed gives identical files. The style
+changes only how a unit is printed and saved, never what is drawn: one seed gives the
+same units, labels and truth values under every style (the layout field order of a
+style decides the truth.csv column order).
+
+Seed: `cfg.seed` always. A style file's own `seed` is the default of the command line:
+`oanet synth --style NAME` without `--seed` uses the style's seed, so a style corpus is
+reproducible from its name alone; `--seed` overrides it, and a style set in params.yaml
+(synth.style) renders with synth.seed. The built-in aoi-v1 style's seed is 7, the
+params.yaml default.
 """
 from __future__ import annotations
 
@@ -24,15 +37,15 @@ from PIL import Image
 
 from oanet.config import SynthConfig
 from oanet.layout import Layout
-from oanet.synth.aoi_layout import aoi_v1_layout
 from oanet.synth.labels import draw_unit
 from oanet.synth.objects import ObjectSource, object_source
 from oanet.synth.panel import PRESETS, compose, draw_style
+from oanet.synth.styles import Style, load_style
 from oanet.synth.stats import object_stats
 
 MAX_UNIT_ID = 999_999
 STATIONS = ("AOI-01", "AOI-02", "AOI-03", "AOI-04")
-_IMAGE_NAME = re.compile(r"U\d{6}\.png")
+_IMAGE_NAME = re.compile(r"U\d{6}\.(png|jpg)")
 _MAX_PENDING = 16
 
 
@@ -52,8 +65,9 @@ class SynthResult:
 
 @dataclass(frozen=True)
 class _Plan:
-    """What every unit shares: config, layout, object source, first unit id, output folder."""
+    """What every unit shares: config, style and its layout, object source, first unit id, output folder."""
     cfg: SynthConfig
+    style: Style
     layout: Layout
     source: ObjectSource
     first_id: int
@@ -71,19 +85,23 @@ def _unit(plan: _Plan, index: int, seed: np.random.SeedSequence) -> tuple[dict, 
               "station": STATIONS[int(rng.integers(len(STATIONS)))], "light": str(obj.light),
               **draw.values, **object_stats(obj.tile, cfg.edge_threshold)._asdict()}
     fields = plan.layout.fields
-    img = compose(plan.layout, obj.image, {f.name: f.line(values[f.name]) for f in fields},
-                  draw_style(cfg.preset, rng), rng)
-    name = f"images/{values['unit_id']}.png"
+    render = plan.style.render
+    img = compose(plan.layout, obj.image, render.lines(plan.layout, values),
+                  draw_style(cfg.preset, rng, render.panel_style()), rng)
+    name = f"images/{values['unit_id']}.{render.suffix}"
     label = {"image": name, "label": draw.label, "defect_type": draw.defect_type or "", "lot": lot}
-    return label, {"image": name, **{f.name: f.format(values[f.name]) for f in fields}}, img
+    return label, {"image": name, **{f.name: f.format_value(values[f.name]) for f in fields}}, img
 
 
-def _save_png(img: Image.Image, path: Path) -> None:
-    img.save(path, format="PNG", compress_level=1)   # level 1: several times faster than the default
+def _save(img: Image.Image, path: Path, image_format: str = "png", quality: int = 90) -> None:
+    if image_format == "jpeg":
+        img.save(path, format="JPEG", quality=quality)
+    else:
+        img.save(path, format="PNG", compress_level=1)   # level 1: several times faster than the default
 
 
 def _render_all(plan: _Plan, seeds: list[np.random.SeedSequence], progress: bool) -> list[tuple[dict, dict]]:
-    """Render units in order; a writer thread encodes the PNGs meanwhile (Pillow releases the GIL)."""
+    """Render units in order; a writer thread encodes the images meanwhile (Pillow releases the GIL)."""
     from tqdm import tqdm
 
     rows, pending = [], deque()
@@ -91,7 +109,8 @@ def _render_all(plan: _Plan, seeds: list[np.random.SeedSequence], progress: bool
         for i, seed in enumerate(tqdm(seeds, desc="synth", unit="img", disable=not progress)):
             label, truth, img = _unit(plan, i, seed)
             rows.append((label, truth))
-            pending.append(writer.submit(_save_png, img, plan.images.parent / label["image"]))
+            pending.append(writer.submit(_save, img, plan.images.parent / label["image"],
+                                         plan.style.render.image_format, plan.style.render.jpeg_quality))
             if len(pending) > _MAX_PENDING:       # bound memory; also surfaces a write error early
                 pending.popleft().result()
         for done in pending:
@@ -108,7 +127,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def _clear_images(images: Path) -> None:
     """Remove unit images of an earlier run, so the folder holds exactly this data set."""
-    for path in images.glob("U*.png"):
+    for path in images.glob("U*.*"):
         if _IMAGE_NAME.fullmatch(path.name):
             path.unlink()
 
@@ -122,11 +141,12 @@ def _plan(cfg: SynthConfig, out: Path, rng: np.random.Generator) -> _Plan:
         raise ValueError(f"synth lot_yymm must be 4 digits (yymm), got {cfg.lot_yymm!r}")
     if cfg.preset not in PRESETS:     # fail before any file is touched, not at the first image
         raise ValueError(f"unknown synth preset {cfg.preset!r}; known: {PRESETS}")
-    layout = aoi_v1_layout()
+    style = load_style(cfg.style)
+    layout = style.layout
     source = object_source(cfg.objects, cfg.defect_rate, cfg.defect_weights, rng)
     first_id = int(rng.integers(1, MAX_UNIT_ID - cfg.n + 1))
     decimals = {f.name: f.decimals for f in layout.fields if f.dtype == "float" and f.decimals is not None}
-    return _Plan(cfg, layout, source, first_id, out / "images", decimals)
+    return _Plan(cfg, style, layout, source, first_id, out / "images", decimals)
 
 
 def run(cfg: SynthConfig, out: Path, *, progress: bool = True) -> SynthResult:

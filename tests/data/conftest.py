@@ -49,7 +49,7 @@ def make_table(n: int = 60, layout: Layout | None = None, seed: int = 0, missing
             v = fake_value(f, i, rng)
             miss = missing_every and (i + j) % missing_every == 0 and f.role != "id"
             vals.append(None if miss else v)
-            texts.append("" if miss else f.format(v))
+            texts.append("" if miss else f.format_value(v))
             confs.append(None if miss else float(rng.uniform(0.93, 1.0)))
             reasons.append("not_found" if miss else None)
         numeric = f.dtype in ("float", "int")

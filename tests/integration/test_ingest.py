@@ -22,7 +22,7 @@ def printed(field, value) -> str | None:
     """A parsed value as the machine printed it, for comparison with truth.csv."""
     if pd.isna(value):
         return None
-    return field.format(value) if field.dtype in ("float", "int") else str(value)
+    return field.format_value(value) if field.dtype in ("float", "int") else str(value)
 
 
 def mismatches(table: pd.DataFrame, truth: pd.DataFrame, fields=LAYOUT.fields) -> list[tuple]:

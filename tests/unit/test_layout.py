@@ -150,9 +150,9 @@ def test_value_regex(field, good, bad):
 
 def test_format_and_line():
     temp = Field("sinter_temp_c", "TEMP", "float", unit="C", decimals=1)
-    assert temp.format(1121.84) == "1121.8"
+    assert temp.format_value(1121.84) == "1121.8"
     assert temp.line(1121.84) == "TEMP: 1121.8 C"
-    assert Field("x", "X", "float").format(3) == "3.00"              # no decimals given: two
+    assert Field("x", "X", "float").format_value(3) == "3.00"              # no decimals given: two
     assert Field("n", "N", "int").line(7.0) == "N: 7"
     assert Field("u", "UNIT", "str").line("U000123") == "UNIT: U000123"   # no unit, no trailing space
     assert Field("d", "DARK", "float", unit="%", decimals=2).line(0) == "DARK: 0.00 %"
@@ -163,7 +163,7 @@ def test_every_aoi_v1_line_matches_its_own_regex():
     samples = {"lot": "L2611-0001", "unit_id": "U000042", "station": "AOI-04", "light": "6"}
     for f in aoi_v1_layout().fields:
         value = samples.get(f.name, (f.range[0] + f.range[1]) / 2 if f.range else 1.0)
-        printed = f.format(value)
+        printed = f.format_value(value)
         assert f.value_regex().fullmatch(printed), (f.name, printed)
         assert f.line(value).startswith(f"{f.key}: {printed}")
         assert f.line(value).endswith(f.unit or printed)

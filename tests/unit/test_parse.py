@@ -104,7 +104,7 @@ def test_no_range_accepts_any_number():
 ])
 def test_accepted_numbers(field, text, value):
     assert parse(field, text) == Parsed(value, None)
-    assert field.format(parse(field, text).value) == field.format(value)
+    assert field.format_value(parse(field, text).value) == field.format_value(value)
 
 
 @pytest.mark.parametrize("field, text, value", [
@@ -201,5 +201,76 @@ def test_every_printed_aoi_v1_line_parses_back():
         for text in (f.line(value), f.line(value)[len(f.key) + 2:]):
             parsed = parse(f, text)
             assert parsed.reason is None, (f.name, text, parsed)
-            got = f.format(parsed.value) if f.dtype == "float" else parsed.value
-            assert got == f.format(value), (f.name, text)
+            got = f.format_value(parsed.value) if f.dtype == "float" else parsed.value
+            assert got == f.format_value(value), (f.name, text)
+
+
+# --- any machine's panel: separators, key punctuation, units, signs, case, format ------------
+
+GRAY = Field("gray_avg", "GrayAvg", "float", decimals=1, range=(0, 255))
+TEMP_C = Field("temp", "Temp(C)", "float", decimals=1, range=(900, 1400))
+PRESS_B = Field("press", "Press[MPa]", "float", decimals=2, range=(20, 80))
+THK = Field("thk", "Thk_mm", "float", unit="mm", decimals=3, range=(3.5, 4.5))
+EXPO = Field("expo", "Exp/ms", "float", decimals=1, range=(-40, 40))
+LINE = Field("line", "Line", "category", categories=("A1", "B1"))
+ZONE = Field("zone", "Zone 2", "float", decimals=1)
+
+
+@pytest.mark.parametrize("field, text, value", [
+    (GRAY, "GrayAvg = 85.7", 85.7), (GRAY, "GrayAvg=85.7", 85.7), (GRAY, "grayavg : 85.7", 85.7),
+    (GRAY, "GRAYAVG: 85.7", 85.7), (GRAY, "GrayAvg 85.7", 85.7), (GRAY, "Gray Avg -> 85.7", 85.7),
+    (GRAY, "GrayAvg => 85.7", 85.7), (GRAY, "GrayAvg：85.7", 85.7), (GRAY, "GrayAvg - 85.7", 85.7),
+    (GRAY, "= 85.7", 85.7), (GRAY, ": 85.7", 85.7), (GRAY, "-> 85.7", 85.7),          # value crops
+    (TEMP_C, "Temp(C) = 1187.8", 1187.8), (TEMP_C, "Temp (C): 1187.8", 1187.8), (TEMP_C, "temp(c)=1187.8", 1187.8),
+    (PRESS_B, "Press[MPa]: 45.20", 45.2), (PRESS_B, "Press[MPa] 45.20", 45.2),
+    (THK, "Thk_mm 3.512 mm", 3.512), (THK, "Thk_mm 3.512mm", 3.512), (THK, "Thk_mm: mm 3.512", 3.512),
+    (THK, "Thk_mm: mm3.512", 3.512), (THK, "3.512 MM", 3.512), (THK, "Thk_mm = 3.512 [mm]", 3.512),
+    (EXPO, "Exp/ms -12.5", -12.5), (EXPO, "Exp/ms - -12.5", -12.5), (EXPO, "Exp/ms: +12.5", 12.5),
+    (EXPO, "Exp/ms −12.5", -12.5), (EXPO, "Exp/ms => - 12.5", -12.5),
+    (LINE, "Line : B1", "B1"), (LINE, ": B1", "B1"), (LINE, "line B1", "B1"), (LINE, "Line=A1", "A1"),
+    (ZONE, "Zone 2 = 3.5", 3.5), (ZONE, "Zone 2 3.5", 3.5), (ZONE, "3.5", 3.5),
+])
+def test_any_separator_key_punctuation_unit_placement_and_sign(field, text, value):
+    assert parse(field, text) == Parsed(value, None)
+
+
+@pytest.mark.parametrize("field, text", [
+    (ZONE, "2 3.5"),            # a crop that starts inside a key `Zone 2`: never 23.5
+    (ZONE, "2 = 3.5"),
+    (GRAY, "Avg = 85.7 X"),     # junk after the value
+    (LINE, "Line : :B1"),       # the separator never ends up in a category
+    (Field("op", "OP", "str"), "Avg = 85.7"),   # a free string takes no stray words
+])
+def test_reads_that_do_not_fit_stay_missing(field, text):
+    assert parse(field, text) == Parsed(None, UNPARSED)
+
+
+def test_a_category_never_keeps_the_separator():
+    """A category printed `Line : B1` was stored as `:B1` before the line grammar."""
+    station = Field("s", "Line", "str")
+    assert parse(station, "Line : B1").value == "B1"
+    assert parse(station, ": B1").value == "B1"
+
+
+def test_a_layout_format_reads_what_no_rule_covers():
+    rate = Field("rate", "Rate", "float", unit="%", decimals=1, format="{key} >> {value}{unit}")
+    assert rate.line(12.5) == "Rate >> 12.5%"
+    for text in ("Rate >> 12.5%", "rate>>12.5 %", ">> 12.5", "12.5%"):
+        assert parse(rate, text) == Parsed(12.5, None), text
+    assert parse(rate, "Rate: 12.5") == Parsed(None, UNPARSED)    # the format replaces the separator rules
+    bracket = Field("b", "ID", "str", pattern=r"U\d{6}", format="[{key}] {value}")
+    assert parse(bracket, "[ID] U000123") == Parsed("U000123", None)
+
+
+def test_capital_runs_take_back_a_lowercase_l_or_o():
+    station = Field("s", "STN", "str", pattern=r"AOI-\d{2}")
+    assert parse(station, "AOl-04") == Parsed("AOI-04", None)
+    assert parse(station, "AO1-04") == Parsed("AOI-04", None)             # a capital I read as 1
+    assert parse(Field("u", "U", "str", pattern=r"U\d{6}"), "U100234") == Parsed("U100234", None)
+    assert parse(Field("k", "K", "str", pattern=r"[a-z]+\d"), "lo1") == Parsed("lo1", None)   # not a capital run
+
+
+def test_keys_read_with_lookalikes_and_a_lost_underscore_still_match():
+    expo = Field("e", "EXPO_MS", "float", decimals=1, range=(0, 40))
+    for text in ("EXP0_MS 13.0", "EXPO MS 13.0", "EXPOMS 13.0", "expo_ms 13.0"):
+        assert parse(expo, text) == Parsed(13.0, None), text

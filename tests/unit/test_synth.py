@@ -56,7 +56,7 @@ def test_labels_and_truth_follow_the_layout(data):
     for f in layout.fields:
         assert truth[f.name].str.fullmatch(f.value_regex()).all(), f.name
         if f.dtype == "float":
-            assert all(f.format(float(v)) == v for v in truth[f.name]), f.name
+            assert all(f.format_value(float(v)) == v for v in truth[f.name]), f.name
     ids = [int(u[1:]) for u in truth.unit_id]
     assert ids == list(range(ids[0], ids[0] + N))
     assert list(lab.image) == [f"images/{u}.png" for u in truth.unit_id]
