@@ -45,12 +45,22 @@ def synth(
     seed: Optional[int] = typer.Option(None, help="Random seed (default: params.yaml)."),
     objects: Optional[Path] = typer.Option(None, help="Folder laid out like magnetic-tile; default: procedural objects."),
     preset: Optional[str] = typer.Option(None, help="clean | noisy"),
+    style: Optional[str] = typer.Option(
+        None, metavar="NAME|PATH",
+        help="Panel style: " + ", ".join(
+            ["aoi-v1", *sorted(p.stem for p in (Path(__file__).parent / "synth" / "styles").glob("*.yaml"))])
+             + ", or the path of a style .yaml (default: params.yaml synth.style). "
+               "Without --seed, the style's own seed."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
 ) -> None:
     """Write a synthetic AOI data set with a known printed value for every field."""
     from oanet.synth.stage import run
+    from oanet.synth.styles import load_style
 
-    cfg = _override(_params(params).synth, n=n, seed=seed, preset=preset, objects=str(objects) if objects else None)
+    if style is not None and seed is None:      # a style named here renders with its own seed
+        seed = load_style(style).seed
+    cfg = _override(_params(params).synth, n=n, seed=seed, preset=preset, style=style,
+                    objects=str(objects) if objects else None)
     result = run(cfg, out)
     typer.echo(result.summary())
 
@@ -79,6 +89,49 @@ def ingest(
     q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else Path(cfg.quarantine))
     result = run(cfg, data or cfg.data, out or cfg.out, q, layout_path=layout)
     typer.echo(result.summary())
+
+
+layout_app = typer.Typer(help="Check a layout against real images before ingesting them.", no_args_is_help=True)
+app.add_typer(layout_app, name="layout")
+
+
+@layout_app.command("preview")
+def layout_preview(
+    data: Path = typer.Option(..., help="AOI folder: images, labels.csv, layout.yaml."),
+    n: int = typer.Option(12, min=1, help="Images to show: the first N that labels.csv lists."),
+    layout: Optional[Path] = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
+    out: Path = typer.Option(Path("reports/layout_preview.png"), help="Contact sheet to write, PNG."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file (its ingest settings read the images)."),
+) -> None:
+    """A contact sheet of what ingest reads in every field of N images: crop, raw read, value, reason."""
+    from oanet.ingest.preview import preview
+    from oanet.layout import load_layout
+
+    result = preview(data, load_layout(layout or data / "layout.yaml"), _params(params).ingest, n=n, out=out)
+    typer.echo(result.summary())
+
+
+@layout_app.command("suggest")
+def layout_suggest(
+    images: list[Path] = typer.Argument(..., help="A few images of one machine (3-8), or a folder: its first 8."),
+    out: Path = typer.Option(Path("layout.yaml"), help="Where to write the draft layout."),
+    name: str = typer.Option("suggested", help="The layout's name."),
+    params: Path = typer.Option(Path("params.yaml"), help="Parameter file (its ingest.rec_model reads the images)."),
+) -> None:
+    """Draft a layout.yaml: keys, line boxes, dtypes, decimals, units and ranges from CnOCR's detector."""
+    from oanet.ingest.engine import Ocr
+    from oanet.ingest.inventory import image_files
+    from oanet.ingest.suggest import suggest
+
+    paths = [p for i in images for p in ([i / f for f in image_files(i)[:8]] if i.is_dir() else [i])]
+    layout = suggest(paths, Ocr(_params(params).ingest.rec_model), name=name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    layout.save(out)
+    typer.echo(f"layout suggest: {len(layout.fields)} fields from {len(paths)} images -> {out}")
+    for f in layout.fields:
+        extra = f"decimals {f.decimals}" if f.decimals is not None else (f"pattern {f.pattern}" if f.pattern else "")
+        typer.echo(f"  {f.name:<18} key {f.key!r:<16} {f.dtype:<6} {f.unit or '':<5} {extra:<22} box {list(f.roi)}")
+    typer.echo(f"  object_roi {list(layout.object_roi)}; check it with: oanet layout preview --layout {out} --data DIR")
 
 
 @app.command()

@@ -1,0 +1,297 @@
+"""`oanet layout suggest`: a draft layout.yaml from a few images of a machine's panel.
+
+Today a user measures line boxes by hand. Here CnOCR's detector reads a few images
+whole; each detected line is split into key, value and unit by the same separator
+and unit rules the parser reads with (parse.py), and lines are matched across images
+by their key. For each key seen in at least half of the images the draft holds:
+- a line box: the union of the line's boxes over the images, padded (more to the right,
+  where longer values grow) but never into another line or the object;
+- dtype and decimals from the values: all numbers -> int, or float with the decimals
+  every value printed; text -> str with a pattern generalised from the values
+  (`U633262`, `U000042` -> `U\\d{6}`); all-distinct text -> role `id`;
+- a range by order of magnitude (numeric_range): wide enough for values the few images
+  did not show, tight enough that a dropped or doubled integer digit falls outside it;
+- the unit, and a `format` when it prints before the value (the crop rules need it).
+The object box is the largest rectangle in a corner of the image that holds no line.
+The draft is a starting point: check it with `oanet layout preview`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from oanet.errors import OanetError
+from oanet.ingest.engine import Read
+from oanet.ingest.parse import SEPARATOR, upper_run
+from oanet.layout import Field, Layout
+
+NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+UNIT_WORD = re.compile(r"[A-Za-z%°µ/]{1,5}")
+MIN_SHARE = 0.5          # a key must show in this share of the images
+RIGHT_GROWTH = 0.3       # line boxes grow right by this share of their width: longer values
+
+
+class SuggestError(OanetError, ValueError):
+    """Nothing usable to suggest a layout from."""
+
+
+@dataclass(frozen=True)
+class LinePart:
+    key: str
+    value: str
+    unit: str | None
+    unit_first: bool
+    box: tuple[int, int, int, int]
+    separator: str = " "            # as printed, with its spaces
+
+
+def split_line(text: str, box) -> LinePart | None:
+    """`KEY SEP [UNIT] VALUE [UNIT]` -> its parts; None for a line without a key and a value."""
+    text = text.strip()
+    m = re.match(rf"^(?P<key>.+?)(?P<sep>\s*{SEPARATOR}\s*)(?P<rest>\S.*)$", text)
+    bracketed = re.match(r"^(?P<key>[\[(][^\])]+[\])])\s*(?P<rest>\S.*)$", text)   # `[LOT] L2611-0001`
+    if m and not re.fullmatch(r"[+-]?\d.*", m["key"]):
+        key, rest, sep = m["key"], m["rest"], m["sep"]
+    elif bracketed:
+        key, rest, sep = bracketed["key"], bracketed["rest"], " "
+    else:                                     # whitespace alone: the key ends where a token with a digit starts
+        tokens = text.split()
+        first = next((i for i, t in enumerate(tokens) if any(ch.isdigit() for ch in t)), None)
+        if not first:                         # no value, or a line that starts with one
+            return None
+        key, rest, sep = " ".join(tokens[:first]), " ".join(tokens[first:]), " "
+        if len(tokens) - first > 2:
+            return None
+    part = _value_and_unit(key.strip(), rest.strip(), box)
+    return part and dataclasses.replace(part, separator=sep)
+
+
+def _value_and_unit(key: str, rest: str, box) -> LinePart | None:
+    # a unit before the value needs a space: `B1`, `AOI-01` are values, not unit and number
+    pre = re.fullmatch(rf"(?P<unit>{UNIT_WORD.pattern})\s+(?P<value>{NUMBER.pattern})", rest)
+    if pre:
+        return LinePart(key, pre["value"], pre["unit"], True, box)
+    post = re.fullmatch(rf"(?P<value>{NUMBER.pattern})\s*(?P<unit>{UNIT_WORD.pattern})?", rest)
+    if post:
+        return LinePart(key, post["value"], post["unit"], False, box)
+    return LinePart(key, rest, None, False, box) if " " not in rest and key else None
+
+
+def normal_key(key: str) -> str:
+    """A key as compared across images: no spaces, any case, O/0 and I/l/1 merged."""
+    return re.sub(r"\s+", "", key).upper().translate(str.maketrans("0L1|", "OIII"))
+
+
+def field_name(key: str, taken: set[str]) -> str:
+    """snake_case of the key (`Temp(C)` -> temp_c), unique among `taken`."""
+    name = re.sub(r"[^0-9a-z]+", "_", re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower()).strip("_") or "field"
+    name = f"f_{name}" if name[0].isdigit() else name
+    out, i = name, 2
+    while out in taken:
+        out, i = f"{name}_{i}", i + 1
+    taken.add(out)
+    return out
+
+
+def generalise(values: Sequence[str]) -> str:
+    """A full-match pattern covering the values: digit runs -> \\d{n} (or \\d+ where lengths
+    differ), letter runs kept where every value has the same letters, else [A-Za-z]{n}."""
+    runs = [[upper_run(t) for t in re.findall(r"\d+|[A-Za-z]+|[^\dA-Za-z]", v)] for v in values]
+    if len({len(r) for r in runs}) != 1:
+        return r"\S+"
+    parts = []
+    for column in zip(*runs):
+        lengths = {len(t) for t in column}
+        n = f"{{{lengths.pop()}}}" if len(lengths) == 1 else "+"
+        if column[0].isdigit() and all(t.isdigit() for t in column):
+            parts.append(rf"\d{n}")
+        elif len(set(column)) == 1:
+            parts.append(re.escape(column[0]))
+        elif all(t.isalpha() for t in column):
+            parts.append(rf"[A-Za-z]{n}")
+        else:
+            return r"\S+"
+    return "".join(parts)
+
+
+def numeric_range(values: Sequence[float], decimals: int) -> tuple[float, float]:
+    """Every number printed with as many integer digits as the samples (at least two), from
+    0 for values that were never negative.
+
+    A value's order of magnitude is what a few images show reliably; its spread is not
+    (an edge fraction of 0.0010 in three images is 0.0047 in the fourth). Misread decimals
+    already fail the fixed-decimals pattern; a dropped or doubled integer digit
+    (1111.2 read 111.2) changes the digit count and falls outside."""
+    digits = [len(str(int(abs(v)))) for v in values]
+    top = 10.0 ** max(*digits, 2) - 10.0 ** -decimals
+    low = 10.0 ** (min(digits) - 1) if min(digits) > 2 else 0.0
+    return (round(low, decimals) if min(values) >= 0 else -round(top, decimals)), round(top, decimals)
+
+
+def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool) -> Field:
+    values = [p.value for p in parts]
+    unit = Counter(p.unit for p in parts).most_common(1)[0][0]
+    unit_first = unit is not None and sum(p.unit_first for p in parts) > len(parts) / 2
+    sep = Counter(p.separator for p in parts).most_common(1)[0][0]
+    fmt = f"{{key}}{sep}{{unit}} {{value}}" if unit_first else None
+    if all(NUMBER.fullmatch(v) for v in values):
+        decimals = {len(v.split(".")[1]) if "." in v else 0 for v in values}
+        numbers = [float(v) for v in values]
+        if decimals == {0}:
+            return Field(name, key, "int", unit, numeric_range(numbers, 0), format=fmt)
+        d = decimals.pop() if len(decimals) == 1 else None
+        return Field(name, key, "float", unit, numeric_range(numbers, d if d is not None else 3), decimals=d,
+                     format=fmt)
+    role = "id" if not taken_id and len(set(values)) == len(values) > 1 else "feature"
+    return Field(name, key, "str", None, role=role, pattern=generalise(values))
+
+
+def union_box(boxes) -> tuple[int, int, int, int]:
+    b = np.asarray(boxes)
+    return int(b[:, 0].min()), int(b[:, 1].min()), int(b[:, 2].max()), int(b[:, 3].max())
+
+
+def pad_boxes(boxes: list[tuple], size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
+    """Each box grown: a quarter of its height up and down, a few px left and RIGHT_GROWTH of
+    its width right, each side stopped halfway to any other box it would run into."""
+    width, height = size
+    out = []
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        h = y1 - y0
+        want = [x0 - max(3, h // 4), y0 - max(3, h // 4), x1 + max(8, int(RIGHT_GROWTH * (x1 - x0))),
+                y1 + max(3, h // 4)]
+        for j, (a0, b0, a1, b1) in enumerate(boxes):
+            if i == j:
+                continue
+            if b0 < y1 and b1 > y0:                       # same row: stop halfway to a neighbour
+                if a0 >= x1:
+                    want[2] = min(want[2], (x1 + a0) // 2)
+                elif a1 <= x0:
+                    want[0] = max(want[0], (a1 + x0) // 2)
+            if a0 < x1 and a1 > x0:                       # same column: stop halfway above and below
+                if b0 >= y1:
+                    want[3] = min(want[3], (y1 + b0) // 2)
+                elif b1 <= y0:
+                    want[1] = max(want[1], (b1 + y0) // 2)
+        out.append((max(0, want[0]), max(0, want[1]), min(width, want[2]), min(height, want[3])))
+    return out
+
+
+def object_box(boxes: list[tuple], size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The largest rectangle anchored in a corner of the image that meets no line box."""
+    width, height = size
+    xs = sorted({0, width, *[b[0] for b in boxes], *[b[2] for b in boxes]})
+    ys = sorted({0, height, *[b[1] for b in boxes], *[b[3] for b in boxes]})
+    best, best_area = (0, 0, width, height), -1
+    for left in (True, False):
+        for top in (True, False):
+            for x in xs:
+                for y in ys:
+                    r = (0 if left else x, 0 if top else y, x if left else width, y if top else height)
+                    area = (r[2] - r[0]) * (r[3] - r[1])
+                    if area > best_area and r[2] > r[0] and r[3] > r[1] and not any(
+                            b[0] < r[2] and b[2] > r[0] and b[1] < r[3] and b[3] > r[1] for b in boxes):
+                        best, best_area = r, area
+    return best
+
+
+def discover_keys(lines_per_image: list[list[Read]]) -> dict[str, tuple[str, str]]:
+    """{normal key: (key as most often read, its separator)} from the lines that split cleanly.
+
+    The separator is the most common one other than whitespace, if any line of the key
+    shows one with spaces around it: the recogniser drops spaces (`UnitID-U220352`,
+    `SinterT -1134.1`), it does not invent dashes.
+    """
+    keys: dict[str, list[LinePart]] = {}
+    for lines in lines_per_image:
+        for line in lines:
+            part = split_line(line.text, line.box)
+            if part and normal_key(part.key):
+                keys.setdefault(normal_key(part.key), []).append(part)
+    out = {}
+    for k, parts in keys.items():
+        seps = Counter(p.separator.strip() for p in parts if p.separator.strip())
+        out[k] = (Counter(p.key for p in parts).most_common(1)[0][0], seps.most_common(1)[0][0] if seps else "")
+    return out
+
+
+def read_line(key: str, separator: str, line: Read) -> LinePart | None:
+    """The line's value and unit, if it starts with `key`: what follows the key, less the
+    key's separator (spaced or glued) or any spaced one."""
+    from oanet.ingest.parse import key_regex, word_end
+
+    m = re.match(rf"^\s*{key_regex(key)}{word_end(key)}\s*", line.text, re.IGNORECASE)
+    if not m:
+        return None
+    rest = line.text[m.end():]
+    if separator and rest.startswith(separator):
+        rest = rest[len(separator):]
+    else:
+        rest = re.sub(rf"^{SEPARATOR}", "", rest)
+    part = _value_and_unit(key, rest.strip(), line.box)
+    return part and dataclasses.replace(part, separator=f" {separator} " if separator else " ")
+
+
+def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int], name: str = "suggested") -> Layout:
+    """The draft layout from each image's detected reads (oanet.ingest.engine.Read with boxes):
+    keys found where lines split cleanly, then every line read again by the keys found."""
+    from oanet.ingest.reading import merge_fragments
+
+    lines_per_image = [merge_fragments(reads) for reads in reads_per_image]
+    keys = sorted(discover_keys(lines_per_image).values(), key=lambda ks: -len(ks[0]))   # longest claims first
+    by_key: dict[str, list[LinePart]] = {}
+    for lines in lines_per_image:
+        taken = set()
+        for key, sep in keys:
+            for i, line in enumerate(lines):
+                part = None if i in taken else read_line(key, sep, line)
+                if part is not None:
+                    by_key.setdefault(key, []).append(part)
+                    taken.add(i)
+                    break
+    need = max(1, math.ceil(MIN_SHARE * len(reads_per_image)))
+    kept = [parts for parts in by_key.values() if len(parts) >= need]
+    if not kept:
+        raise SuggestError(f"no `KEY VALUE` line showed in {need} of the {len(reads_per_image)} images")
+    kept.sort(key=lambda ps: (union_box([p.box for p in ps])[1], union_box([p.box for p in ps])[0]))
+    boxes = pad_boxes([union_box([p.box for p in ps]) for ps in kept], size)
+    names: set[str] = set()
+    fields, has_id = [], False
+    for parts, box in zip(kept, boxes):
+        f = infer_field(parts[0].key, parts, field_name(parts[0].key, names), has_id)
+        has_id |= f.role == "id"
+        fields.append(_with_roi(f, box))
+    return Layout(name=name, size=size, object_roi=object_box(boxes, size), fields=tuple(fields))
+
+
+def _with_roi(f: Field, box) -> Field:
+    return dataclasses.replace(f, roi=tuple(int(v) for v in box))
+
+
+def suggest(images: Sequence[Path], ocr, name: str = "suggested", progress: bool = True) -> Layout:
+    """Detect and read each image whole with `ocr` (oanet.ingest.engine.Ocr); the draft layout."""
+    from PIL import Image
+    from tqdm import tqdm
+
+    if not images:
+        raise SuggestError("give at least one image (three to eight show the values' spread)")
+    reads, size = [], None
+    for path in tqdm(images, desc="suggest", unit="img", disable=not progress):
+        try:
+            with Image.open(path) as img:
+                gray = np.asarray(img.convert("L"))
+        except (OSError, ValueError) as err:
+            raise SuggestError(f"{path}: not a readable image ({err})") from None
+        if size is not None and gray.shape[::-1] != size:
+            raise SuggestError(f"{path} is {gray.shape[1]}x{gray.shape[0]}, the first image {size[0]}x{size[1]}: "
+                               "one layout is for images of one size")
+        size = gray.shape[::-1]
+        reads.append(ocr.detect_and_recognize(gray))
+    return suggest_from_reads(reads, tuple(int(v) for v in size), name)

@@ -1,0 +1,103 @@
+"""`oanet layout suggest` from detected reads: keys, boxes, dtypes, ranges, the object box."""
+from __future__ import annotations
+
+import pytest
+
+from oanet.ingest.engine import Read
+from oanet.ingest.parse import parse_read
+from oanet.ingest.suggest import (
+    SuggestError, field_name, generalise, numeric_range, object_box, split_line, suggest_from_reads,
+)
+from oanet.layout import layout_from_dict
+
+
+@pytest.mark.parametrize("text, key, value, unit, first", [
+    ("Temp(C) = 1187.8", "Temp(C)", "1187.8", None, False),
+    ("GrayAvg 85.7", "GrayAvg", "85.7", None, False),
+    ("Gray.Avg: 85.7", "Gray.Avg", "85.7", None, False),
+    ("Gray Avg 85.7", "Gray Avg", "85.7", None, False),
+    ("Exp/ms -> 12.5", "Exp/ms", "12.5", None, False),
+    ("Line : B1", "Line", "B1", None, False),
+    ("STN: AOI-01", "STN", "AOI-01", None, False),
+    ("Thk_mm 3.512 mm", "Thk_mm", "3.512", "mm", False),
+    ("DARK: 12.34%", "DARK", "12.34", "%", False),
+    ("Press: MPa 45.20", "Press", "45.20", "MPa", True),
+    ("Gain -> +6.5 dB", "Gain", "+6.5", "dB", False),
+    ("Offset -3.5", "Offset", "-3.5", None, False),
+    ("[LOT]L2611-0001", "[LOT]", "L2611-0001", None, False),              # the space lost by the recogniser
+])
+def test_split_line(text, key, value, unit, first):
+    part = split_line(text, (0, 0, 10, 10))
+    assert (part.key, part.value, part.unit, part.unit_first) == (key, value, unit, first)
+
+
+@pytest.mark.parametrize("text", ["1187.8", "hello world", "", "A B C 1 2 3"])
+def test_lines_without_key_and_value_are_ignored(text):
+    assert split_line(text, (0, 0, 10, 10)) is None
+
+
+def test_generalise():
+    assert generalise(["U633262", "U000042"]) == r"U\d{6}"
+    assert generalise(["L2611-0001", "L2611-0002"]) == r"L\d{4}\-\d{4}"
+    assert generalise(["AOI-01", "AOI-03"]) == r"AOI\-\d{2}"
+    assert generalise(["B1", "A12"]) == r"[A-Za-z]{1}\d+"
+    assert generalise(["x-1", "x1"]) == r"\S+"              # different shapes: anything without spaces
+
+
+def test_numeric_range_is_wide_but_catches_a_tenfold_misread():
+    lo, hi = numeric_range([1187.8, 1121.0, 1150.2], 1)
+    assert lo <= 1000 and hi >= 1300                        # values the few images did not show
+    assert not lo <= 118.78 <= hi and not lo <= 11878 <= hi  # a dropped digit or point
+    assert numeric_range([0.02, 0.5], 4)[0] == 0.0          # non-negative values stay non-negative
+    assert numeric_range([-1.0, 6.5], 1)[0] < -1.0
+
+
+def test_field_names_are_snake_case_and_unique():
+    taken: set[str] = set()
+    assert [field_name(k, taken) for k in ("Temp(C)", "Press[MPa]", "GrayAvg", "temp c", "2nd")] == \
+        ["temp_c", "press_mpa", "gray_avg", "temp_c_2", "f_2nd"]
+
+
+def test_object_box_is_the_largest_empty_corner():
+    lines = [(340, 20, 600, 50), (340, 60, 600, 90), (10, 20, 300, 50)]
+    assert object_box(lines, (640, 480)) == (0, 90, 640, 480)
+    assert object_box([(0, 0, 640, 100)], (640, 480)) == (0, 100, 640, 480)
+
+
+def _image_reads(temp: float, unit_id: str, station: str, dx: int = 0) -> list[Read]:
+    return [
+        Read(f"Temp(C) = {temp:.1f}", 0.99, (400 + dx, 20, 560 + dx, 40)),
+        Read("Thk_mm", 0.99, (400, 60, 460, 80)), Read("4.012 mm", 0.98, (470, 60, 540, 80)),   # cut at the gap
+        Read(f"ID: {unit_id}", 0.99, (400, 100, 520, 120)),
+        Read(f"Line : {station}", 0.99, (400, 140, 500, 160)),
+        Read("noise", 0.4, (50, 300, 90, 320)),               # texture in the object: seen once, no value
+    ]
+
+
+def test_suggest_from_reads_drafts_a_layout_that_reads_its_lines():
+    reads = [_image_reads(1187.8, "U000123", "B1", 0), _image_reads(1121.0, "U000456", "B2", 3),
+             _image_reads(1150.2, "U000789", "A1", -2)]
+    layout = suggest_from_reads(reads, (640, 480))
+    layout_from_dict(layout.to_dict())                        # a valid layout contract
+    f = {x.name: x for x in layout.fields}
+    assert set(f) == {"temp_c", "thk_mm", "id", "line"}
+    assert (f["temp_c"].dtype, f["temp_c"].decimals) == ("float", 1)
+    assert (f["thk_mm"].unit, f["thk_mm"].decimals) == ("mm", 3)
+    assert f["id"].role == "id" and f["id"].pattern == r"U\d{6}"
+    assert f["line"].dtype == "str" and f["line"].role == "feature"
+    x0, y0, x1, y1 = f["temp_c"].roi
+    assert x0 <= 398 and x1 >= 563 and y0 < 20 and y1 > 40     # the union over images, padded
+    assert f["thk_mm"].roi[2] > 540                             # the two pieces make one line
+    for a in layout.fields:                                     # boxes never overlap
+        for b in layout.fields:
+            if a is not b:
+                assert a.roi[2] <= b.roi[0] or b.roi[2] <= a.roi[0] or a.roi[3] <= b.roi[1] or b.roi[3] <= a.roi[1]
+    assert layout.object_roi[2] <= min(x.roi[0] for x in layout.fields) or \
+        layout.object_roi[1] >= max(x.roi[3] for x in layout.fields)
+    assert parse_read(f["temp_c"], "Temp(C) = 1201.3", 0.99, 0.8).value == 1201.3
+    assert parse_read(f["line"], "Line : C7", 0.99, 0.8).value == "C7"
+
+
+def test_suggest_needs_a_key_in_half_the_images():
+    with pytest.raises(SuggestError, match="no `KEY VALUE` line"):
+        suggest_from_reads([[Read("noise", 0.5, (0, 0, 5, 5))]], (640, 480))
