@@ -60,7 +60,8 @@ def one_style(style: str, args, params, work: Path) -> list[dict]:
     suggested = work / style / "suggested.yaml"
     suggest(images, Ocr(params.ingest.rec_model), name=f"{style}-suggested", progress=False).save(suggested)
     rows = []
-    for way, path in (("boxes", data / "layout.yaml"), ("keys only", keys_only), ("suggested", suggested)):
+    ways = (("boxes", data / "layout.yaml"), ("keys only", keys_only), ("suggested", suggested))
+    for way, path in [w for w in ways if w[0] in args.ways]:
         r = read_and_score(data, path, params, work / style)
         ok = r["exact"] >= TARGETS[way] and r["wrong"] <= MAX_WRONG
         rows.append({"style": style, "way": way, **r, "target": TARGETS[way], "met": ok})
@@ -88,8 +89,10 @@ def main() -> int:
     ap.add_argument("--styles", help="comma-separated style names (default: every style)")
     ap.add_argument("--objects", type=Path, help="magnetic-tile folder for the object images (default: procedural)")
     ap.add_argument("--suggest-from", type=int, default=6, help="images `layout suggest` sees")
+    ap.add_argument("--ways", default="boxes,keys only,suggested", help="comma-separated subset of the three ways")
     ap.add_argument("--out", type=Path, default=Path("reports/ocr_styles"))
     args = ap.parse_args()
+    args.ways = args.ways.split(",")
     apply_offline_defaults()
     params = load_params()
     styles = args.styles.split(",") if args.styles else list(STYLES)

@@ -140,6 +140,11 @@ def upper_run(run: str) -> str:
     return run
 
 
+def letters_back(text: str) -> str:
+    """`AO1-02`, `A0I-04` -> `AOI-..`: a 1 or 0 after a capital and not before a digit is an I or O."""
+    return re.sub(r"(?<=[A-Z])[10|](?![0-9])", lambda m: "O" if m.group() == "0" else "I", text)
+
+
 def _candidates(field: Field, value: str, keyed: bool) -> list[str]:
     if field.dtype in ("float", "int"):
         return [_number_text(value, keyed or not any(ch.isspace() for ch in field.key.strip()))]
@@ -150,8 +155,7 @@ def _candidates(field: Field, value: str, keyed: bool) -> list[str]:
     for t in texts:
         first_digit = next((i for i, ch in enumerate(t) if ch.isdigit()), len(t))
         fixed = t[:first_digit] + t[first_digit:].translate(_DIGIT_LOOKALIKES)
-        letters = re.sub(r"(?<=[A-Z])[10|](?![0-9])", lambda m: "O" if m.group() == "0" else "I", t)   # AO1-02
-        out += [t, fixed, re.sub(r"[A-Za-z]+", lambda m: upper_run(m.group()), fixed), letters]
+        out += [t, fixed, re.sub(r"[A-Za-z]+", lambda m: upper_run(m.group()), fixed), letters_back(t)]
     return list(dict.fromkeys(out))
 
 

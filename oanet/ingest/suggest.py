@@ -29,7 +29,7 @@ import numpy as np
 
 from oanet.errors import OanetError
 from oanet.ingest.engine import Read
-from oanet.ingest.parse import SEPARATOR, upper_run
+from oanet.ingest.parse import SEPARATOR, letters_back, upper_run
 from oanet.layout import Field, Layout
 
 NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
@@ -103,7 +103,16 @@ def field_name(key: str, taken: set[str]) -> str:
 def generalise(values: Sequence[str]) -> str:
     """A full-match pattern covering the values: digit runs -> \\d{n} (or \\d+ where lengths
     differ), letter runs kept where every value has the same letters, else [A-Za-z]{n}."""
-    runs = [[upper_run(t) for t in re.findall(r"\d+|[A-Za-z]+|[^\dA-Za-z]", v)] for v in values]
+    def runs(v: str) -> list[str]:
+        return [upper_run(t) for t in re.findall(r"\d+|[A-Za-z]+|[^\dA-Za-z]", v)]
+
+    pattern = _generalise([runs(v) for v in values])
+    if pattern == r"\S+":             # `A0I-04` beside `AOI-01`: the recogniser's 0 for an O, tried once
+        pattern = _generalise([runs(letters_back(v)) for v in values])
+    return pattern
+
+
+def _generalise(runs: list[list[str]]) -> str:
     if len({len(r) for r in runs}) != 1:
         return r"\S+"
     parts = []
@@ -159,14 +168,15 @@ def union_box(boxes) -> tuple[int, int, int, int]:
 
 
 def pad_boxes(boxes: list[tuple], size: tuple[int, int]) -> list[tuple[int, int, int, int]]:
-    """Each box grown: a quarter of its height up and down, a few px left and RIGHT_GROWTH of
-    its width right, each side stopped halfway to any other box it would run into."""
+    """Each box grown: an eighth of its height up and down (the union over images already
+    holds the print jitter; a taller crop shrinks the text in the recogniser's input and
+    lost a digit), a few px left and RIGHT_GROWTH of its width right, each side stopped
+    halfway to any other box it would run into."""
     width, height = size
     out = []
     for i, (x0, y0, x1, y1) in enumerate(boxes):
-        h = y1 - y0
-        want = [x0 - max(3, h // 4), y0 - max(3, h // 4), x1 + max(8, int(RIGHT_GROWTH * (x1 - x0))),
-                y1 + max(3, h // 4)]
+        v = max(2, (y1 - y0) // 8)
+        want = [x0 - max(3, v), y0 - v, x1 + max(8, int(RIGHT_GROWTH * (x1 - x0))), y1 + v]
         for j, (a0, b0, a1, b1) in enumerate(boxes):
             if i == j:
                 continue

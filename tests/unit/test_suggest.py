@@ -40,6 +40,7 @@ def test_generalise():
     assert generalise(["U633262", "U000042"]) == r"U\d{6}"
     assert generalise(["L2611-0001", "L2611-0002"]) == r"L\d{4}\-\d{4}"
     assert generalise(["AOI-01", "AOI-03"]) == r"AOI\-\d{2}"
+    assert generalise(["A0I-04", "AOI-01", "AOl-02"]) == r"AOI\-\d{2}"    # the recogniser's 0 and l for O and I
     assert generalise(["B1", "A12"]) == r"[A-Za-z]{1}\d+"
     assert generalise(["x-1", "x1"]) == r"\S+"              # different shapes: anything without spaces
 
