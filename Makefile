@@ -72,6 +72,7 @@ bench: install
 	python bench/ocr_accuracy.py --objects ../shared/data/magnetic-tile --n 500 --preset noisy
 	python bench/ocr_throughput.py --objects ../shared/data/magnetic-tile --n 200
 	python bench/ocr_scaling.py --n 200
+	python bench/ocr_styles.py --n 100
 
 MT := ../shared/data/magnetic-tile
 
