@@ -174,6 +174,8 @@ class FuseConfig:
     device: str = "auto"                   # auto | cpu | cuda
     compile: bool = False
     num_threads: int = 0                   # CPU threads for torch; 0 = torch's default
+    cnn_gridmask_prob: float | None = None  # GridMask while the image-only CNN trains (None: gridmask_prob); with
+                                            # `staged` the fusion heads still learn on views masked at gridmask_prob
     out_dir: str = "models/fusion"
     predictions: str = "data/fusion_predictions.parquet"
     metrics: str = "reports/fusion_metrics.json"
@@ -198,6 +200,7 @@ class GateConfig:
     scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")
     seed: int = 42
     device: str = "auto"
+    degraded_min_accuracy: float | None = None   # the floor in regimes where a modality is off (None: min_accuracy)
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,8 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
         gate_members = ("cnn", "fusion", *tabular)
         gate, report = calibrate(y["val"], val, gate_members, quantile=params.gate.quantile,
                                  off_factors=params.gate.off_factors, temperatures=params.gate.temperatures,
-                                 min_accuracy=params.gate.min_accuracy, combine=params.gate.combine)
+                                 min_accuracy=params.gate.min_accuracy, combine=params.gate.combine,
+                                 degraded_min_accuracy=params.gate.degraded_min_accuracy)
         best = max(tabular, key=lambda m: skill_of(y["val"], val["clean"].probs[m]))
         val_probs = with_baselines(val["clean"].probs, tuple(tabular), best)
         cuts = val_thresholds(y["val"], val_probs, params.gate.min_accuracy)

@@ -151,6 +151,8 @@ def train_one(name: str, cfg: FuseConfig, tabular: bool, n_columns: int, data_tr
     from oanet.fusion.model import ArchConfig
     from oanet.fusion.train import PrintProgress, build_model, fit, refit_refinement, seed_everything
 
+    if not tabular and cfg.cnn_gridmask_prob is not None:
+        cfg = dataclasses.replace(cfg, gridmask_prob=cfg.cnn_gridmask_prob)
     seed_everything(cfg.seed)
     arch = ArchConfig.from_fuse(cfg, n_columns=n_columns, tabular=tabular)
     model = build_model(arch, cfg.weights, device)

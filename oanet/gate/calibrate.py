@@ -8,7 +8,8 @@ rows under several scenarios (clean, OCR values dropped, GridMask, both). Then:
    stacking coefficients are fitted for each (fit_stack); then a decision threshold per
    regime (rows where both modalities look like training data, only the image, only
    the OCR, neither) chosen on that regime's pooled rows by the one rule of
-   oanet.metrics.choose_threshold: the highest recall at accuracy >= min_accuracy, else
+   oanet.metrics.choose_threshold: the highest recall at accuracy >= the regime's floor
+   (min_accuracy, or degraded_min_accuracy where a modality is off), else
    Youden's J (recall + specificity - 1), since the most accurate threshold would let a
    weak ensemble call every unit good whenever the defect rate is under one half. The
    pooled result ranks the grid the same way.
@@ -32,14 +33,22 @@ class Scenario:
     divergence: Mapping[str, np.ndarray]     # modality -> (N,) divergence
 
 
-def _regime_thresholds(y: np.ndarray, prob: np.ndarray, regime: np.ndarray, min_accuracy: float) -> dict:
+def regime_floors(min_accuracy: float, degraded_min_accuracy: float | None) -> dict[str, float]:
+    """The accuracy floor of each regime: min_accuracy where both modalities look usual, and
+    degraded_min_accuracy (when set) where one is off, since a line that sees less of a
+    unit would rather re-inspect it than pass a defect."""
+    degraded = min_accuracy if degraded_min_accuracy is None else degraded_min_accuracy
+    return {r: (min_accuracy if r == "both" else degraded) for r in REGIMES}
+
+
+def _regime_thresholds(y: np.ndarray, prob: np.ndarray, regime: np.ndarray, floors: Mapping[str, float]) -> dict:
     """A threshold per regime seen with both classes; the others fall back to the pooled one."""
-    pooled = choose_threshold(y, prob, min_accuracy)
+    pooled = choose_threshold(y, prob, floors["both"])
     out = {r: pooled for r in REGIMES}
     for r in REGIMES:
         rows = regime == r
         if rows.sum() >= 10 and len(np.unique(y[rows])) == 2:
-            out[r] = choose_threshold(y[rows], prob[rows], min_accuracy)
+            out[r] = choose_threshold(y[rows], prob[rows], floors[r])
     return out
 
 
@@ -57,7 +66,8 @@ def fit_stack(gate: Gate, y: np.ndarray, scenarios: Mapping[str, Scenario]) -> G
 
 def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members: Sequence[str], *,
               quantile: float, off_factors: Sequence[float], temperatures: Sequence[float],
-              min_accuracy: float, combine: str = "mean") -> tuple[Gate, dict]:
+              min_accuracy: float, combine: str = "mean",
+              degraded_min_accuracy: float | None = None) -> tuple[Gate, dict]:
     if "clean" not in scenarios:
         raise GateError("gate calibration needs a 'clean' scenario")
     y = np.asarray(labels).astype(int)
@@ -70,6 +80,7 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
                   for mod in MODALITIES}
     skill = tuple(skill_of(y, clean.probs[m]) for m in members)
     pooled_y = np.concatenate([y for _ in scenarios])
+    floors = regime_floors(min_accuracy, degraded_min_accuracy)
     grid = []
     for k, tau, fallback in itertools.product(off_factors, temperatures, ("calm", *MODALITIES)):
         gate = Gate(tuple(members), skill, thresholds, baselines, float(k), float(tau), {"both": 0.5},
@@ -79,19 +90,20 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
         decisions = [gate.decide(s.probs, s.divergence) for s in scenarios.values()]
         prob = np.concatenate([d.prob for d in decisions])
         regime = np.concatenate([d.regime for d in decisions])
-        cut = _regime_thresholds(pooled_y, prob, regime, min_accuracy)
+        cut = _regime_thresholds(pooled_y, prob, regime, floors)
         pred = prob >= np.array([cut[r] for r in regime])
         acc, rec, spec = rates(pooled_y, pred)
+        floor = float(np.mean([floors[r] for r in regime]))       # the pooled rows' floor, regime by regime
         grid.append({"off_factor": float(k), "temperature": float(tau), "fallback": fallback, "threshold": cut,
                      "recall": float(rec), "accuracy": float(acc), "specificity": float(spec),
-                     "score": float(threshold_score(acc, rec, spec, min_accuracy)),
+                     "score": float(threshold_score(acc, rec, spec, floor)), "floor": floor,
                      "regimes": {r: int((regime == r).sum()) for r in REGIMES}, "coef": gate.coef})
     best = max(grid, key=lambda g: (g["score"], g["accuracy"]))
-    feasible = best["accuracy"] >= min_accuracy
+    feasible = best["accuracy"] >= best["floor"]
     gate = Gate(tuple(members), skill, thresholds, baselines, best["off_factor"], best["temperature"],
                 best["threshold"], combine, best.get("coef", ()), best["fallback"])
     report = {"rows": int(len(y)), "scenarios": list(scenarios), "quantile": quantile,
-              "min_accuracy": min_accuracy, "floor_met": bool(feasible), "chosen": best, "grid": grid,
+              "min_accuracy": min_accuracy, "floors": floors, "floor_met": bool(feasible), "chosen": best, "grid": grid,
               "skill": dict(zip(members, skill, strict=True)), "thresholds": thresholds,
               "baselines": baselines}
     return gate, report

@@ -88,7 +88,8 @@ def run(cfg: GateConfig) -> GateResult:
     val = score_scenarios(members, references, val_rows, val_images, cfg.scenarios, cfg.seed, device)
     gate, report = calibrate(val_rows["label"], val, members.names, quantile=cfg.quantile,
                              off_factors=cfg.off_factors, temperatures=cfg.temperatures,
-                             min_accuracy=cfg.min_accuracy, combine=cfg.combine)
+                             min_accuracy=cfg.min_accuracy, combine=cfg.combine,
+                             degraded_min_accuracy=cfg.degraded_min_accuracy)
     artifact = GateArtifact(gate, references, report)
     artifact.save(cfg.out)
 

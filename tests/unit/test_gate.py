@@ -218,3 +218,20 @@ def test_gate_keeps_its_accuracy_floor_under_ocr_loss_plus_gridmask_and_never_fl
     assert accuracy >= 0.80, (combine, accuracy, report["chosen"])
     assert pred.mean() < 0.9 and ((pred == 0) & (y_test == 0)).sum() > 0.5 * (y_test == 0).sum()
     assert (both.weights[:, list(MEMBERS).index("cnn")] == 0).mean() > 0.9     # the masked image was switched off
+
+
+def test_a_degraded_regime_gets_its_own_accuracy_floor():
+    """Where a modality is off its usual range, `degraded_min_accuracy` buys recall with accuracy."""
+    from oanet.gate.calibrate import _regime_thresholds, regime_floors
+
+    assert regime_floors(0.9, None) == {r: 0.9 for r in ("both", "image", "ocr", "neither")}
+    assert regime_floors(0.9, 0.8) == {"both": 0.9, "image": 0.8, "ocr": 0.8, "neither": 0.8}
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    prob = np.clip(0.5 + (y - 0.5) * 0.3 + rng.normal(0, 0.15, 400), 0, 1)   # 87% at best: 90% out of reach
+    regime = np.array(["image"] * 400)
+    strict = _regime_thresholds(y, prob, regime, regime_floors(0.9, None))["image"]
+    loose = _regime_thresholds(y, prob, regime, regime_floors(0.9, 0.8))["image"]
+    recall = lambda t: (prob[y == 1] >= t).mean()                              # noqa: E731
+    accuracy = lambda t: ((prob >= t) == y).mean()                             # noqa: E731
+    assert accuracy(loose) >= 0.8 and recall(loose) > recall(strict)

@@ -169,3 +169,29 @@ def test_filled_occlusion_reads_as_plain_surface_not_as_a_dark_defect():
     assert plain[..., 4:8, 4:8].max() < -2                                      # unfilled, it is a deep dark blot
     untouched = InputNorm(0, "per_image", fill_occlusion=True).image(tile)
     assert torch.allclose(untouched, InputNorm(0, "per_image").image(tile))     # nothing at 0: nothing changes
+
+
+def test_the_image_only_cnn_can_train_with_its_own_gridmask_probability(monkeypatch):
+    """cnn_gridmask_prob overrides gridmask_prob for the image-only CNN only (staged fusion heads keep it)."""
+    import dataclasses
+
+    import oanet.fusion.train as train_mod
+    from oanet.config import FuseConfig
+    from oanet.fusion.stage import train_one
+    from oanet.fusion.train import TrainData
+
+    seen = {}
+
+    def fake_fit(model, data, cfg, callbacks):
+        seen.setdefault("probs", []).append(cfg.gridmask_prob)
+        return type("Fitted", (), {"history": []})()
+
+    monkeypatch.setattr(train_mod, "fit", fake_fit)
+    monkeypatch.setattr(train_mod, "refit_refinement", lambda *a, **k: {})
+    cfg = dataclasses.replace(FuseConfig(), encoder="narrow_resnet", image_size=32, gridmask_prob=0.3,
+                              cnn_gridmask_prob=0.0, device="cpu")
+    data = TrainData.build(torch.zeros((4, 1, 32, 32), dtype=torch.uint8), np.zeros((4, 3), np.float32), [0, 1, 0, 1],
+                           np.array([0, 1, 2]), "cpu")
+    train_one("cnn", cfg, False, 3, data, "cpu")
+    train_one("fusion", cfg, True, 3, data, "cpu")
+    assert seen["probs"] == [0.0, 0.3]
