@@ -71,8 +71,10 @@ def predict(
 
     result = pd.concat(frames, ignore_index=True)
     if folder:
+        from oanet.csvsafe import escape_frame
+
         target = out or images[0] / "oanet_predictions.csv"
-        result.to_csv(target, index=False)
+        escape_frame(result).to_csv(target, index=False)        # no cell opens as a spreadsheet formula
         counts = result["decision"].value_counts().to_dict()
         typer.echo(f"predict: {len(result)} images -> {counts.get(1, 0)} defective, {counts.get(0, 0)} pass, "
                    f"{counts.get(-1, 0)} unusable; written: {target}")
@@ -136,7 +138,7 @@ def registry_rollback(params: Path = typer.Option(Path("params.yaml"), help="Par
     from flows.tracking import setup
 
     cfg = _params(params).register
-    event = rollback(setup(cfg), cfg.model_name)
+    event = rollback(setup(cfg), cfg.model_name, lock_dir=cfg.lock_dir)
     typer.echo(f"registry: champion v{event['from_version']} -> v{event['to_version']}")
 
 

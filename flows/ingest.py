@@ -60,9 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     apply_offline_defaults()
     from oanet.quality.expectations import ValidationFailed
+    from oanet.runlock import project_root, run_lock
 
     try:
-        ingest_flow(args.params, args.data)
+        with run_lock("python -m flows.ingest", wait_s=load_params(args.params).nightly.lock_wait_s,
+                      root=project_root(args.params)):
+            ingest_flow(args.params, args.data)
     except ValidationFailed as err:
         print(err, file=sys.stderr)
         return 1

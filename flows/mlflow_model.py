@@ -1,9 +1,10 @@
 """The MLflow pyfunc model `oanet`: a table of AOI images in, one decision per image out.
 
-Input: a DataFrame with a `path` column (files the server can read) or an `image_b64`
-column (base64-encoded image bytes, for REST). Output: `oanet.serving.OUTPUT_COLUMNS`
-(probability, decision at the stored threshold, member weights, the driving modality,
-the parsed OCR fields with their reason codes, and an error for unusable inputs).
+Input: a DataFrame with an `image_b64` column (base64-encoded image bytes, for REST) or a
+`path` column (read only under OANET_SERVE_PATH_ROOT on the server: `oanet.serving.read_inputs`).
+Output: `oanet.serving.OUTPUT_COLUMNS` (probability, decision at the stored threshold, member
+weights, the driving modality, the parsed OCR fields with their reason codes, and an error for
+unusable or refused inputs).
 
 Inside the model: the bundle folder (layout, OCR settings, tabular models, networks
 with their PCA, the gate) as an artifact, and the `oanet` package as code, so a model
@@ -35,25 +36,10 @@ class OanetModel(mlflow.pyfunc.PythonModel):
         self.pipeline = DefectPipeline.load(context.artifacts["bundle"], device="auto")
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.pipeline.predict(read_inputs(model_input))
+        from oanet.serving import read_inputs
 
-
-def read_inputs(frame: pd.DataFrame) -> list[tuple[str, bytes]]:
-    """(name, bytes) per row, from `image_b64` where given, else from the file at `path`."""
-    if not {"path", "image_b64"} & set(frame.columns):
-        raise ValueError("the input table needs a `path` or an `image_b64` column")
-    items = []
-    for i, row in frame.reset_index(drop=True).iterrows():
-        b64 = row.get("image_b64")
-        path = row.get("path")
-        if isinstance(b64, str) and b64:
-            items.append((str(path) if isinstance(path, str) and path else f"row-{i}", base64.b64decode(b64)))
-        elif isinstance(path, str) and path:
-            p = Path(path)
-            items.append((path, p.read_bytes() if p.is_file() else b""))   # unreadable: an error row, not a crash
-        else:
-            items.append((f"row-{i}", b""))
-    return items
+        # a REST caller names no server file: `path` is read only under the configured root
+        return self.pipeline.predict(read_inputs(model_input, self.pipeline.serve))
 
 
 def pinned_requirements(names=SERVING_REQUIREMENTS, path: Path = REPO / "requirements.txt") -> list[str]:

@@ -11,6 +11,9 @@
 4. train (split, bag, fuse, gate) -> evaluate (+ report) -> register (challenger + promotion),
    then `dvc commit` of every stage so `dvc repro` agrees with what the night produced.
 
+The night holds the project lock (oanet.runlock) from start to end; `nightly.train: false`
+makes it a data-only night that stops after step 2.
+
 Every training step is a persisted Prefect task keyed by params, data version and code, so
 re-running a night that failed half-way redoes only what had not finished (flows/stages.py).
 The schedule (cron 02:00 by default) lives in prefect.yaml; `oanet schedule` serves it.
@@ -29,9 +32,10 @@ from flows.evaluate import evaluate_flow
 from flows.ingest import _transient_io_error, ocr_panels, validate_table
 from flows.register import register_flow
 from flows.train import train_flow
-from oanet.config import NightlyConfig, load_params
+from oanet.config import NightlyConfig, Params, load_params
 from oanet.env import apply_offline_defaults
 from oanet.intake import IntakeResult, dataset_version
+from oanet.runlock import project_root, run_lock
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ def dvc_record(cfg: NightlyConfig, targets: list[str]) -> str:
 
 
 def trained_run(params_path: str, version: str) -> str | None:
-    """The id of a complete registered run on this data version with these exact params, if any."""
+    """The id of a finished, registered run on this data version with these exact params, if any
+    (a run whose register died half-way does not count: the night trains again)."""
+    from flows.register import completed_run
     from flows.tracking import params_hash, setup
 
     p = load_params(params_path)
@@ -92,17 +98,19 @@ def trained_run(params_path: str, version: str) -> str | None:
     experiment = client.get_experiment_by_name(p.register.experiment)
     if experiment is None:
         return None
-    runs = client.search_runs(
-        [experiment.experiment_id], max_results=1,
-        filter_string=(f"tags.`oanet.data_version` = '{version}'"
-                       f" and tags.`oanet.params_sha256` = '{params_hash(params_path)}'"
-                       " and tags.`oanet.missing_outputs` = 'none'"))
-    return runs[0].info.run_id if runs else None
+    return completed_run(client, experiment.experiment_id, p.register.model_name, version, params_hash(params_path))
 
 
 @flow(name="oanet-nightly", log_prints=True)
 def nightly_flow(params_path: str = "params.yaml", force: bool = False, fresh: bool = False) -> NightlyReport:
+    """One night, as the project's only writer: cron, a manual run, a deployment run and `dvc repro`
+    may overlap, and the second one waits for the lock (nightly.lock_wait_s) or refuses, naming the holder."""
     p = load_params(params_path)
+    with run_lock("oanet nightly", wait_s=p.nightly.lock_wait_s, root=project_root(params_path)):
+        return _night(p, params_path, force, fresh)
+
+
+def _night(p: Params, params_path: str, force: bool, fresh: bool) -> NightlyReport:
     fresh = fresh or force        # forcing a retrain must not be answered from the resume cache
     intake = intake_task(params_path)
     version = dataset_version(p.data.raw)
@@ -111,6 +119,10 @@ def nightly_flow(params_path: str = "params.yaml", force: bool = False, fresh: b
     validate_table(replace(p.validate, table=p.ingest.out, quarantine=p.ingest.quarantine),
                    Path(p.data.raw) / "layout.yaml")
     ingest_line = ingested.summary().splitlines()[1].strip()
+    if not p.nightly.train:
+        recorded = dvc_record(p.nightly, ["ingest", "validate"])
+        return NightlyReport(version, intake.summary(), ingest_line, False, "nightly.train is off (a data-only night)",
+                             dvc=recorded)
     previous = None if force else trained_run(params_path, version)
     if previous:
         reason = f"no new data since run {previous[:8]} (data version {version}, same params)"

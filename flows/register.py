@@ -9,12 +9,22 @@ summary, the gate, the layout) and lineage tags (git commit, DVC data hash, para
 hash, card). Then the bundle is logged as the pyfunc model `oanet`, registered as a
 new version with alias `challenger`, and compared with the `champion` on the
 challenger's own test rows (the champion is re-scored there, clean and under 60%
-OCR loss + GridMask) before `champion` moves. A run with a missing stage output is
+OCR loss + GridMask) before `champion` moves, and only past the absolute floors
+(register.min_*). A run with a missing or stale stage output (made by another run: other
+rows, other params, or models that do not reproduce the gate's recorded scores) is
 registered as incomplete and moves no alias.
+
+Safe to retry: the version carries the bundle's sha256, so a register that died after
+registering is finished by the next one instead of doubled; the run's tag
+`oanet.registered_version` is set last, so only a finished register counts as done
+(`completed_run`, the nightly's "nothing new to train").
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
 import math
 import sys
 from dataclasses import dataclass
@@ -70,6 +80,89 @@ def stage_outputs(p) -> dict[str, Path]:
             "gate_artifact": Path(p.gate.out), "evaluate": Path(p.evaluate.metrics)}
 
 
+def missing_outputs(outputs: dict[str, Path]) -> list[str]:
+    return [f"{k}: {outputs[k]} missing" for k in REQUIRED if not outputs[k].is_file()]
+
+
+def stale_outputs(p) -> list[str]:
+    """Why the stage outputs on disk are not one run's work on the current split and params
+    (empty: they are). A stage that failed leaves its previous outputs behind."""
+    import pandas as pd
+
+    if not Path(p.split.out).is_file():
+        return [f"split: {p.split.out} missing"]
+    split = pd.read_parquet(p.split.out, columns=["image", "split"])
+    scored = {"bag": (p.bag.predictions, split), "fuse": (p.fuse.predictions, split[split["split"] != "train"]),
+              "gate": (p.gate.predictions, split[split["split"] == "test"])}
+    problems = []
+    for stage, (path, rows) in scored.items():
+        if not Path(path).is_file():
+            problems.append(f"{stage}: {path} missing")
+        elif sorted(pd.read_parquet(path, columns=["image"])["image"]) != sorted(rows["image"]):
+            problems.append(f"{stage}: {path} scored other rows than {p.split.out} holds "
+                            "(the stage did not re-run after the split changed)")
+    manifest = Path(p.bag.out_dir) / "manifest.json"
+    bag_params = json.loads(manifest.read_text()).get("params") if manifest.is_file() else None
+    problems += _params_differ("fuse", read_json(Path(p.fuse.metrics)).get("settings"), p.fuse)
+    problems += _params_differ("bag", bag_params, p.bag)
+    return problems
+
+
+def _params_differ(stage: str, recorded: dict | None, cfg) -> list[str]:
+    """The params of `cfg` that differ from those `stage`'s outputs were made with."""
+    if not recorded:
+        return [f"{stage}: its outputs do not record their params (made by older code): re-run the stage"]
+    now = json.loads(json.dumps(dataclasses.asdict(cfg)))       # tuples as lists, like the record
+    changed = sorted(k for k in (recorded.keys() & now.keys()) - {"device"} if recorded[k] != now[k])
+    if changed:
+        return [f"{stage}: made with other params than now ({', '.join(changed)}): the stage did not re-run"]
+    return []
+
+
+REPRODUCE_TOLERANCE = 0.01   # CPU here vs GPU in the gate stage (TF32): ~1e-3; another model: far more
+
+
+def bundle_mismatch(p, bundle: Path) -> list[str]:
+    """The bundle re-scored on the gate's test rows must give the probabilities the gate stage
+    recorded; otherwise the metrics to promote were measured on other models than those shipped."""
+    import numpy as np
+    import pandas as pd
+
+    from oanet.errors import OanetError
+    from oanet.fusion.data import load_rois
+    from oanet.gate.stage import score_gate
+    from oanet.serving import DefectPipeline
+    from oanet.split import load_parts
+
+    try:
+        pipe = DefectPipeline.load(bundle, device="cpu")
+    except OanetError as exc:
+        return [f"the bundle does not load: {exc}"]
+    recorded = pd.read_parquet(p.gate.predictions, columns=["image", "prob_gate"])
+    rows = load_parts(p.gate.table, p.gate.split)["test"].set_index("image").loc[recorded["image"]].reset_index()
+    images = load_rois(p.gate.data, rows["image"].tolist(), tuple(pipe.members.object_roi), pipe.members.image_size)
+    _, clean, _ = score_gate(pipe.members, pipe.gate, rows, images, ("clean",), p.gate.seed + 100, "cpu")
+    gap = float(np.max(np.abs(clean.prob - recorded["prob_gate"].to_numpy()), initial=0.0))
+    if gap > REPRODUCE_TOLERANCE:
+        return [f"bag, fusion and gate outputs come from different runs: the bundle does not reproduce "
+                f"{p.gate.predictions} (probabilities differ by up to {gap:.3f})"]
+    return []
+
+
+def _older(output: Path, source: Path) -> bool:
+    return output.is_file() and source.is_file() and output.stat().st_mtime < source.stat().st_mtime
+
+
+def bundle_sha256(folder: Path) -> str:
+    """Content hash of a bundle folder: every file's path and bytes (bundle.json, which only
+    adds a creation time, left out), so a retry recognises the bundle it already registered."""
+    digest = hashlib.sha256()
+    for path in sorted(f for f in Path(folder).rglob("*") if f.is_file() and f.name != "bundle.json"):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def candidate_metrics(gate_metrics: dict) -> dict[str, float]:
     """What promotion compares: the gate's clean test recall/accuracy and its recall under both corruptions."""
     s = gate_metrics["scenarios"]
@@ -81,7 +174,7 @@ def log_stage_runs(outputs: dict[str, Path]) -> None:
     import mlflow
 
     for stage in ("bag", "fuse", "gate", "evaluate"):
-        data = read_json(outputs[stage])
+        data = read_json(outputs.get(stage))
         if not data:
             continue
         with mlflow.start_run(run_name=stage, nested=True):
@@ -133,14 +226,12 @@ class HeadToHead:
     note: str
 
 
-def _champion_seen_images(client, name: str) -> set[str] | None:
+def _champion_seen_images(client, name: str, holder: str) -> set[str] | None:
     """Images the champion was fitted or calibrated on (its run's split: train and val), if logged."""
     import mlflow
     import pandas as pd
 
-    from flows.registry import CHAMPION
-
-    run_id = client.get_model_version_by_alias(name, CHAMPION).run_id
+    run_id = client.get_model_version(name, holder).run_id
     try:
         path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=f"data/{SPLIT_ARTIFACT}")
     except Exception:   # noqa: BLE001 - MLflow raises several types for "no such artifact"
@@ -149,24 +240,40 @@ def _champion_seen_images(client, name: str) -> set[str] | None:
     return set(split.loc[split["split"] != "test", "image"])
 
 
-def head_to_head(client, name: str, p, device: str = "cpu") -> HeadToHead | None:
-    """Champion and challenger scored by the same code on this run's test rows that the champion
-    never saw: with a growing dataset the split moves, and rows the champion trained on would
-    flatter it. None without a champion."""
+def load_champion(client, name: str, holder: str, device: str):
+    """The champion's DefectPipeline, its bundle checked against the hash it was registered with."""
     import mlflow
 
-    from flows.registry import CHAMPION, alias_holder
+    from flows.registry import BUNDLE_TAG
+    from oanet.serving import DefectPipeline
+
+    bundle = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{holder}")) / "artifacts" / "bundle"
+    expected = (client.get_model_version(name, holder).tags or {}).get(BUNDLE_TAG)
+    if expected and bundle_sha256(bundle) != expected:
+        raise ValueError("its bundle does not match the sha256 it was registered with")
+    return DefectPipeline.load(bundle, device=device)
+
+
+def head_to_head(client, name: str, p, holder: str | None, device: str = "cpu") -> HeadToHead | None:
+    """Champion `holder` and the challenger scored by the same code on this run's test rows that
+    the champion never saw: with a growing dataset the split moves, and rows the champion
+    trained on would flatter it. None without a champion. A champion that cannot be loaded
+    (deleted artifacts, an older format, a bad hash) is not re-scored: the note says why, and
+    promotion falls back to the metrics each model was registered with."""
     from oanet.fusion.data import load_rois
     from oanet.gate.stage import score_gate
     from oanet.serving import DefectPipeline
     from oanet.split import load_parts
 
-    if alias_holder(client, name, CHAMPION) is None:
+    if holder is None:
         return None
-    champion = DefectPipeline.load(Path(mlflow.artifacts.download_artifacts(f"models:/{name}@champion"))
-                                   / "artifacts" / "bundle", device=device)
+    try:
+        champion = load_champion(client, name, holder, device)
+    except Exception as exc:   # noqa: BLE001 - whatever breaks the old model must not block every new one
+        return HeadToHead(None, None, 0, f"champion v{holder} could not be loaded for re-scoring "
+                          f"({type(exc).__name__}: {str(exc)[:300]}): compared on the metrics each was registered with")
     challenger = DefectPipeline.load(p.register.bundle_dir, device=device)
-    seen = _champion_seen_images(client, name)
+    seen = _champion_seen_images(client, name, holder)
     rows = load_parts(p.gate.table, p.gate.split)["test"]
     rows = rows[~rows["image"].isin(seen or set())]
     labels = set(rows["label"].astype(int))
@@ -186,55 +293,121 @@ def head_to_head(client, name: str, p, device: str = "cpu") -> HeadToHead | None
     return HeadToHead(scored["challenger"], scored["champion"], len(rows), note)
 
 
-def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
+DONE_TAG = "oanet.registered_version"   # set on the run last: its register finished
+CAS_TRIES = 3                           # champion moved by a concurrent register: score again
+
+
+def log_pipeline_run(p, params_path: Path, outputs: dict[str, Path], problems: list[str],
+                     metrics: dict, bundle: Path | None):
+    """The MLflow run of this pipeline run (stage runs, reports, the model); returns (run id, model URI)."""
     import mlflow
 
     from flows.mlflow_model import log_oanet_model
-    from flows.registry import apply_promotion, register_challenger
-    from flows.tracking import flatten, lineage_tags, setup
-    from oanet.config import load_params
-    from oanet.promotion import PromotionRule
-    from oanet.serving import package_bundle
+    from flows.tracking import flatten, lineage_tags
 
-    p = load_params(params_path)
-    client = setup(p.register)
-    outputs = stage_outputs(p)
-    missing = [f"{k}: {outputs[k]}" for k in REQUIRED if not outputs[k].is_file()]
-    gate = read_json(outputs["gate"])
-    metrics = candidate_metrics(gate) if gate else {}
     with mlflow.start_run(run_name="oanet-pipeline") as run:
-        mlflow.set_tags({**lineage_tags(Path(params_path)), "oanet.missing_outputs": "; ".join(missing) or "none"})
-        mlflow.log_params(flatten(yaml.safe_load(Path(params_path).read_text())))
+        mlflow.set_tags({**lineage_tags(params_path), "oanet.missing_outputs": "; ".join(problems) or "none"})
+        mlflow.log_params(flatten(yaml.safe_load(params_path.read_text())))   # credentials redacted
         log_stage_runs(outputs)
         log_reports(p)
         mlflow.log_artifact(str(Path(p.fuse.data) / "layout.yaml"), artifact_path="reports")
         if Path(p.split.out).is_file():    # which rows this model saw: the next promotion compares on others
             log_as(Path(p.split.out), f"data/{SPLIT_ARTIFACT}")
-        if missing:
-            echo("register: stage outputs missing, the run is registered as incomplete: " + "; ".join(missing))
-            info = None
-        else:
-            bundle = package_bundle(p.register.bundle_dir, Path(p.fuse.data) / "layout.yaml", p.ingest,
-                                    p.bag.out_dir, p.fuse.out_dir, p.gate.out)
-            example = sorted((Path(p.fuse.data) / "images").glob("*"))[0]
-            info = log_oanet_model(bundle, example)
-            mlflow.log_metrics({f"candidate.{k}": v for k, v in metrics.items()})
-    source = info.model_uri if info else f"runs:/{run.info.run_id}/model"
-    version = register_challenger(client, p.register.model_name, source, run.info.run_id, metrics or None,
-                                  complete=not missing)
-    decision = None
-    if not missing:
-        rule = PromotionRule(max_accuracy_drop=p.register.max_accuracy_drop,
-                             max_robust_recall_drop=p.register.max_robust_recall_drop,
-                             max_robust_accuracy_drop=p.register.max_robust_accuracy_drop,
-                             min_recall_gain=p.register.min_recall_gain)
-        shared = head_to_head(client, p.register.model_name, p)
+        if bundle is None:
+            return run.info.run_id, f"runs:/{run.info.run_id}/model"
+        example = sorted((Path(p.fuse.data) / "images").glob("*"))[0]
+        info = log_oanet_model(bundle, example)
+        mlflow.log_metrics({f"candidate.{k}": v for k, v in metrics.items() if math.isfinite(v)})
+        return run.info.run_id, info.model_uri
+
+
+def promote(client, p, version: str, echo=print):
+    """Offer `version` for champion once: compare-and-set, re-scored against whoever holds it."""
+    from flows.registry import (CHAMPION, ChampionMoved, alias_holder, apply_promotion,
+                                recorded_decision)
+    from oanet.promotion import Floors, PromotionRule
+
+    cfg, name = p.register, p.register.model_name
+    done = recorded_decision(client, name, version)
+    if done is not None:                  # a retry: the decision is already in the registry
+        return done
+    rule = PromotionRule(max_accuracy_drop=cfg.max_accuracy_drop, max_robust_recall_drop=cfg.max_robust_recall_drop,
+                         max_robust_accuracy_drop=cfg.max_robust_accuracy_drop, min_recall_gain=cfg.min_recall_gain)
+    floors = Floors(min_recall=cfg.min_recall, min_accuracy=cfg.min_accuracy,
+                    min_robust_recall=cfg.min_robust_recall, min_robust_accuracy=cfg.min_robust_accuracy)
+    for _ in range(CAS_TRIES):
+        holder = alias_holder(client, name, CHAMPION)
+        shared = head_to_head(client, name, p, holder)
         if shared is not None:
             echo(f"register: {shared.note}")
-        decision = apply_promotion(client, p.register.model_name, version, rule,
-                                   champion_metrics=shared and shared.champion,
-                                   challenger_metrics=shared and shared.challenger)
-    return Registered(run.info.run_id, version, not missing, metrics, decision)
+        try:
+            return apply_promotion(client, name, version, rule, champion_metrics=shared and shared.champion,
+                                   challenger_metrics=shared and shared.challenger, floors=floors,
+                                   note=shared.note if shared else "", expected_champion=holder,
+                                   lock_dir=cfg.lock_dir)
+        except ChampionMoved as moved:
+            echo(f"register: {moved}; comparing again")
+    raise ChampionMoved(f"{CHAMPION} of {name!r} kept moving during {CAS_TRIES} comparisons; run register again")
+
+
+def checked_bundle(p) -> tuple[list[str], Path | None, str | None]:
+    """(problems, bundle folder, its sha256): the bundle only when every stage output is there,
+    comes from one run on the current split and params, and reproduces the gate's scores."""
+    from oanet.serving import package_bundle
+
+    problems = missing_outputs(stage_outputs(p)) or stale_outputs(p)
+    if problems:
+        return problems, None, None
+    bundle = package_bundle(p.register.bundle_dir, Path(p.fuse.data) / "layout.yaml", p.ingest,
+                            p.bag.out_dir, p.fuse.out_dir, p.gate.out)
+    problems = bundle_mismatch(p, bundle)
+    return (problems, None, None) if problems else ([], bundle, bundle_sha256(bundle))
+
+
+def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
+    from flows.registry import offer_challenger, register_challenger, registered_bundle
+    from flows.tracking import setup
+    from oanet.config import load_params
+
+    params_path = Path(params_path)
+    p = load_params(params_path)
+    client, name, lock_dir = setup(p.register), p.register.model_name, p.register.lock_dir
+    outputs = stage_outputs(p)
+    if _older(outputs["evaluate"], Path(p.evaluate.table)):   # optional: left out, not blocking
+        echo(f"register: {outputs.pop('evaluate')} is older than {p.evaluate.table}: not logged")
+    gate = read_json(outputs["gate"])
+    metrics = candidate_metrics(gate) if gate else {}
+    problems, bundle, digest = checked_bundle(p)
+    if problems:
+        echo("register: stage outputs missing or stale, the run is registered as incomplete: " + "; ".join(problems))
+    version = registered_bundle(client, name, digest) if digest else None
+    if version:          # the newest version holds this very bundle: a retry (or nothing changed since)
+        echo(f"register: v{version} already holds this bundle; finishing its registration, nothing new registered")
+        run_id = client.get_model_version(name, version).run_id
+        offer_challenger(client, name, version, lock_dir)
+    else:
+        run_id, source = log_pipeline_run(p, params_path, outputs, problems, metrics, bundle)
+        version = register_challenger(client, name, source, run_id, metrics or None, complete=not problems,
+                                      bundle_sha256=digest, lock_dir=lock_dir)
+    decision = None if problems else promote(client, p, version, echo)
+    client.set_tag(run_id, DONE_TAG, version)      # last: only now does this run count as done
+    return Registered(run_id, version, not problems, metrics, decision)
+
+
+def completed_run(client, experiment_id: str, name: str, data_version: str, params_sha256: str) -> str | None:
+    """The id of a FINISHED, complete pipeline run on this data and params whose register finished
+    (its model version exists): the nightly's "nothing new to train". A run whose register died
+    half-way never counts, so the next night trains (and registers) again."""
+    runs = client.search_runs(
+        [experiment_id], max_results=20, order_by=["attributes.start_time DESC"],
+        filter_string=(f"tags.`oanet.data_version` = '{data_version}'"
+                       f" and tags.`oanet.params_sha256` = '{params_sha256}'"
+                       " and tags.`oanet.missing_outputs` = 'none' and attributes.status = 'FINISHED'"))
+    for run in runs:
+        version = run.data.tags.get(DONE_TAG)
+        if version and client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'"):
+            return run.info.run_id
+    return None
 
 
 @flow(name="oanet-register", log_prints=True)
@@ -249,7 +422,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.register", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    print(run(args.params).summary())
+    from oanet.config import load_params
+    from oanet.runlock import LockBusy, project_root, run_lock
+
+    try:
+        with run_lock("python -m flows.register", wait_s=load_params(args.params).nightly.lock_wait_s,
+                      root=project_root(args.params)):
+            print(run(args.params).summary())
+    except LockBusy as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,19 +7,30 @@ is the audit log: no side file to lose, and `history` rebuilds it from the tags.
 
 The client is always passed in: nothing here sets a tracking URI or touches the network.
 The decision itself is the pure `oanet.promotion.decide`.
+
+Safe to run twice at once and safe to retry: every `champion` move happens under a file
+lock, after re-reading the holder (compare-and-set: `expected_champion`); a version records
+the sha256 of its bundle, so a retried register finds the version it already made instead
+of making a second one, and an offer that is already recorded is not recorded again.
 """
 from __future__ import annotations
 
 import json
 import math
+import re
+import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from oanet.errors import OanetError
-from oanet.promotion import METRICS, OPTIONAL, Candidate, Decision, PromotionRule, decide, incomplete_reason
+from oanet.promotion import (METRICS, OPTIONAL, Candidate, Decision, Floors, PromotionRule, decide,
+                             incomplete_reason)
 
 TAG_PREFIX = "oanet."
 EVENT_PREFIX = TAG_PREFIX + "event."
 COMPLETE_TAG = TAG_PREFIX + "complete"
+BUNDLE_TAG = TAG_PREFIX + "bundle_sha256"
 CHAMPION, CHALLENGER = "champion", "challenger"
 # MLflow 3.17 accepts 100,000 characters per model-version tag value, but older servers
 # and Databricks stop at 5,000; staying under that keeps the history portable.
@@ -30,33 +41,86 @@ class RollbackError(OanetError):
     """Champion cannot be rolled back (no champion, no earlier holder, or moved by hand)."""
 
 
+class ChampionMoved(OanetError):
+    """`champion` changed between scoring against it and moving it: compare again."""
+
+
+LOCK_SECONDS = 600     # a register holds the lock for a few registry calls; this long means a stuck one
+
+
+@contextmanager
+def alias_lock(name: str, folder: str | Path | None = None):
+    """Hold the lock that serialises alias moves of model `name` (processes on this host,
+    or on every host when `folder` is shared)."""
+    from filelock import FileLock
+
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    path = Path(folder or tempfile.gettempdir()) / f"oanet-registry-{safe}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path), timeout=LOCK_SECONDS):
+        yield
+
+
 # ---------------------------------------------------------------- registering
 
-def register_challenger(client, name: str, source_uri: str, run_id: str,
-                        metrics: dict | None, complete: bool) -> str:
+def register_challenger(client, name: str, source_uri: str, run_id: str, metrics: dict | None,
+                        complete: bool, bundle_sha256: str | None = None, lock_dir: str | Path | None = None) -> str:
     """New version of `name` from `source_uri`, tagged with its metrics; returns the version.
 
     A complete run with all metrics takes the `challenger` alias; anything else is recorded
     as refused and moves no alias, so a crashed training run can never reach service.
+    `bundle_sha256` lets a retry find this version (`registered_bundle`).
     """
     _ensure_registered_model(client, name)
     source, model_id = _resolve_source(client, source_uri)
     metrics = metrics or {}
     tags = {TAG_PREFIX + k: repr(float(metrics[k])) for k in METRICS + OPTIONAL if metrics.get(k) is not None}
     tags[COMPLETE_TAG] = "true" if complete else "false"
+    if bundle_sha256:
+        tags[BUNDLE_TAG] = bundle_sha256
     mv = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
     version = str(mv.version)   # the SQLite store returns an int despite the str annotation
-
-    previous = alias_holder(client, name, CHALLENGER)
-    why = incomplete_reason(_candidate(version, tags))
-    if why:
-        _record(client, name, version, "refuse", CHALLENGER, previous, previous,
-                f"not a challenger: v{version} {why}")
-    else:
-        client.set_registered_model_alias(name, CHALLENGER, version)
-        _record(client, name, version, "challenger", CHALLENGER, previous, version,
-                f"v{version} is the new challenger")
+    offer_challenger(client, name, version, lock_dir)
     return version
+
+
+def offer_challenger(client, name: str, version: str, lock_dir: str | Path | None = None) -> None:
+    """Give `version` the `challenger` alias, or record why not; once per version (a retry is a no-op)."""
+    version = str(version)
+    with alias_lock(name, lock_dir):
+        tags = client.get_model_version(name, version).tags
+        if _events(tags, CHALLENGER):
+            return
+        previous = alias_holder(client, name, CHALLENGER)
+        why = incomplete_reason(_candidate(version, tags))
+        if why:
+            _record(client, name, version, "refuse", CHALLENGER, previous, previous,
+                    f"not a challenger: v{version} {why}")
+        else:
+            client.set_registered_model_alias(name, CHALLENGER, version)
+            _record(client, name, version, "challenger", CHALLENGER, previous, version,
+                    f"v{version} is the new challenger")
+
+
+def registered_bundle(client, name: str, bundle_sha256: str) -> str | None:
+    """The newest version of `name` when it holds this very bundle, else None.
+
+    That is a register that died after registering (or a retry of one): reuse its version.
+    Only the newest counts: registering the same bundle again after others is a new offer.
+    """
+    newest = client.search_model_versions(f"name = '{name}'", max_results=1, order_by=["version_number DESC"])
+    if newest and (newest[0].tags or {}).get(BUNDLE_TAG) == bundle_sha256:
+        return str(newest[0].version)
+    return None
+
+
+def recorded_decision(client, name: str, version: str) -> Decision | None:
+    """The `champion` decision already recorded on `version` (a retried register), else None."""
+    events = _events(client.get_model_version(name, str(version)).tags, CHAMPION)
+    if not events:
+        return None
+    last = events[-1]
+    return Decision(last["action"] == "promote", last["reason"], last.get("compared") or {})
 
 
 def _ensure_registered_model(client, name: str) -> None:
@@ -97,34 +161,52 @@ def _resolve_source(client, source_uri: str) -> tuple[str, str | None]:
 
 # ---------------------------------------------------------------- promoting
 
+_ANY = object()      # apply_promotion without compare-and-set
+
+
 def apply_promotion(client, name: str, version: str, rule: PromotionRule,
-                    champion_metrics: dict | None = None, challenger_metrics: dict | None = None) -> Decision:
+                    champion_metrics: dict | None = None, challenger_metrics: dict | None = None,
+                    floors: Floors = Floors(), note: str = "", expected_champion=_ANY,
+                    lock_dir: str | Path | None = None) -> Decision:
     """Compare `version` with the current champion, move `champion` if it wins, record either way.
 
     `champion_metrics` / `challenger_metrics` ({recall, accuracy, robust_recall}): both
     models re-scored on the same rows; None uses the metrics each was registered with.
+    `expected_champion`: the version those were scored against (None: no champion); if
+    another register moved `champion` since, nothing moves and ChampionMoved is raised.
+    `note` (e.g. why the champion could not be re-scored) is kept in the event's reason.
     """
     version = str(version)
-    holder = alias_holder(client, name, CHAMPION)
-    challenger = _candidate(version, client.get_model_version(name, version).tags)
-    if holder == version:
-        return Decision(True, f"v{version} already holds {CHAMPION}; nothing to do",
-                        {"challenger": None, "champion": None, "rule": None})
-    champion = None if holder is None else _candidate(holder, client.get_model_version(name, holder).tags)
-    if champion is not None and champion_metrics and challenger_metrics:
-        champion, challenger = _rescored(champion, champion_metrics), _rescored(challenger, challenger_metrics)
+    with alias_lock(name, lock_dir):      # read, compare and move as one step
+        holder = alias_holder(client, name, CHAMPION)
+        if expected_champion is not _ANY and holder != expected_champion:
+            raise ChampionMoved(f"{CHAMPION} of {name!r} moved from v{expected_champion} to v{holder} "
+                                "while this register was comparing")
+        if holder == version:
+            return Decision(True, f"v{version} already holds {CHAMPION}; nothing to do",
+                            {"challenger": None, "champion": None, "rule": None})
+        challenger = _candidate(version, client.get_model_version(name, version).tags)
+        champion = None if holder is None else _candidate(holder, client.get_model_version(name, holder).tags)
+        if champion is not None and champion_metrics and challenger_metrics:
+            champion, challenger = _rescored(champion, champion_metrics), _rescored(challenger, challenger_metrics)
 
-    decision = decide(challenger, champion, rule)
-    if decision.promote:
-        client.set_registered_model_alias(name, CHAMPION, version)
-        _record(client, name, version, "promote", CHAMPION, holder, version, decision.reason, decision.compared)
-    else:
-        _record(client, name, version, "refuse", CHAMPION, holder, holder, decision.reason, decision.compared)
-    return decision
+        decision = decide(challenger, champion, rule, floors)
+        reason = f"{decision.reason} ({note})" if note else decision.reason
+        if decision.promote:
+            client.set_registered_model_alias(name, CHAMPION, version)
+            _record(client, name, version, "promote", CHAMPION, holder, version, reason, decision.compared)
+        else:
+            _record(client, name, version, "refuse", CHAMPION, holder, holder, reason, decision.compared)
+        return Decision(decision.promote, reason, decision.compared)
 
 
-def rollback(client, name: str) -> dict:
+def rollback(client, name: str, lock_dir: str | Path | None = None) -> dict:
     """Move `champion` back to the version that held it before the current holder."""
+    with alias_lock(name, lock_dir):
+        return _rollback(client, name)
+
+
+def _rollback(client, name: str) -> dict:
     holder = alias_holder(client, name, CHAMPION)
     if holder is None:
         raise RollbackError(f"model {name!r} has no {CHAMPION} to roll back")
@@ -201,6 +283,12 @@ def alias_holder(client, name: str, alias: str) -> str | None:
     # RESOURCE_DOES_NOT_EXIST), indistinguishable from a bad name; the aliases dict is not.
     version = client.get_registered_model(name).aliases.get(alias)
     return None if version is None else str(version)
+
+
+def _events(tags: dict | None, alias: str) -> list[dict]:
+    """The events about `alias` stored on one version's tags, oldest first."""
+    rows = [json.loads(v) for k, v in sorted((tags or {}).items()) if k.startswith(EVENT_PREFIX)]
+    return [r for r in rows if r.get("alias") == alias]
 
 
 def _rescored(candidate: Candidate, metrics: dict) -> Candidate:

@@ -3,6 +3,11 @@
 Default store: embedded, inside the project (git-ignored): SQLite at mlruns/mlflow.db and
 artifacts under register.artifact_root. `MLFLOW_TRACKING_URI` (or register.tracking_uri)
 points it at a team's server instead (PostgreSQL backend, S3-style artifacts).
+
+Credentials never go into params.yaml: DVC copies the `register` section into dvc.lock
+and the run logs params.yaml as MLflow params. A password belongs in $MLFLOW_TRACKING_URI
+(or $MLFLOW_TRACKING_USERNAME / $MLFLOW_TRACKING_PASSWORD for a server); whatever is
+logged passes through `redact` first.
 """
 from __future__ import annotations
 
@@ -10,15 +15,36 @@ import hashlib
 import json
 import os
 import platform
+import re
 import subprocess
 from pathlib import Path
 
+from oanet.errors import OanetError
+
 REPO = Path(__file__).resolve().parents[1]
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<user>[^/@:\s]*):(?P<secret>[^/@\s]*)@")
+_SECRET_PARAM = re.compile(r"(?P<key>(?:password|passwd|pwd|secret|token|access[_-]?key|api[_-]?key)[^=&;\s]*=)"
+                           r"(?P<value>[^&;\s]*)", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with URI passwords (scheme://user:***@host) and password=/token=-style values as ***."""
+    text = _USERINFO.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+    return _SECRET_PARAM.sub(lambda m: f"{m['key']}***", text)
+
+
+class CredentialsInParams(OanetError):
+    """register.tracking_uri holds a password: it would be copied into dvc.lock and the run's params."""
 
 
 def tracking_uri(cfg) -> str:
     """register.tracking_uri, else $MLFLOW_TRACKING_URI, else the project's SQLite file."""
     if cfg.tracking_uri:
+        if redact(cfg.tracking_uri) != cfg.tracking_uri:
+            raise CredentialsInParams(
+                f"register.tracking_uri holds credentials ({redact(cfg.tracking_uri)}); DVC would write them "
+                "into dvc.lock. Set MLFLOW_TRACKING_URI in the environment instead (or, for a tracking "
+                "server, MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD) and leave tracking_uri null")
         return cfg.tracking_uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
@@ -43,14 +69,15 @@ def setup(cfg):
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    """{"fuse.epochs": "8", ...}: nested params as MLflow params (values as short strings)."""
+    """{"fuse.epochs": "8", ...}: nested params as MLflow params (values as short strings,
+    credentials redacted: MLflow params are readable by everyone with access to the experiment)."""
     out = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
             out.update(flatten(v, key + "."))
         else:
-            out[key] = json.dumps(v) if isinstance(v, (list, tuple)) else str(v)
+            out[key] = redact(json.dumps(v) if isinstance(v, (list, tuple)) else str(v))
     return out
 
 

@@ -22,6 +22,13 @@ def _params(path: Path):
     return load_params(path)
 
 
+def _locked(command: str, params: Path):
+    """The project lock (oanet.runlock) for a command that writes a stage's outputs: one writer at a time."""
+    from oanet.runlock import project_root, run_lock
+
+    return run_lock(f"oanet {command}", wait_s=_params(params).nightly.lock_wait_s, root=project_root(params))
+
+
 def _override(cfg, **options):
     """The config with every command-line option the user gave (not None) replacing params.yaml."""
     import dataclasses
@@ -35,7 +42,8 @@ def data(params: Path = typer.Option(Path("params.yaml"), help="Parameter file."
     from oanet.intake import run
 
     p = _params(params)
-    typer.echo(run(p.data, p.synth).summary())
+    with _locked("data", params):
+        typer.echo(run(p.data, p.synth).summary())
 
 
 @app.command()
@@ -87,7 +95,8 @@ def ingest(
     if no_cache:
         cfg = dataclasses.replace(cfg, cache=None)
     q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else Path(cfg.quarantine))
-    result = run(cfg, data or cfg.data, out or cfg.out, q, layout_path=layout)
+    with _locked("ingest", params):
+        result = run(cfg, data or cfg.data, out or cfg.out, q, layout_path=layout)
     typer.echo(result.summary())
 
 
@@ -157,7 +166,8 @@ def split(
     from oanet.split import describe, run
 
     p = _params(params)
-    result = run(p.split, layout or Path(p.ingest.data) / "layout.yaml")
+    with _locked("split", params):
+        result = run(p.split, layout or Path(p.ingest.data) / "layout.yaml")
     typer.echo(describe(result) + f"\n  written: {p.split.out}")
 
 
@@ -167,7 +177,9 @@ def report(params: Path = typer.Option(Path("params.yaml"), help="Parameter file
     from oanet.report import run, table
 
     p = _params(params)
-    typer.echo(table(run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics)) + f"\n  written: {p.report.out}")
+    with _locked("report", params):
+        rows = run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics)
+    typer.echo(table(rows) + f"\n  written: {p.report.out}")
 
 
 @app.command()
@@ -180,7 +192,8 @@ def bag(
     from oanet.tabular.stage import run
 
     p = _params(params)
-    result = run(p.bag, layout or Path(p.fuse.data or p.ingest.data) / "layout.yaml", n_jobs=n_jobs)
+    with _locked("bag", params):
+        result = run(p.bag, layout or Path(p.fuse.data or p.ingest.data) / "layout.yaml", n_jobs=n_jobs)
     typer.echo(result.summary())
 
 
@@ -198,7 +211,8 @@ def fuse(
     from oanet.fusion.stage import run
 
     cfg = _override(_params(params).fuse, encoder=encoder, image_size=image_size, epochs=epochs, device=device)
-    result = run(cfg, layout or Path(cfg.data) / "layout.yaml", echo=None if quiet else typer.echo)
+    with _locked("fuse", params):
+        result = run(cfg, layout or Path(cfg.data) / "layout.yaml", echo=None if quiet else typer.echo)
     typer.echo(result.summary())
 
 
@@ -211,7 +225,8 @@ def gate(
     """Calibrate the KL-divergence gate over all models on the val rows; score the test split."""
     from oanet.gate.stage import run
 
-    typer.echo(run(_override(_params(params).gate, min_accuracy=min_accuracy, device=device)).summary())
+    with _locked("gate", params):
+        typer.echo(run(_override(_params(params).gate, min_accuracy=min_accuracy, device=device)).summary())
 
 
 @app.command()
@@ -232,7 +247,8 @@ def evaluate(
     chosen = _override(cfg.chosen(), repeats=repeats,
                        encoders=tuple(e.strip() for e in encoders.split(",")) if encoders else None)
     p = _override(p, evaluate=_override(cfg, **{cfg.profile: chosen}))
-    typer.echo(run(p, layout or Path(cfg.data) / "layout.yaml", echo=typer.echo).summary())
+    with _locked("evaluate", params):
+        typer.echo(run(p, layout or Path(cfg.data) / "layout.yaml", echo=typer.echo).summary())
 
 
 @app.command()
@@ -248,12 +264,13 @@ def train(
 
     p = _params(params)
     layout = layout or Path(p.fuse.data) / "layout.yaml"
-    typer.echo(split_stage.describe(split_stage.run(p.split, layout)))
-    typer.echo(bag_run(p.bag, layout).summary())
-    typer.echo(fuse_run(p.fuse, layout, echo=typer.echo).summary())
-    typer.echo(gate_run(p.gate).summary())
-    typer.echo(report.table(report.run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics))
-               + f"\n  written: {p.report.out}")
+    with _locked("train", params):
+        typer.echo(split_stage.describe(split_stage.run(p.split, layout)))
+        typer.echo(bag_run(p.bag, layout).summary())
+        typer.echo(fuse_run(p.fuse, layout, echo=typer.echo).summary())
+        typer.echo(gate_run(p.gate).summary())
+        typer.echo(report.table(report.run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics))
+                   + f"\n  written: {p.report.out}")
 
 
 def main() -> None:

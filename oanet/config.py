@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -65,6 +66,9 @@ class DataConfig:
     raw: str = "data/raw"              # the raw dataset every later stage reads
     incoming: str = "incoming"         # drop folder for new images: images/ + labels.csv
     seed_demo: bool = True             # an empty raw dataset starts as the synthetic demo set
+    settle_s: float = 10.0             # an incoming file is taken once unchanged this long (incoming/README.md)
+    max_image_mb: float = 50.0         # larger incoming images are refused, left in incoming with the reason
+    max_labels_mb: float = 20.0        # the same for a labels*.csv (and truth.csv, layout.yaml) in incoming
 
 
 @dataclass(frozen=True)
@@ -170,12 +174,12 @@ class FuseConfig:
     head_hidden: int = 128
     mask_prob: float = 0.2
     gridmask_prob: float = 0.3
+    cnn_gridmask_prob: float | None = None  # GridMask while the image-only CNN trains (None: gridmask_prob); with
+                                            # `staged` the fusion heads still learn on views masked at gridmask_prob
     seed: int = 42
     device: str = "auto"                   # auto | cpu | cuda
     compile: bool = False
     num_threads: int = 0                   # CPU threads for torch; 0 = torch's default
-    cnn_gridmask_prob: float | None = None  # GridMask while the image-only CNN trains (None: gridmask_prob); with
-                                            # `staged` the fusion heads still learn on views masked at gridmask_prob
     out_dir: str = "models/fusion"
     predictions: str = "data/fusion_predictions.parquet"
     metrics: str = "reports/fusion_metrics.json"
@@ -196,11 +200,11 @@ class GateConfig:
     off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
     temperatures: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     min_accuracy: float = 0.8
+    degraded_min_accuracy: float | None = None   # the floor in regimes where a modality is off (None: min_accuracy)
     combine: str = "stack"               # stack: logistic model on the members' scaled logits | mean: weighted mean
     scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")
     seed: int = 42
     device: str = "auto"
-    degraded_min_accuracy: float | None = None   # the floor in regimes where a modality is off (None: min_accuracy)
 
 
 @dataclass(frozen=True)
@@ -258,17 +262,33 @@ class RegisterConfig:
     max_accuracy_drop: float = 0.01
     max_robust_recall_drop: float = 0.02
     max_robust_accuracy_drop: float = 0.05
+    min_recall: float = 0.5                # floors every promotion must clear, the first one included
+    min_accuracy: float = 0.5              # params.yaml: 0.6 (flagging every unit scores the defect rate)
+    min_robust_recall: float = 0.3         # under 60% OCR missing + GridMask
+    min_robust_accuracy: float = 0.5
+    lock_dir: str | None = None            # alias-move lock folder (None: the system temp folder; share it
+                                           # between hosts that register into one registry)
 
 
 @dataclass(frozen=True)
 class NightlyConfig:
     record_dvc: bool = True            # dvc commit the new data version (and the trained stages)
     push: bool = True                  # then dvc push to the default remote, when one is configured
+    train: bool = True                 # false: a data-only night (intake, OCR, data-quality gate; no training)
+    lock_wait_s: float = 600.0         # a run finding the project lock held waits this long, then refuses
 
 
 @dataclass(frozen=True)
 class ReportConfig:
     out: str = "reports/metrics.json"
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What a serving process accepts; set on the serving host by OANET_SERVE_<KEY> (oanet.serving)."""
+    path_root: str | None = None       # `path` inputs are read only under this folder; None: image_b64 only
+    max_image_bytes: int = 20_000_000  # one encoded image (decoded base64, or a file under path_root)
+    max_image_pixels: int = 40_000_000  # width x height, checked from the header before decoding
 
 
 @dataclass(frozen=True)
@@ -287,36 +307,119 @@ class Params:
     nightly: NightlyConfig = NightlyConfig()
 
 
-def _coerce(tp, value, where: str):
-    if dataclasses.is_dataclass(tp):
-        return from_dict(tp, value or {}, where)
-    origin = typing.get_origin(tp)
-    if origin is tuple and value is not None:
-        args = typing.get_args(tp)
-        if len(args) == 2 and args[1] is Ellipsis:          # tuple[str, ...]: any length
-            return tuple(value)
-        return tuple(float(v) if a is float else v for v, a in zip(value, args, strict=True))
-    if origin in (typing.Union, types.UnionType):
-        return value
-    if tp is float and isinstance(value, int):
-        return float(value)
+# Ranges by key name, in whichever section the key sits. Shares, probabilities, accuracies and the
+# promotion's drops are in [0, 1] (by the name's ending, so new keys follow); counts and sizes >= 1;
+# other whole numbers >= 0; every float is finite (NaN passes no comparison: a NaN floor is no floor).
+_SHARE_ENDINGS = ("_prob", "_rate", "_rates", "_ratios", "_confidence", "_accuracy", "_recall", "_accuracy_drop",
+                  "_recall_drop")
+_AMOUNT_ENDINGS = ("_s", "_mb", "_bytes", "_pixels")      # durations and sizes: >= 0
+_SHARE = (lambda v: 0 <= v <= 1, "in [0, 1]")
+_COUNT = (lambda v: v >= 1, ">= 1")
+_POSITIVE = (lambda v: v > 0, "> 0")
+_NOT_NEGATIVE = (lambda v: v >= 0, ">= 0")
+_RANGES = {
+    **dict.fromkeys(("test_size", "quantile", "momentum"), _SHARE),
+    **dict.fromkeys(("n", "units_per_lot", "batch_size", "folds", "image_size", "epochs", "staged_views",
+                     "align_dim", "refine_dim", "tab_hidden", "head_hidden", "ocr_bins", "repeats",
+                     "max_image_bytes", "max_image_pixels"), _COUNT),
+    **dict.fromkeys(("lr", "off_factors", "temperatures"), _POSITIVE),
+    **dict.fromkeys(("blank_panel_std", "weight_decay", "jitter", "align_weight", "edge_threshold",
+                     "defect_weights"), _NOT_NEGATIVE),
+    "min_recall_gain": (lambda v: -1 <= v <= 1, "in [-1, 1]"),
+}
+_MAY_BE_INFINITE: frozenset[str] = frozenset()      # float keys where .inf means "no limit" (none yet)
+
+
+def _range_rule(key: str, value):
+    if key in _RANGES:
+        return _RANGES[key]
+    if key.endswith(_SHARE_ENDINGS):
+        return _SHARE
+    return _NOT_NEGATIVE if type(value) is int or key.endswith(_AMOUNT_ENDINGS) else None
+
+
+def _check_range(key: str, value, where: str) -> None:
+    """The numbers of `value` (one, a list's or a mapping's) against the rule for `key`."""
+    numbers = value.values() if isinstance(value, dict) else value if isinstance(value, tuple) else (value,)
+    for v in numbers:
+        rule = _range_rule(key, v) if type(v) in (int, float) else None
+        if rule is not None and not rule[0](v):
+            raise ConfigError(f"{where} must be {rule[1]}, got {v!r}")
+
+
+def _scalar(tp, value, where: str):
+    """`value` as type `tp`, strictly: YAML's "false" is text, not a bool, and True is not 1."""
+    if tp is bool and type(value) is not bool:
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if tp is int:
+        if type(value) is float and value.is_integer():
+            value = int(value)
+        if type(value) is not int:
+            raise ConfigError(f"{where} must be a whole number, got {value!r}")
+    if tp is float:
+        if type(value) not in (int, float):
+            hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(value, str) else ""
+            raise ConfigError(f"{where} must be a number{hint}, got {value!r}")
+        value = float(value)
+        if math.isnan(value) or (math.isinf(value) and where.rsplit(".", 1)[-1] not in _MAY_BE_INFINITE):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    if tp is str and not isinstance(value, str):
+        raise ConfigError(f"{where} must be text, got {value!r}")
+    if tp is dict and not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a mapping, got {value!r}")
     return value
 
 
+def _coerce(tp, value, where: str):
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, {} if value is None else value, where)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):                # X | None: None or an X
+        kinds = [a for a in args if a is not type(None)]
+        if value is None and len(kinds) < len(args):
+            return None
+        return _coerce(kinds[0], value, where) if len(kinds) == 1 else value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:          # tuple[str, ...]: any length
+            return tuple(_coerce(args[0], v, where) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"{where} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, where) for v, a in zip(value, args))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return {_coerce(args[0], k, where): _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()}
+    return _scalar(tp, value, where)
+
+
 def from_dict(cls, raw: dict, where: str = ""):
-    """Build dataclass `cls` from a mapping, rejecting keys it does not know."""
+    """Build dataclass `cls` from a mapping, rejecting keys it does not know and values of the wrong
+    type or range (the message names the key)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{where or cls.__name__}: expected a mapping, got {raw!r}")
     hints = typing.get_type_hints(cls)
     unknown = set(raw) - set(hints)
     if unknown:
         raise ConfigError(f"{where or cls.__name__}: unknown keys {sorted(unknown)}; known: {sorted(hints)}")
+    values, problems = {}, []
+    for k, v in raw.items():
+        try:
+            values[k] = _coerce(hints[k], v, f"{where}.{k}".strip("."))
+            _check_range(k, values[k], f"{where}.{k}".strip("."))
+        except ConfigError as err:
+            values[k] = v
+            problems.append(err)
     try:
-        return cls(**{k: _coerce(hints[k], v, f"{where}.{k}".strip(".")) for k, v in raw.items()})
+        built = cls(**values)
     except ConfigError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{where or cls.__name__}: {err}") from None
+        raise                            # the section's own check (__post_init__) says it best
+    except Exception as err:
+        raise problems[0] if problems else ConfigError(f"{where or cls.__name__}: {err}") from None
+    if problems:
+        raise problems[0]
+    return built
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

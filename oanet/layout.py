@@ -5,7 +5,9 @@ parser reads by it, and the data-quality suite is generated from it.
 """
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -108,22 +110,120 @@ class Layout:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False))
 
 
-def _box(value, where: str) -> Box | None:
+def _whole(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)     # YAML `true` is an int to Python
+
+
+def _box(value, where: str, size: tuple[int, int] | None = None) -> Box | None:
+    """A box inside the canvas: a box past its edge crops nothing and reads nothing, silently."""
     if value is None:
         return None
-    if (not isinstance(value, (list, tuple)) or len(value) != 4 or not all(isinstance(v, int) for v in value)
+    if (not isinstance(value, (list, tuple)) or len(value) != 4 or not all(_whole(v) for v in value)
             or value[0] >= value[2] or value[1] >= value[3]):
         raise LayoutError(f"{where}: a box is [x0, y0, x1, y1] with x0 < x1 and y0 < y1, got {value!r}")
+    if min(value) < 0 or (size is not None and (value[2] > size[0] or value[3] > size[1])):
+        canvas = f"the {size[0]}x{size[1]} canvas" if size else "the canvas (a coordinate is negative)"
+        raise LayoutError(f"{where}: the box {list(value)} is not inside {canvas}")
     return tuple(value)
 
 
 def _size(value) -> tuple[int, int]:
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(isinstance(v, int) and v > 0 for v in value):
+    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_whole(v) and v > 0 for v in value):
         raise LayoutError(f"size is [width, height] in pixels, got {value!r}")
     return tuple(value)
 
 
-def parse_field(raw: dict) -> Field:
+# The pattern language: Python regex without what makes matching time explode. A repeated group
+# (`B(\d+)+X`: about 5x slower per 2 characters) or alternation under a repeat backtracks exponentially;
+# repeats side by side (`\d*\d*\d*`) polynomially in the value's length, so their number is capped,
+# and so is the length of a value matched (MAX_VALUE_CHARS, in parse._match): the worst allowed pattern
+# then takes ~20 ms.
+MAX_PATTERN_CHARS = 100
+MAX_VALUE_CHARS = 64
+MAX_OPEN_REPEATS = 3        # *, +, {m,n} with n > 1
+MAX_OPTIONALS = 4           # ?, {0,1}
+_SINGLE_CHARACTER = ("LITERAL", "NOT_LITERAL", "IN", "ANY")
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+_PLAIN = _SINGLE_CHARACTER + ("AT",)      # ^ $ \b: anchors never backtrack
+
+
+def _repeats_one_character(body) -> bool:
+    while len(body) == 1 and str(body[0][0]) == "SUBPATTERN":      # (\d)+ is \d+
+        body = body[0][1][-1]
+    return len(body) == 1 and str(body[0][0]) in _SINGLE_CHARACTER
+
+
+def _count_repeats(items, where: str, counts: Counter) -> Counter:
+    """Open and optional repeats of a parsed pattern; LayoutError for a construct outside the language."""
+    for op, arg in items:
+        op = str(op)
+        if op in _REPEATS:
+            low, high, body = arg
+            if high > 1 and not _repeats_one_character(body):
+                raise LayoutError(f"{where}: a group or alternation under a repeat (e.g. (\\d+)+) can take "
+                                  f"exponential time; repeat single characters or classes only")
+            counts["open" if high > 1 else "optional"] += low != high
+            _count_repeats(body, where, counts)
+        elif op == "SUBPATTERN":
+            _count_repeats(arg[-1], where, counts)
+        elif op == "BRANCH":
+            for branch in arg[1]:
+                _count_repeats(branch, where, counts)
+        elif op not in _PLAIN:
+            raise LayoutError(f"{where}: {op.lower()} (backreference, lookaround, conditional or atomic "
+                              f"group) is not part of the pattern language")
+    return counts
+
+
+def _pattern(value, where: str) -> str | None:
+    from re import _parser    # the stdlib's own regex parser (private, stable since 3.11)
+
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or len(value) > MAX_PATTERN_CHARS:
+        raise LayoutError(f"{where}: a pattern is a regex of 1 to {MAX_PATTERN_CHARS} characters, got {value!r}")
+    try:
+        tree = _parser.parse(value)
+    except re.error as err:
+        raise LayoutError(f"{where}: not a valid regex {value!r}: {err}") from None
+    counts = _count_repeats(list(tree), where, Counter())
+    if counts["open"] > MAX_OPEN_REPEATS or counts["optional"] > MAX_OPTIONALS:
+        raise LayoutError(f"{where}: {value!r} has {counts['open']} open repeats (*, +, {{m,n}}) and "
+                          f"{counts['optional']} optional parts (?); at most {MAX_OPEN_REPEATS} and "
+                          f"{MAX_OPTIONALS}: matching time grows with their product")
+    return value
+
+
+def _range(value, where: str) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    numbers = isinstance(value, (list, tuple)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in value)
+    if not numbers or value[0] > value[1]:     # a NaN bound would reject every value
+        raise LayoutError(f"{where}: range is [low, high], two finite numbers with low <= high, got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def _categories(value, where: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(c, str) and c for c in value):
+        raise LayoutError(f"{where}: categories is a list of non-empty strings (quote numbers: '1'), got {value!r}")
+    return tuple(value)
+
+
+def _check_scalars(raw: dict, name: str) -> None:
+    decimals, unit = raw.get("decimals"), raw.get("unit")
+    if not isinstance(name, str):
+        raise LayoutError(f"field {name!r}: name is text, got {name!r}")
+    if decimals is not None and not (_whole(decimals) and decimals >= 0):
+        raise LayoutError(f"field {name}: decimals is a whole number >= 0, got {decimals!r}")
+    if unit is not None and not isinstance(unit, str):
+        raise LayoutError(f"field {name}: unit is text, got {unit!r}")
+
+
+def parse_field(raw: dict, size: tuple[int, int] | None = None) -> Field:
+    """One field of a layout file, checked; `size`: the canvas its box must lie in."""
     if not isinstance(raw, dict):
         raise LayoutError(f"every field is a mapping with a name and a key, got {raw!r}")
     name = raw.get("name")
@@ -134,13 +234,10 @@ def parse_field(raw: dict) -> Field:
         raise LayoutError(f"field {name}: dtype {dtype!r} is not one of {DTYPES}")
     if role not in ROLES:
         raise LayoutError(f"field {name}: role {role!r} is not one of {ROLES}")
-    rng = raw.get("range")
-    if rng is not None and (not isinstance(rng, (list, tuple)) or len(rng) != 2 or rng[0] > rng[1]):
-        raise LayoutError(f"field {name}: range is [low, high], got {rng!r}")
     unknown = set(raw) - {f for f in Field.__dataclass_fields__}
     if unknown:
         raise LayoutError(f"field {name}: unknown keys {sorted(unknown)}")
-    cats = raw.get("categories")
+    _check_scalars(raw, name)
     fmt = raw.get("format")
     if fmt is not None and (not isinstance(fmt, str) or "{value}" not in fmt
                             or re.sub(r"\{(key|value|unit)\}", "", fmt).count("{")):
@@ -148,9 +245,10 @@ def parse_field(raw: dict) -> Field:
                           f"{{key}} and {{unit}}, e.g. '{{key}} >> {{value}} {{unit}}'; got {fmt!r}")
     return Field(
         name=name, key=str(raw["key"]), dtype=dtype, unit=raw.get("unit"),
-        range=tuple(float(v) for v in rng) if rng is not None else None, role=role,
-        roi=_box(raw.get("roi"), f"field {name} roi"), decimals=raw.get("decimals"),
-        pattern=raw.get("pattern"), categories=tuple(str(c) for c in cats) if cats else None, format=fmt,
+        range=_range(raw.get("range"), f"field {name} range"), role=role,
+        roi=_box(raw.get("roi"), f"field {name} roi", size), decimals=raw.get("decimals"),
+        pattern=_pattern(raw.get("pattern"), f"field {name} pattern"),
+        categories=_categories(raw.get("categories"), f"field {name} categories"), format=fmt,
     )
 
 
@@ -158,9 +256,10 @@ def layout_from_dict(raw: dict) -> Layout:
     if not isinstance(raw, dict):
         raise LayoutError(f"a layout is a mapping with name, size, object_roi and fields, got {raw!r}")
     try:
-        fields = tuple(parse_field(f) for f in raw.get("fields") or [])
-        layout = Layout(name=str(raw["name"]), size=_size(raw["size"]),
-                        object_roi=_box(raw["object_roi"], "object_roi"), fields=fields)
+        size = _size(raw["size"])
+        fields = tuple(parse_field(f, size) for f in raw.get("fields") or [])
+        layout = Layout(name=str(raw["name"]), size=size,
+                        object_roi=_box(raw["object_roi"], "object_roi", size), fields=fields)
     except KeyError as missing:
         raise LayoutError(f"layout is missing the key {missing}") from None
     if not fields:

@@ -7,6 +7,11 @@ accuracy and recall under damaged inputs (60% OCR missing + GridMask, the paper'
 Table 2) may drop a little, because run-to-run noise alone moves them by that much.
 Accuracy under damaged inputs is bounded too (more loosely): a model that flags every
 unit once the inputs are damaged has perfect robust recall and is no use.
+
+Every promotion, the first included, must also clear absolute `Floors` (in the spirit of
+MLflow's `MetricThreshold(threshold=...)`): "better than the champion" means nothing when
+there is no champion, and a first model that misses 90% of defects under damage must not
+go into service just because it was first.
 """
 from __future__ import annotations
 
@@ -28,6 +33,15 @@ class PromotionRule:
 
 
 @dataclass(frozen=True)
+class Floors:
+    """Absolute minimum test metrics for any promotion (robust: under 60% OCR missing + GridMask)."""
+    min_recall: float = 0.5
+    min_accuracy: float = 0.5         # flagging every unit scores the defect rate (~0.3-0.4)
+    min_robust_recall: float = 0.3
+    min_robust_accuracy: float = 0.5   # checked when the challenger has it (older versions lack it)
+
+
+@dataclass(frozen=True)
 class Candidate:
     version: str
     complete: bool          # False for a failed or incomplete run
@@ -45,7 +59,8 @@ class Decision:
 
 
 def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """None, NaN or infinite: a metric that cannot be compared (an `inf` must not win every comparison)."""
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
 
 
 def incomplete_reason(candidate: Candidate) -> str | None:
@@ -54,7 +69,7 @@ def incomplete_reason(candidate: Candidate) -> str | None:
         return "run is incomplete (failed or did not finish)"
     missing = [name for name in METRICS if _missing(getattr(candidate, name))]
     if missing:
-        return "metric missing or NaN: " + ", ".join(missing)
+        return "metric missing or NaN/inf: " + ", ".join(missing)
     return None
 
 
@@ -71,13 +86,32 @@ def _check(label: str, value: float, op_ok: bool, champion: float, margin: str) 
     return op_ok, f"{label} {value:.3f} {sign} champion {champion:.3f}{margin}"
 
 
-def decide(challenger: Candidate, champion: Candidate | None, rule: PromotionRule) -> Decision:
-    """Promote `challenger` over `champion` (None: no champion yet) under `rule`."""
-    compared = {"challenger": _numbers(challenger), "champion": _numbers(champion), "rule": asdict(rule)}
+def below_floors(candidate: Candidate, floors: Floors) -> list[str]:
+    """The floors `candidate` misses, as "robust recall 0.106 < floor 0.3" (empty: clears them all)."""
+    failed = []
+    for metric in METRICS + OPTIONAL:
+        value, floor = getattr(candidate, metric), getattr(floors, "min_" + metric)
+        if not _missing(value) and value < floor - _TOLERANCE:
+            failed.append(f"{metric.replace('_', ' ')} {value:.3f} < floor {floor:g}")
+    return failed
+
+
+def decide(challenger: Candidate, champion: Candidate | None, rule: PromotionRule,
+           floors: Floors | None = None) -> Decision:
+    """Promote `challenger` over `champion` (None: no champion yet) under `rule`.
+
+    `floors`: absolute minimums the challenger must clear first (None: none; the registry
+    always passes them, the relative rule's own tests do not).
+    """
+    compared = {"challenger": _numbers(challenger), "champion": _numbers(champion), "rule": asdict(rule),
+                "floors": asdict(floors) if floors else None}
 
     why = incomplete_reason(challenger)
     if why:
         return Decision(False, f"refused: challenger v{challenger.version} {why}", compared)
+    low = below_floors(challenger, floors) if floors else []
+    if low:
+        return Decision(False, "refused: below the promotion floors: " + "; ".join(low), compared)
     if champion is None:
         return Decision(True, f"promoted: first valid model (v{challenger.version}, no champion yet)", compared)
     if incomplete_reason(champion):

@@ -16,24 +16,34 @@ the gate decide. An image that cannot be used still gets a row, with `error` set
 the quarantine reason, so every input is accounted for; a blank panel is not an error:
 its fields are all missing (reason `blank_panel`) and the image members decide.
 This module knows nothing of MLflow; the pyfunc wrapper lives in flows/.
+
+What a server accepts (`ServeConfig`, from OANET_SERVE_* on the serving host): images as
+`image_b64`; a `path` only under OANET_SERVE_PATH_ROOT (unset: none), checked on the
+resolved path so `..` and symbolic links cannot leave it; an image of at most
+max_image_bytes and max_image_pixels (read from its header, before decoding). A refused
+input gets its own row with the reason (`path_refused`, `too_large`, `bad_base64`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from oanet.config import ServeConfig, from_dict
 from oanet.errors import OanetError
 
 FORMAT = "oanet-bundle/1"
 OUTPUT_COLUMNS = ("image", "prob", "decision", "threshold", "driver", "weights", "fields", "error")
+ENV_PREFIX = "OANET_SERVE_"
+PATH_REFUSED, TOO_LARGE, BAD_BASE64, MISSING_FILE = "path_refused", "too_large", "bad_base64", "missing_file"
 
 
 class BundleError(OanetError, ValueError):
@@ -63,6 +73,97 @@ def package_bundle(out_dir: str | Path, layout_path, ingest_cfg, bag_dir, fusion
     return out
 
 
+def serve_config(environ: Mapping[str, str] | None = None) -> ServeConfig:
+    """ServeConfig's defaults, overridden by OANET_SERVE_<KEY> (e.g. OANET_SERVE_PATH_ROOT=/srv/aoi)."""
+    import yaml
+
+    environ = os.environ if environ is None else environ
+    raw = {}
+    for f in dataclasses.fields(ServeConfig):
+        text = environ.get(ENV_PREFIX + f.name.upper())
+        if text:      # a folder stays text (YAML would read a folder named `on` as true); numbers are parsed
+            raw[f.name] = text if f.name == "path_root" else yaml.safe_load(text)
+    return from_dict(ServeConfig, raw, "serve (OANET_SERVE_*)")
+
+
+def _refused(reason: str, detail: str):
+    from oanet.ingest.inventory import Rejected
+
+    return Rejected("", reason, detail)
+
+
+def image_size_problem(data: bytes, cfg: ServeConfig) -> str | None:
+    """Why an encoded image is too large to decode here, from its length and header; None if it is not."""
+    import io
+    import warnings
+
+    from PIL import Image
+
+    if len(data) > cfg.max_image_bytes:
+        return f"{len(data)} bytes, over the limit of {cfg.max_image_bytes} (OANET_SERVE_MAX_IMAGE_BYTES)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+    except Image.DecompressionBombError as err:
+        return str(err)
+    except (OSError, SyntaxError, ValueError):
+        return None                                  # not an image at all: decoding says why
+    if width * height > cfg.max_image_pixels:
+        return (f"{width}x{height} pixels, over the limit of {cfg.max_image_pixels} "
+                f"(OANET_SERVE_MAX_IMAGE_PIXELS)")
+    return None
+
+
+def read_path(path: str, cfg: ServeConfig):
+    """The bytes of a file under cfg.path_root, or a Rejected: no root, outside it, too large."""
+    if cfg.path_root is None:
+        return _refused(PATH_REFUSED, "this server reads no files by path; send the image as image_b64")
+    root = Path(cfg.path_root).resolve()
+    try:
+        target = (root / path).resolve()            # follows every symbolic link before the check
+    except (OSError, ValueError):                   # a NUL byte, a name too long, a link loop
+        target = None
+    if target is None or ".." in Path(path).parts or not target.is_relative_to(root):
+        return _refused(PATH_REFUSED, "the path is outside the folder this server reads")
+    if not target.is_file():
+        return _refused(MISSING_FILE, "no image file at this path")
+    size = target.stat().st_size
+    if size > cfg.max_image_bytes:
+        return _refused(TOO_LARGE, f"{size} bytes, over the limit of {cfg.max_image_bytes}")
+    return target.read_bytes()
+
+
+def _from_base64(text: str, cfg: ServeConfig):
+    import base64
+    import binascii
+
+    if len(text) // 4 * 3 > cfg.max_image_bytes:     # refused before decoding it
+        return _refused(TOO_LARGE, f"{len(text)} base64 characters, over {cfg.max_image_bytes} bytes")
+    try:
+        return base64.b64decode(text)
+    except (binascii.Error, ValueError) as err:
+        return _refused(BAD_BASE64, f"image_b64 is not base64: {err}")
+
+
+def read_inputs(frame: pd.DataFrame, cfg: ServeConfig) -> list[tuple[str, object]]:
+    """(name, bytes or Rejected) per row: `image_b64` where given, else the file at `path` if cfg allows it."""
+    if not {"path", "image_b64"} & set(frame.columns):
+        raise ValueError("the input table needs a `path` or an `image_b64` column")
+    items = []
+    for i, row in enumerate(frame.to_dict(orient="records")):
+        b64, path = row.get("image_b64"), row.get("path")
+        name = path if isinstance(path, str) and path else f"row-{i}"
+        if isinstance(b64, str) and b64:
+            items.append((name, _from_base64(b64, cfg)))
+        elif isinstance(path, str) and path:
+            items.append((name, read_path(path, cfg)))
+        else:
+            items.append((name, b""))
+    return items
+
+
 @dataclass
 class DefectPipeline:
     layout: object                  # Layout
@@ -70,10 +171,12 @@ class DefectPipeline:
     members: object                 # oanet.gate.members.Members
     gate: object                    # GateArtifact
     device: str = "cpu"
+    serve: ServeConfig = ServeConfig()
     _ocr: object = None
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "auto") -> "DefectPipeline":
+    def load(cls, folder: str | Path, device: str = "auto", serve: ServeConfig | None = None) -> "DefectPipeline":
+        """`serve`: what predict accepts (default: serve_config(), from the environment)."""
         from oanet.fusion.train import resolve_device
         from oanet.gate.gate import GateArtifact
         from oanet.gate.members import load_members
@@ -85,7 +188,7 @@ class DefectPipeline:
             raise BundleError(f"{folder} is not an OANet model bundle ({FORMAT}; bundle.json missing or different)")
         return cls(load_layout(folder / "layout.yaml"), json.loads((folder / "ingest.json").read_text()),
                    load_members(folder / "bag", folder / "fusion"), GateArtifact.load(folder / "gate.json"),
-                   str(resolve_device(device)))
+                   str(resolve_device(device)), serve or serve_config())
 
     @property
     def ocr(self):
@@ -115,14 +218,26 @@ class DefectPipeline:
             out.append(row)
         return out
 
-    def predict(self, items: Sequence[tuple[str, bytes]]) -> pd.DataFrame:
-        """One row per input, in order: OUTPUT_COLUMNS (weights and fields as JSON strings)."""
+    def decode(self, data):
+        """(h, w) uint8, or a Rejected: too large for self.serve, or not a usable image."""
+        from oanet.ingest import inventory as inv
+
+        if isinstance(data, inv.Rejected):               # refused while reading the input (read_inputs)
+            return data
+        problem = image_size_problem(data, self.serve)
+        if problem:
+            return inv.Rejected("", TOO_LARGE, problem)
+        return inv.decode(data, self.layout, 0.0)       # 0: a blank panel is decided on in predict, not rejected
+
+    def predict(self, items: Sequence[tuple[str, object]]) -> pd.DataFrame:
+        """One row per input (name, bytes or an input's Rejected), in order: OUTPUT_COLUMNS (weights and
+        fields as JSON strings)."""
         from oanet.fusion.data import roi_of
         from oanet.ingest import inventory as inv
 
         rows, good = [], []
         for name, data in items:
-            arr = inv.decode(data, self.layout, 0.0)      # 0: a blank panel is decided on below, not rejected
+            arr = self.decode(data)
             if isinstance(arr, inv.Rejected):
                 rows.append({"image": name, "error": arr.reason, "detail": arr.detail})
                 continue

@@ -7,6 +7,7 @@ Fixtures are generated, never downloaded.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +89,42 @@ def ingest_run(synth_set, ocr, tmp_path_factory) -> IngestRun:
     cfg = IngestConfig(cache=str(work / "ocr.sqlite"))
     result = run(cfg, synth_set, work / "ocr.parquet", work / "quarantine.parquet", ocr=ocr)
     return IngestRun(synth_set, cfg, result, pd.read_parquet(result.out), pd.read_parquet(result.quarantine))
+
+
+@contextmanager
+def _trivial_model_store(root: Path, experiment_name: str, run_names, failed=()):
+    """A fresh SQLite MLflow store with one trivial model logged per run name:
+    yields (client, {run name: run id}); the runs named in `failed` end FAILED."""
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.tracking import MlflowClient
+
+    class Zeros(mlflow.pyfunc.PythonModel):
+        # Without a type hint MLflow warns on class creation and again on every unpickling,
+        # under its own "once" filter, which no pytest filter can silence. The hint is a
+        # string here (__future__ annotations), so `pd` must be a module-level name.
+        def predict(self, model_input: pd.DataFrame, params=None) -> list[float]:
+            return [0.0] * len(model_input)
+
+    uri = f"sqlite:///{root}/mlflow.db"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    experiment = client.create_experiment(experiment_name, artifact_location=str(root / "artifacts"))
+    previous = mlflow.get_tracking_uri()      # logging a model goes through the fluent API: the global URI
+    mlflow.set_tracking_uri(uri)
+    try:
+        runs = {}
+        for name in run_names:
+            with mlflow.start_run(experiment_id=experiment, run_name=name) as run:
+                mlflow.pyfunc.log_model(name="model", python_model=Zeros(), pip_requirements=[])
+            if name in failed:
+                client.set_terminated(run.info.run_id, status="FAILED")
+            runs[name] = run.info.run_id
+        yield client, runs
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="session")
+def trivial_model_store():
+    """The factory `_trivial_model_store(root, experiment, run names, failed=())`, a context manager."""
+    return _trivial_model_store

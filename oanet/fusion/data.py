@@ -76,23 +76,33 @@ def roi_of(image, roi: tuple[int, int, int, int], size: int, tight: bool = True)
     return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
 
 
-def _load_one(path: Path, roi: tuple[int, int, int, int], size: int, tight: bool = True) -> np.ndarray:
+# An AOI image has a few megapixels; one past this is refused from its header, before decoding
+# (a 20k x 20k PNG of a few KB would decode to 400 MB; PIL's own bomb check stops only at 179 MP).
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def _load_one(path: Path, roi: tuple[int, int, int, int], size: int, tight: bool = True,
+              max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if im.width * im.height > max_pixels:
+                raise Image.DecompressionBombError(f"{im.width}x{im.height} pixels, over the limit of {max_pixels}")
             return roi_of(im, roi, size, tight)
-    except (FileNotFoundError, UnidentifiedImageError, OSError) as err:
+    except (FileNotFoundError, UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
         raise ImageLoadError(f"cannot read image {path}: {err}") from None
 
 
 def load_rois(data_dir: str | Path, images: Sequence[str], roi: tuple[int, int, int, int], size: int,
-              threads: int = 8, tight: bool = True) -> torch.Tensor:
-    """(N, 1, size, size) uint8: the object of each image (`roi_of`), resized (antialiased bilinear)."""
+              threads: int = 8, tight: bool = True, max_pixels: int = MAX_IMAGE_PIXELS) -> torch.Tensor:
+    """(N, 1, size, size) uint8: the object of each image (`roi_of`), resized (antialiased bilinear).
+
+    An image over `max_pixels` (width x height) is an ImageLoadError, raised before it is decoded."""
     data_dir = Path(data_dir)
     paths = [data_dir / str(name) for name in images]
     with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:          # PIL decodes without the GIL
-        arrays = list(pool.map(lambda p: _load_one(p, roi, size, tight), paths))
+        arrays = list(pool.map(lambda p: _load_one(p, roi, size, tight, max_pixels), paths))
     if not arrays:
         return torch.zeros((0, 1, size, size), dtype=torch.uint8)
     return torch.from_numpy(np.stack(arrays)[:, None])

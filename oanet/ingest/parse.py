@@ -25,7 +25,7 @@ import re
 from functools import lru_cache
 from typing import NamedTuple
 
-from oanet.layout import Field
+from oanet.layout import MAX_VALUE_CHARS, Field
 
 NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE = "not_found", "low_confidence", "unparsed", "out_of_range"
 REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE)
@@ -170,6 +170,8 @@ def match_category(categories: tuple[str, ...], text: str) -> str | None:
 
 
 def _match(field: Field, value_text: str, keyed: bool) -> str | None:
+    if field.pattern and len(value_text) > MAX_VALUE_CHARS:   # bounds a layout pattern's matching time
+        return None
     pattern = field.value_regex()
     candidates = _candidates(field, value_text, keyed)
     match = next((c for c in candidates if pattern.fullmatch(c)), None)

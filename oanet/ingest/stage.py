@@ -1,6 +1,7 @@
 """Stage `ingest`: OCR every AOI image's panel into one typed row, or quarantine it."""
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import time
@@ -56,10 +57,14 @@ class IngestResult:
 
 
 def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = None) -> str:
-    """What the reads depend on; `fingerprint`: of the engine in use (default: the one cfg builds)."""
-    boxes = [(f.name, f.key, f.roi, f.format) for f in layout.fields]   # format: unit placement moves the crop
+    """What the reads depend on; `fingerprint`: of the engine in use (default: the one cfg builds).
+
+    Every attribute of every field counts: unit, dtype, decimals and format move the value's crop,
+    pattern and categories the recogniser's characters; listing only some served stale reads.
+    """
+    fields = [dataclasses.asdict(f) for f in layout.fields]
     fingerprint = fingerprint or engine_fingerprint(cfg.rec_model, reading_charset(cfg.charset, layout))
-    return settings_hash(boxes, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std,
+    return settings_hash(fields, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std,
                          CROP_RULES_VERSION, fingerprint)
 
 

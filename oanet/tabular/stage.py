@@ -14,14 +14,18 @@ Writes
 - `cfg.metrics`: {"cv": {model: {metric: {mean, std}}}, "cv_folds": {model: [per fold]},
   "test": {model: metrics, "bag": metrics}, "importances": {model: {column: value}},
   "seconds": {model: fit seconds}}  (the bag is in "cv" and "cv_folds" as well)
-- `cfg.out_dir`: <model>.joblib (refitted on the `train` rows), schema.joblib, manifest.json
+- `cfg.out_dir`: <model>.joblib (refitted on the `train` rows), schema.joblib, manifest.json (with the
+  files' sha256, checked by `load_bag` before unpickling, and the params the bag was made with)
 - `<dir of cfg.metrics>/bag_importances.png`: importances per model, as shares of each model's total
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,9 +250,8 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
 
     schema_path = out_dir / "schema.joblib"
     joblib.dump(schema, schema_path)
-    (out_dir / "manifest.json").write_text(json.dumps(
-        {"models": list(models), "columns": list(schema.columns), "seed": cfg.seed,
-         "files": {m: p.name for m, p in paths.items()}, "schema": schema_path.name}, indent=2))
+    write_manifest(out_dir, cfg, list(models), list(schema.columns), {m: p.name for m, p in paths.items()},
+                   schema_path.name)
 
     metrics = {"cv": cv, "cv_folds": cv_folds, "test": test_metrics, "importances": importances,
                "seconds": seconds, "rows": {"cv": int(train.sum()), "fit": int(fit_rows.sum()), "test": int(test.sum())}}
@@ -260,8 +263,44 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
                      schema=schema_path, plot=png)
 
 
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+PATH_PARAMS = ("table", "split", "out_dir", "predictions", "metrics")   # where, not how: not recorded
+
+
+def write_manifest(out_dir: Path, cfg: BagConfig, models: list[str], columns: list[str], files: dict[str, str],
+                   schema: str) -> Path:
+    """manifest.json: what the bag holds, the sha256 of every pickle (checked before unpickling),
+    and the params it was made with (register checks them against params.yaml)."""
+    hashes = {name: _sha256(out_dir / name) for name in [*files.values(), schema]}
+    params = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in PATH_PARAMS}
+    path = out_dir / "manifest.json"
+    path.write_text(json.dumps({"models": models, "columns": columns, "seed": cfg.seed, "files": files,
+                                "schema": schema, "sha256": hashes, "params": params,
+                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}, indent=2))
+    return path
+
+
+def _contained(out_dir: Path, name: str, hashes: dict | None) -> Path:
+    """`out_dir / name` if it is a plain file inside `out_dir` whose sha256 is the recorded one.
+
+    joblib.load runs code from the file: a manifest must not point it anywhere else
+    (absolute paths, `..`, symlinks), nor at a file that changed since the stage wrote it."""
+    path = out_dir / name
+    inside = not Path(name).is_absolute() and ".." not in Path(name).parts \
+        and path.resolve().parent == out_dir.resolve()
+    if not inside or path.is_symlink() or not path.is_file():
+        raise BagInputError(f"{out_dir}/manifest.json names {name!r}: not a plain file inside {out_dir}; refused")
+    if hashes is not None and hashes.get(name) != _sha256(path):
+        raise BagInputError(f"{path}: sha256 differs from the one manifest.json recorded when the bag was saved "
+                            "(changed or damaged since); refused to unpickle it: re-run the bag stage")
+    return path
+
+
 def load_bag(out_dir: str | Path):
-    """(schema, fitted TabularBag) from a `bag` stage's out_dir."""
+    """(schema, fitted TabularBag) from a `bag` stage's out_dir; every pickle checked first."""
     import joblib
 
     from oanet.tabular.bag import TabularBag
@@ -271,6 +310,10 @@ def load_bag(out_dir: str | Path):
     if not manifest_path.exists():
         raise BagInputError(f"{out_dir} holds no bag (manifest.json missing); run the bag stage")
     manifest = json.loads(manifest_path.read_text())
-    schema = joblib.load(out_dir / manifest["schema"])
-    members = {m: joblib.load(out_dir / manifest["files"][m]) for m in manifest["models"]}
+    hashes = manifest.get("sha256")
+    if hashes is None:      # saved before hashes were recorded: still contained, but unverified
+        warnings.warn(f"{manifest_path} records no sha256 (an older bag): its files are not verified; "
+                      "re-run the bag stage", stacklevel=2)
+    schema = joblib.load(_contained(out_dir, manifest["schema"], hashes))
+    members = {m: joblib.load(_contained(out_dir, manifest["files"][m], hashes)) for m in manifest["models"]}
     return schema, TabularBag.from_fitted(members, random_state=manifest["seed"])

@@ -18,6 +18,7 @@ def project(repo_root, tmp_path, monkeypatch, tiny_params):
     params = tiny_params(yaml.safe_load((repo_root / "params.yaml").read_text()), tmp_path,
                                   tmp_path / "data/raw")
     params["synth"].update(n=N, units_per_lot=8, seed=5)
+    params["data"].update(settle_s=0)      # the test delivers and runs at once: nothing to wait for
     params["ingest"].update(data="data/raw", cache=str(tmp_path / "ocr.sqlite"))
     params["validate"].update(out=str(tmp_path / "clean.parquet"))
     params["register"].update(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "art"),

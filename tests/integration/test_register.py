@@ -123,7 +123,7 @@ out = model.predict(frame)
 print(json.dumps({{"inputs": sig.inputs.input_names(), "outputs": sig.outputs.input_names(),
                   "rows": out.to_dict(orient="records")}}))
 """
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "OANET_SERVE_PATH_ROOT": str(data)}   # paths only under it
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])

@@ -27,37 +27,11 @@ RUNS = {   # run name -> (metrics, complete)
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
+def store(tmp_path_factory, trivial_model_store):
     """(client, {run name: run id}) on a fresh SQLite store with one trivial model per run."""
-    import mlflow
-    import mlflow.pyfunc
-    from mlflow.tracking import MlflowClient
-
-    class Zeros(mlflow.pyfunc.PythonModel):
-        # Without a type hint MLflow warns on class creation and again on every unpickling,
-        # under its own "once" filter, which no pytest filter can silence. The hint is a
-        # string here (__future__ annotations), so `pd` must be a module-level name.
-        def predict(self, model_input: pd.DataFrame, params=None) -> list[float]:
-            return [0.0] * len(model_input)
-
-    root = tmp_path_factory.mktemp("mlflow")
-    uri = f"sqlite:///{root}/mlflow.db"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    experiment = client.create_experiment("registry-test", artifact_location=str(root / "artifacts"))
-    # Logging a model goes through the fluent API, which only knows the global URI.
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        runs = {}
-        for run_name, (_, complete) in RUNS.items():
-            with mlflow.start_run(experiment_id=experiment, run_name=run_name) as run:
-                mlflow.pyfunc.log_model(name="model", python_model=Zeros(), pip_requirements=[])
-            if not complete:
-                client.set_terminated(run.info.run_id, status="FAILED")
-            runs[run_name] = run.info.run_id
-        yield client, runs
-    finally:
-        mlflow.set_tracking_uri(previous)
+    failed = [name for name, (_, complete) in RUNS.items() if not complete]
+    with trivial_model_store(tmp_path_factory.mktemp("mlflow"), "registry-test", list(RUNS), failed) as store:
+        yield store
 
 
 def register(client, name, runs, run_name) -> str:
