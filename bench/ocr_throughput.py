@@ -31,20 +31,20 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from ocr_accuracy import score
 from oanet.config import load_params
 from oanet.env import apply_offline_defaults
 from oanet.layout import load_layout
 
 
 def exact_rate(table: pd.DataFrame, truth: pd.DataFrame, layout) -> float:
-    s = score(table, truth, layout)
-    return float((s["exact"] * s["n"]).sum() / s["n"].sum())
+    from oanet.ingest.accuracy import overall, score_fields
+
+    return overall(score_fields(table, truth, layout, layout))["exact"]
 
 
 def plain_cnocr(ocr, images: list[np.ndarray], names: list[str], labels: pd.DataFrame, layout, min_conf: float):
     """Stock CnOcr (default settings, bundled models): whole image in, fields matched by key."""
-    from oanet.ingest.engine import Read
+    from oanet.ingest.engine import Read, box_of
     from oanet.ingest.reading import find_by_key
     from oanet.ingest.stage import build_table
 
@@ -55,7 +55,7 @@ def plain_cnocr(ocr, images: list[np.ndarray], names: list[str], labels: pd.Data
     reads = {}
     for name, img in zip(names, images):
         out = engine.ocr(np.repeat(img[:, :, None], 3, axis=2))
-        found = find_by_key(unboxed, [Read(str(o["text"]), float(o["score"])) for o in out])
+        found = find_by_key(unboxed, [Read(str(o["text"]), float(o["score"]), box_of(o["position"])) for o in out])
         reads[name] = [found.get(f.name) for f in unboxed.fields]
     seconds = time.perf_counter() - t0
     table = build_table(labels[labels["image"].isin(names)], reads, {n: "" for n in names}, unboxed, min_conf)

@@ -152,12 +152,13 @@ class Ocr:
         """Full CnOCR: text detection on the whole image, then recognition of each line."""
         rgb = np.repeat(image[:, :, None], 3, axis=2) if image.ndim == 2 else image
         out = self.cnocr.ocr(rgb, rec_batch_size=32)
-        reads = []
-        for o in out:
-            pos = np.asarray(o["position"])
-            box = (int(pos[:, 0].min()), int(pos[:, 1].min()), int(pos[:, 0].max()), int(pos[:, 1].max()))
-            reads.append(Read(str(o["text"]), float(o["score"]), box))
-        return reads
+        return [Read(str(o["text"]), float(o["score"]), box_of(o["position"])) for o in out]
+
+
+def box_of(position) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of a CnOCR text polygon (pieces of one line are joined by position)."""
+    pos = np.asarray(position)
+    return int(pos[:, 0].min()), int(pos[:, 1].min()), int(pos[:, 0].max()), int(pos[:, 1].max())
 
 
 def settings_hash(*parts: object) -> str:
