@@ -8,7 +8,7 @@ import sys
 
 from prefect import flow
 
-from flows.train import cli, stages_flow
+from flows.pipeline import cli, stages_flow
 
 EVALUATE_STAGES = ("evaluate", "report")
 

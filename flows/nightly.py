@@ -30,7 +30,7 @@ from prefect import flow, task
 
 from flows.evaluate import evaluate_flow
 from flows.ingest import _transient_io_error, ocr_panels, validate_table
-from flows.register import register_flow
+from flows.pipeline import register_flow
 from flows.train import train_flow
 from oanet.config import NightlyConfig, Params, load_params
 from oanet.env import apply_offline_defaults

@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from prefect import flow
 
 from oanet.report import read_json
 
@@ -408,14 +407,6 @@ def completed_run(client, experiment_id: str, name: str, data_version: str, para
         if version and client.search_model_versions(f"name = '{name}' and run_id = '{run.info.run_id}'"):
             return run.info.run_id
     return None
-
-
-@flow(name="oanet-register", log_prints=True)
-def register_flow(params_path: str = "params.yaml", data_version: str | None = None, fresh: bool = False) -> str:
-    """Log the run, register a challenger and apply the promotion rule, as a Prefect flow."""
-    from flows.train import stages_flow
-
-    return stages_flow(("register",), params_path, data_version, fresh)[0]
 
 
 def main(argv: list[str] | None = None) -> int:

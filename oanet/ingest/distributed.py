@@ -22,7 +22,7 @@ from oanet.config import IngestConfig
 from oanet.errors import OanetError
 from oanet.ingest.engine import Ocr
 from oanet.ingest.head import reading_charset
-from oanet.ingest.stage import Chunk, decode_chunk, recognise
+from oanet.ingest.chunks import Chunk, decode_chunk, recognise
 from oanet.layout import Layout
 
 IN_FLIGHT_PER_THREAD = 2   # chunks queued per worker thread: none idles, the driver holds few bytes

@@ -17,10 +17,11 @@ import pandas as pd
 from oanet.config import IngestConfig
 from oanet.ingest import inventory as inv
 from oanet.ingest.cache import ReadCache
+from oanet.ingest.chunks import Chunk, decode_chunk, load_chunk, recognise
 from oanet.ingest.engine import Ocr, engine_fingerprint, settings_hash
 from oanet.ingest.head import reading_charset
 from oanet.ingest.parse import parse_read
-from oanet.ingest.reading import CROP_RULES_VERSION, read_images
+from oanet.ingest.reading import CROP_RULES_VERSION
 from oanet.layout import Layout, load_layout
 
 # Images per chunk: the unit of work of one engine, in process or as one Dask task.
@@ -66,45 +67,6 @@ def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = 
     fingerprint = fingerprint or engine_fingerprint(cfg.rec_model, reading_charset(cfg.charset, layout))
     return settings_hash(fields, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std,
                          CROP_RULES_VERSION, fingerprint)
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """Up to CHUNK_IMAGES consecutive images, as the driver sees them after the cache lookup."""
-    names: list[str]                # every image of the chunk, in order
-    digests: dict[str, str]         # name -> SHA-256 of the file
-    cached: dict[str, list]         # digest -> reads, for the images the cache holds
-    todo: dict[str, bytes]          # name -> file bytes, for the images that need OCR, in order
-
-
-@dataclass(frozen=True)
-class Decoded:
-    images: dict[str, np.ndarray]   # name -> (h, w) uint8, ready for recognition
-    rejected: list[inv.Rejected]
-
-
-def load_chunk(data_dir: Path, names: list[str], cache: ReadCache) -> Chunk:
-    """Read bytes, hash, look up the cache: the driver's part, wherever recognition runs."""
-    blobs = {name: (data_dir / name).read_bytes() for name in names}
-    digests = {name: inv.file_digest(b) for name, b in blobs.items()}
-    cached = cache.get_many(list(digests.values()))
-    return Chunk(names, digests, cached, {n: b for n, b in blobs.items() if digests[n] not in cached})
-
-
-def decode_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> Decoded:
-    decoded = {name: inv.decode(blob, layout, cfg.blank_panel_std) for name, blob in todo.items()}
-    return Decoded({n: a for n, a in decoded.items() if isinstance(a, np.ndarray)},
-                   [inv.Rejected(n, r.reason, r.detail) for n, r in decoded.items() if not isinstance(r, np.ndarray)])
-
-
-def recognise(ocr: Ocr, decoded: Decoded, layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
-    """Reads of one chunk's decoded images, and its rejections.
-
-    The unit of work of both paths: in process on the main thread, or as one Dask task.
-    """
-    images = list(decoded.images.values())
-    reads = read_images(ocr, images, layout, cfg.crop_pad, cfg.batch_size)
-    return dict(zip(decoded.images, reads)), decoded.rejected
 
 
 def _chunks(items: list[str], size: int):

@@ -34,6 +34,21 @@ def imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
     return found
 
 
+def imported_names(tree: ast.AST) -> list[str]:
+    """Every dotted name an import statement brings in, however deeply nested.
+
+    `from a import b` gives `a.b` as well as `a`, because `b` may be a module; callers keep the
+    longest prefix that is a module. Relative imports are skipped: the project uses none.
+    """
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
 def forbidden_imports(source: str, filename: str = "<src>") -> list[str]:
     tree = ast.parse(source, filename=filename)
     return [f"{filename}:{line}: {mod}" for line, mod in imported_modules(tree) if mod in FORBIDDEN]
