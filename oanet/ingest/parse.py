@@ -111,18 +111,6 @@ def value_texts(field: Field, text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def strip_key(field: Field, text: str) -> str:
-    """Drop a leading KEY and separator."""
-    m = re.match(rf"\s*{key_regex(field.key)}\s*(?:{SEPARATOR}\s*)?", text, flags=re.IGNORECASE)
-    return text[m.end():] if m else text
-
-
-def strip_unit(field: Field, text: str) -> str:
-    if field.unit and text.lower().endswith(field.unit.lower()):
-        return text[: -len(field.unit)]
-    return text
-
-
 def _number_text(text: str, join_words: bool) -> str:
     """Digits as read, lookalikes mapped, the spaces OCR puts inside a number dropped. Without
     `join_words` only spaces around the point or after the sign go: a value crop of `Zone 2 = 3.5`

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from oanet.ingest.parse import (
-    LOW_CONFIDENCE, NOT_FOUND, OUT_OF_RANGE, REASONS, UNPARSED, Parsed, parse_read, strip_key, strip_unit,
+    LOW_CONFIDENCE, NOT_FOUND, OUT_OF_RANGE, REASONS, UNPARSED, Parsed, parse_read,
 )
 from oanet.layout import Field
 from oanet.synth.aoi_layout import aoi_v1_layout
@@ -181,18 +181,6 @@ def test_free_string_field():
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-def test_strip_key_only_at_the_start():
-    assert strip_key(TEMP, "TEMP: 1121.8 C") == "1121.8 C"
-    assert strip_key(TEMP, "1121.8 C") == "1121.8 C"
-    assert strip_key(TEMP, "X TEMP: 1") == "X TEMP: 1"
-
-
-def test_strip_unit_only_at_the_end():
-    assert strip_unit(PRESS, "46.41 MPa") == "46.41 "
-    assert strip_unit(PRESS, "MPa 46.41") == "MPa 46.41"
-    assert strip_unit(EDGE, "0.0216") == "0.0216"          # no unit: unchanged
-
 
 def test_every_printed_aoi_v1_line_parses_back():
     samples = {"lot": "L2611-0042", "unit_id": "U000042", "station": "AOI-02", "light": "5"}
