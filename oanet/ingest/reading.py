@@ -2,7 +2,8 @@
 
 Fast path: a field with a line box is cut to its value and unit (see crops.py) and
 recognised in a batch with every other crop. General path: fields without a box are
-found by CnOCR's text detector on the panel and matched by their printed key.
+found by CnOCR's text detector on the panel, matched by their printed key, and then
+read like boxed fields, through the value crop of the line found (locate_and_read).
 """
 from __future__ import annotations
 
