@@ -23,9 +23,9 @@ ENTRIES = {
     "report": ("oanet.report", "oanet.config"),
     "register": ("flows.register",),
 }
-# How a stage is launched, not what it writes: the command dispatchers, the project lock, the
-# offline environment defaults and the top-level package files (a docstring and a version).
-PLUMBING = frozenset({"oanet.cli", "flows.cli", "oanet.runlock", "oanet.env", "oanet", "flows"})
+# How a stage is launched, not what it writes: the command dispatchers and the top-level package
+# files (a docstring and a version). The lock and offline defaults are listed: every command runs them.
+PLUMBING = frozenset({"oanet.cli", "flows.cli", "oanet", "flows"})
 
 
 def stages() -> dict[str, dict]:
