@@ -60,11 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     apply_offline_defaults()
     from oanet.quality.expectations import ValidationFailed
-    from oanet.runlock import project_root, run_lock
+    from oanet.runlock import project_lock
 
     try:
-        with run_lock("python -m flows.ingest", wait_s=load_params(args.params).nightly.lock_wait_s,
-                      root=project_root(args.params)):
+        with project_lock("python -m flows.ingest", args.params):
             ingest_flow(args.params, args.data)
     except ValidationFailed as err:
         print(err, file=sys.stderr)

@@ -35,7 +35,7 @@ from flows.train import train_flow
 from oanet.config import NightlyConfig, Params, load_params
 from oanet.env import apply_offline_defaults
 from oanet.intake import IntakeResult, dataset_version
-from oanet.runlock import project_root, run_lock
+from oanet.runlock import project_lock
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ def nightly_flow(params_path: str = "params.yaml", force: bool = False, fresh: b
     """One night, as the project's only writer: cron, a manual run, a deployment run and `dvc repro`
     may overlap, and the second one waits for the lock (nightly.lock_wait_s) or refuses, naming the holder."""
     p = load_params(params_path)
-    with run_lock("oanet nightly", wait_s=p.nightly.lock_wait_s, root=project_root(params_path)):
+    with project_lock("oanet nightly", params_path):
         return _night(p, params_path, force, fresh)
 
 

@@ -32,9 +32,8 @@ def cli(flow_fn, argv: list[str] | None, doc: str) -> int:
     ap.add_argument("--fresh", action="store_true", help="redo every stage, even those finished on this data")
     args = ap.parse_args(argv)
     apply_offline_defaults()
-    from oanet.runlock import project_root, run_lock
+    from oanet.runlock import project_lock
 
-    with run_lock(f"flow {flow_fn.name}", wait_s=load_params(args.params).nightly.lock_wait_s,
-                  root=project_root(args.params)):
+    with project_lock(f"flow {flow_fn.name}", args.params):
         flow_fn(params_path=args.params, fresh=args.fresh)
     return 0

@@ -413,12 +413,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.register", description=__doc__.split("\n\n")[0])
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
-    from oanet.config import load_params
-    from oanet.runlock import LockBusy, project_root, run_lock
+    from oanet.runlock import LockBusy, project_lock
 
     try:
-        with run_lock("python -m flows.register", wait_s=load_params(args.params).nightly.lock_wait_s,
-                      root=project_root(args.params)):
+        with project_lock("python -m flows.register", args.params):
             print(run(args.params).summary())
     except LockBusy as err:
         print(f"error: {err}", file=sys.stderr)

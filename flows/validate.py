@@ -302,10 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     apply_offline_defaults()
     params = load_params(args.params)
     layout = load_layout(Path(params.ingest.data) / "layout.yaml")
-    from oanet.runlock import LockBusy, project_root, run_lock
+    from oanet.runlock import LockBusy, project_lock
 
     try:
-        with run_lock("python -m flows.validate", wait_s=params.nightly.lock_wait_s, root=project_root(args.params)):
+        with project_lock("python -m flows.validate", args.params):
             outcome = run(params.validate, layout, expectations_dir=args.expectations)
     except LockBusy as err:
         print(f"error: {err}", file=sys.stderr)

@@ -24,9 +24,9 @@ def _params(path: Path):
 
 def _locked(command: str, params: Path):
     """The project lock (oanet.runlock) for a command that writes a stage's outputs: one writer at a time."""
-    from oanet.runlock import project_root, run_lock
+    from oanet.runlock import project_lock
 
-    return run_lock(f"oanet {command}", wait_s=_params(params).nightly.lock_wait_s, root=project_root(params))
+    return project_lock(f"oanet {command}", params)
 
 
 def _override(cfg, **options):

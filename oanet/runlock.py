@@ -49,6 +49,13 @@ def project_root(params_path: str | Path) -> Path:
     return Path(params_path).resolve().parent
 
 
+def project_lock(command: str, params_path: str | Path):
+    """`run_lock` for the project of `params_path`, waiting up to its `nightly.lock_wait_s`."""
+    from oanet.config import load_params
+
+    return run_lock(command, wait_s=load_params(params_path).nightly.lock_wait_s, root=project_root(params_path))
+
+
 def lock_path(root: str | Path | None = None) -> Path:
     return (Path(root or Path.cwd()) / LOCK_FILE).resolve()
 
