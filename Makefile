@@ -44,13 +44,14 @@ demo: install
 	@echo "  registered model    models:/oanet@champion in mlruns/mlflow.db (oanet registry history; oanet predict IMAGE)"
 	@echo "  clean OCR table     data/clean.parquet"
 	@echo "  quarantine          data/quarantine.parquet"
-	@echo "  data-quality report reports/validation/summary.md"
-	@echo "  GX Data Docs        reports/validation/data_docs/index.html"
+	@echo "  data-quality report reports/validation/index.html (one file, opens offline; text: summary.md)"
+	@echo "  GX Data Docs        reports/validation/data_docs/index.html (needs network for its styles)"
+	@echo "  drift report        reports/drift/test-rows/index.html (test rows vs the train rows; a night: oanet drift --data DIR)"
 	@echo "  demo images         data/raw/images (labels.csv, truth.csv, layout.yaml beside them)"
 
 ## flow: the OCR + validation stages as a Prefect flow (temporary local server, history under .prefect/)
 flow: install
-	python -m flows.ingest
+	oanet flow ingest
 
 ## nightly: one nightly run now (intake from incoming/, OCR, retrain if anything is new, register)
 nightly: install
@@ -60,11 +61,27 @@ nightly: install
 schedule: install
 	oanet schedule
 
-test: install
+test: install browser
+	ruff check .
 	python -m pytest -q
 
-test-fast: install
+test-fast: install browser
+	ruff check .
 	python -m pytest -q -m "not slow"
+
+.PHONY: browser
+## browser: Debian's chromium, for the tests that open the HTML reports headless and offline
+## (installed only when missing, as root with apt-get; otherwise those tests skip and say how)
+browser:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium (apt-get, once) for the headless-browser report tests"; \
+	    mkdir -p .cache; export DEBIAN_FRONTEND=noninteractive; \
+	    { apt-get install -y -q --no-install-recommends chromium || \
+	      { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }; } >.cache/apt-chromium.log 2>&1 \
+	      || echo "could not install chromium (see .cache/apt-chromium.log); the browser tests will skip"; \
+	  else echo "chromium is missing and this is not root with apt-get: the browser tests will skip" \
+	    "(install it with: sudo apt-get install chromium)"; fi; }
 
 ## bench: OCR accuracy and throughput on the magnetic-tile benchmark (minutes)
 bench: install

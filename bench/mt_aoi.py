@@ -4,7 +4,7 @@
 
 1. `oanet synth` renders one AOI image per magnetic-tile photograph (all 1,344 by
    default) with the aoi-v1 panel; photographs of one physical tile share a lot.
-2. `oanet ingest` reads the panels with CnOCR, `flows.validate` applies the data gate.
+2. `oanet ingest` reads the panels with CnOCR, `oanet validate` applies the data gate.
 3. `oanet evaluate --profile P` runs the paper's protocol on the validated table.
 Every step runs as its own command on a params file derived from params.yaml, whose
 paths point under data/benchmark/<name>/ and reports/benchmark/<name>/; the reports
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     params_file = data / "params.yaml"
     params_file.write_text(yaml.safe_dump(derived_params(ROOT / "params.yaml", data, reports, args.objects.resolve(),
                                                          n, args.profile), sort_keys=False))
-    oanet, py, pf = [str(Path(sys.executable).parent / "oanet")], sys.executable, ["--params", str(params_file)]
+    oanet, pf = [str(Path(sys.executable).parent / "oanet")], ["--params", str(params_file)]
     times: dict[str, float] = {}
     t0 = time.perf_counter()
     if not (data / "raw" / "labels.csv").exists():
@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                        *pf], times)
     if not (data / "clean.parquet").exists():
         step("ingest", [*oanet, "ingest", *pf], times)
-        step("validate", [py, "-m", "flows.validate", *pf], times)
+        step("validate", [*oanet, "validate", *pf], times)
     extra = (["--repeats", str(args.repeats)] if args.repeats else []) + \
         (["--encoders", args.encoders] if args.encoders else [])
     step("evaluate", [*oanet, "evaluate", "--profile", args.profile, *extra, *pf], times)

@@ -11,7 +11,8 @@ In one process, on the same synthetic images:
               lines matched to fields by key (on the first --plain-n images: it is slow)
   cached      a second ingest over the same images, served by the cache
 ingest, bare and plain are timed in --rounds alternating rounds (this machine's speed drifts
-by 10-20% over minutes); the rates are medians, each round's ratios are printed too.
+over minutes: docs/benchmarks.md, "Where the OCR time goes"); the rates are medians, each
+round's ratios are printed too.
   ingest-2w   the ingest stage with OCR on a warm 2-worker local Dask cluster (--workers 2):
               plain CnOCR and bare already use every core (onnxruntime's default threads),
               this is ingest using every core too (workers of one thread each)
@@ -53,7 +54,7 @@ def plain_cnocr(ocr, images: list[np.ndarray], names: list[str], labels: pd.Data
     engine.ocr(np.repeat(images[0][:, :, None], 3, axis=2))   # warm-up
     t0 = time.perf_counter()
     reads = {}
-    for name, img in zip(names, images):
+    for name, img in zip(names, images, strict=True):
         out = engine.ocr(np.repeat(img[:, :, None], 3, axis=2))
         found = find_by_key(unboxed, [Read(str(o["text"]), float(o["score"]), box_of(o["position"])) for o in out])
         reads[name] = [found.get(f.name) for f in unboxed.fields]
@@ -102,7 +103,7 @@ def main() -> int:
         list(on_engines(engines, lambda e, crops: e.recognize(crops, batch_size=cfg.batch_size), crop_chunks))
 
     rounds = []
-    for r in range(args.rounds):
+    for _ in range(args.rounds):
         r_ingest = ingest(cfg, data, work / "ocr.parquet", work / "q.parquet", ocr=engines)
         t0 = time.perf_counter()
         bare()

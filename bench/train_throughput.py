@@ -30,10 +30,18 @@ import torch
 import torch.nn.functional as F
 
 from oanet.config import FuseConfig
+from oanet.device import resolve_device
 from oanet.fusion.model import ArchConfig
 from oanet.fusion.train import (
-    TrainData, TrainStep, build_model, class_weights, embeddings, fit, make_optimizer, refit_refinement,
-    resolve_device, seed_everything,
+    TrainData,
+    TrainStep,
+    build_model,
+    class_weights,
+    embeddings,
+    fit,
+    make_optimizer,
+    refit_refinement,
+    seed_everything,
 )
 
 N_COLUMNS, N_FIELDS = 19, 11             # the aoi-v1 layout: 9 numeric fields + 2 one-hot categories

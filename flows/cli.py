@@ -1,31 +1,69 @@
-"""The `oanet` console script: the library's commands plus those that need MLflow.
+"""The `oanet` console script: every entry point of the project, as one Typer app.
 
-`oanet.cli` holds the stage commands and never imports MLflow; this module adds
-`register`, `predict` and `registry history|rollback` to the same Typer app.
+`app` is composed here, explicitly: the library's commands (`oanet.cli.commands`, which never
+import Prefect, MLflow or Great Expectations) and `orchestration`, the commands that need them:
+the stages `validate` and `register`, the Prefect runs (`nightly`, `schedule`, `flow ...`) and the
+registry tools (`predict`, `registry ...`). Each command imports what it needs when it runs, so
+`oanet --help` starts none of them. DVC's stages, the Makefile and the Dockerfile call this app.
 """
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from oanet.cli import _params, app
-from oanet.cli import main as _run_app
+from oanet import cli as library
+from oanet.cli import PARAMS, RUN_PANEL, STAGE_PANEL, TOOL_PANEL, _params, make_app, run_stage
 
+orchestration = typer.Typer()
 registry_app = typer.Typer(help="The MLflow model registry: promotion history and rollback.", no_args_is_help=True)
-app.add_typer(registry_app, name="registry")
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+orchestration.add_typer(registry_app, name="registry", rich_help_panel=TOOL_PANEL)
+flow_app = typer.Typer(help="Prefect flows, with retries on I/O, resume and a run history: "
+                            "ingest, train, evaluate, register.", no_args_is_help=True)
+orchestration.add_typer(flow_app, name="flow", rich_help_panel=RUN_PANEL)
+FRESH = typer.Option(False, help="Redo every stage, even those finished on this data.")
 CHUNK = 16
 
 
-@app.command()
-def register(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
-    """Log this pipeline run to MLflow, register a model version, apply the promotion rule."""
-    from flows.register import run
+@contextmanager
+def _failed_batch_exits_1():
+    """A batch failing a critical expectation is a data problem, not a crash: its message on stderr, exit 1."""
+    from oanet.quality.expectations import ValidationFailed
 
-    typer.echo(run(params, echo=typer.echo).summary())
+    try:
+        yield
+    except ValidationFailed as err:
+        typer.echo(str(err), err=True)
+        raise typer.Exit(1) from None
+
+
+@orchestration.command(rich_help_panel=STAGE_PANEL)
+def validate(
+    expectations: Path | None = typer.Option(
+        None, help="Folder holding batch.json (default: expectations/ beside the params file, else here)."),
+    params: Path = PARAMS,
+) -> None:
+    """Stage `validate`: the Great Expectations gate on the OCR table: clean rows, quarantine and reports."""
+    from flows.stages import PIPELINE
+
+    with _failed_batch_exits_1():          # which stops `dvc repro` before split
+        run_stage(PIPELINE, "validate", params, expectations=expectations or _expectations_dir(params))
+
+
+def _expectations_dir(params: Path) -> Path:
+    """The project's expectations/: beside the params file (a run from another folder), else the working one."""
+    beside = params.resolve().parent / "expectations"
+    return beside if (beside / "batch.json").is_file() else Path("expectations")
+
+
+@orchestration.command(rich_help_panel=STAGE_PANEL)
+def register(params: Path = PARAMS) -> None:
+    """Stage `register`: log this pipeline run to MLflow, register a model version, apply the promotion rule."""
+    from flows.stages import PIPELINE
+
+    run_stage(PIPELINE, "register", params)
 
 
 def _load_predictor(model: str):
@@ -44,15 +82,17 @@ def _load_predictor(model: str):
                                                       "image_b64": [base64.b64encode(b).decode() for _, b in items]}))
 
 
-@app.command()
+@orchestration.command(rich_help_panel=TOOL_PANEL)
 def predict(
     images: list[Path] = typer.Argument(..., help="Image files, or one folder (every image in it; writes a CSV)."),
     model: str = typer.Option("models:/oanet@champion", help="MLflow model URI or a bundle folder."),
-    out: Optional[Path] = typer.Option(None, help="CSV for folder mode (default: <folder>/oanet_predictions.csv)."),
+    out: Path | None = typer.Option(None, help="CSV for folder mode (default: <folder>/oanet_predictions.csv)."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file (for the tracking URI)."),
 ) -> None:
     """Defect decision per image: JSON lines for files, a CSV (with a progress bar) for a folder."""
     from tqdm import tqdm
+
+    from oanet.ingest.inventory import IMAGE_SUFFIXES
 
     if not Path(model).is_dir():
         from flows.tracking import setup
@@ -84,23 +124,23 @@ def predict(
         typer.echo(json.dumps(row, default=str))
 
 
-@app.command()
+@orchestration.command(rich_help_panel=RUN_PANEL)
 def nightly(
     force: bool = typer.Option(False, help="Train even when the data and params have not changed."),
-    fresh: bool = typer.Option(False, help="Redo every stage, even those finished on this data."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    fresh: bool = FRESH,
+    params: Path = PARAMS,
 ) -> None:
     """Run the nightly flow once now: intake, OCR, retrain if anything is new, register, promote."""
     from flows.nightly import nightly_flow
 
-    typer.echo(nightly_flow(str(params), force, fresh).summary())
+    typer.echo(nightly_flow(str(params), force, fresh).summary())    # the flow holds the project lock itself
 
 
-@app.command()
+@orchestration.command(rich_help_panel=RUN_PANEL)
 def schedule(
     host: str = typer.Option("127.0.0.1", help="Address the local Prefect server binds to."),
     port: int = typer.Option(4200, help="Port of the local Prefect server."),
-    server: Optional[str] = typer.Option(None, help="Use this running Prefect API instead (http://.../api)."),
+    server: str | None = typer.Option(None, help="Use this running Prefect API instead (http://.../api)."),
     prefect_yaml: Path = typer.Option(Path("prefect.yaml"), help="Where the deployment and its cron are defined."),
 ) -> None:
     """Serve the nightly deployment on its cron schedule (prefect.yaml) with a local Prefect server."""
@@ -122,7 +162,7 @@ def schedule(
 
 
 @registry_app.command("history")
-def registry_history(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
+def registry_history(params: Path = PARAMS) -> None:
     """Every alias move and refusal of the registered model, oldest first."""
     from flows.registry import format_history, history
     from flows.tracking import setup
@@ -132,7 +172,7 @@ def registry_history(params: Path = typer.Option(Path("params.yaml"), help="Para
 
 
 @registry_app.command("rollback")
-def registry_rollback(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
+def registry_rollback(params: Path = PARAMS) -> None:
     """Move `champion` back to its previous holder (recorded in the history)."""
     from flows.registry import rollback
     from flows.tracking import setup
@@ -142,5 +182,52 @@ def registry_rollback(params: Path = typer.Option(Path("params.yaml"), help="Par
     typer.echo(f"registry: champion v{event['from_version']} -> v{event['to_version']}")
 
 
+def _run_flow(command: str, flow_fn, params: Path, **arguments):
+    """Run a Prefect flow as the project's only writer (the project lock, held as `oanet flow <command>`)."""
+    from oanet.runlock import project_lock
+
+    with project_lock(f"oanet flow {command}", params):
+        return flow_fn(params_path=str(params), **arguments)
+
+
+@flow_app.command("ingest")
+def flow_ingest(
+    data: Path | None = typer.Option(None, help="AOI folder (default: params.yaml ingest.data)."),
+    params: Path = PARAMS,
+) -> None:
+    """Flow `oanet-ingest`: OCR the panels, then the data-quality gate."""
+    from flows.ingest import ingest_flow
+
+    with _failed_batch_exits_1():
+        _run_flow("ingest", ingest_flow, params, data=None if data is None else str(data))
+
+
+@flow_app.command("train")
+def flow_train(fresh: bool = FRESH, params: Path = PARAMS) -> None:
+    """Flow `oanet-train`: split, bag, fuse and gate; a step finished on these params, data and code is kept."""
+    from flows.train import train_flow
+
+    _run_flow("train", train_flow, params, fresh=fresh)
+
+
+@flow_app.command("evaluate")
+def flow_evaluate(fresh: bool = FRESH, params: Path = PARAMS) -> None:
+    """Flow `oanet-evaluate`: the paper's evaluation protocol, then the metrics report."""
+    from flows.evaluate import evaluate_flow
+
+    _run_flow("evaluate", evaluate_flow, params, fresh=fresh)
+
+
+@flow_app.command("register")
+def flow_register(fresh: bool = FRESH, params: Path = PARAMS) -> None:
+    """Flow `oanet-register`: the register stage as a Prefect task (retried when the tracking store is down)."""
+    from flows.pipeline import register_flow
+
+    _run_flow("register", register_flow, params, fresh=fresh)
+
+
+app = make_app(library.commands, orchestration)
+
+
 def main() -> None:
-    _run_app()
+    library.main(app)

@@ -1,14 +1,12 @@
 """Prefect flow `oanet-evaluate`: the paper's evaluation protocol and the metrics report.
 
-    python -m flows.evaluate [--params params.yaml] [--fresh]
+    oanet flow evaluate [--params params.yaml] [--fresh]
 """
 from __future__ import annotations
 
-import sys
-
 from prefect import flow
 
-from flows.pipeline import cli, stages_flow
+from flows.pipeline import stages_flow
 
 EVALUATE_STAGES = ("evaluate", "report")
 
@@ -16,7 +14,3 @@ EVALUATE_STAGES = ("evaluate", "report")
 @flow(name="oanet-evaluate", log_prints=True)
 def evaluate_flow(params_path: str = "params.yaml", data_version: str | None = None, fresh: bool = False) -> list[str]:
     return stages_flow(EVALUATE_STAGES, params_path, data_version, fresh)
-
-
-if __name__ == "__main__":
-    sys.exit(cli(evaluate_flow, None, __doc__))

@@ -1,6 +1,6 @@
 """Prefect flow `oanet-ingest`: OCR the panels, then the data-quality gate.
 
-    python -m flows.ingest [--params params.yaml] [--data DIR]
+    oanet flow ingest [--params params.yaml] [--data DIR]
 
 The tasks are thin wrappers around the same stage functions that `dvc repro` runs
 (`oanet.ingest.stage.run` and `flows.validate.run`); Prefect adds retries on I/O,
@@ -8,15 +8,12 @@ logging and a run history.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from prefect import flow, task
 
 from oanet.config import IngestConfig, ValidateConfig, load_params
-from oanet.env import apply_offline_defaults
 
 
 def _transient_io_error(task, task_run, state) -> bool:
@@ -52,24 +49,3 @@ def ingest_flow(params_path: str = "params.yaml", data: str | None = None):
     ocr_panels(ingest_cfg)
     return validate_table(validate_cfg, Path(ingest_cfg.data) / "layout.yaml")
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows.ingest", description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--data", help="AOI folder (default: params.yaml ingest.data)")
-    args = ap.parse_args(argv)
-    apply_offline_defaults()
-    from oanet.quality.expectations import ValidationFailed
-    from oanet.runlock import project_lock
-
-    try:
-        with project_lock("python -m flows.ingest", args.params):
-            ingest_flow(args.params, args.data)
-    except ValidationFailed as err:
-        print(err, file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,29 +1,31 @@
 """Prefect flow `oanet-nightly`: take in the night's images, OCR what is new, retrain, register.
 
-    python -m flows.nightly [--params params.yaml] [--force] [--fresh]     (also `oanet nightly`)
+    oanet nightly [--params params.yaml] [--force] [--fresh]
 
 1. intake: move incoming/ into the raw dataset (oanet.intake), then record the new data
    version with DVC (`dvc commit data`, `dvc push` to the default remote).
 2. ingest: OCR + data-quality gate; the OCR cache means only new images are read.
+   drift: tonight's new rows against the last training's reference (oanet.drift), before any
+   training; a night past a threshold gets a `drift-alert` artifact and says so in one line.
 3. If the registry already holds a complete run on this data version with these params,
    the night stops here and says so: no new data, no training (`dvc commit` of ingest and
    validate, whose reports were rewritten, keeps `dvc repro` a no-op).
-4. train (split, bag, fuse, gate) -> evaluate (+ report) -> register (challenger + promotion),
+4. train (split, bag, fuse, gate, drift reference) -> evaluate (+ report) -> register (challenger + promotion),
    then `dvc commit` of every stage so `dvc repro` agrees with what the night produced.
 
 The night holds the project lock (oanet.runlock) from start to end; `nightly.train: false`
 makes it a data-only night that stops after step 2.
 
 Every training step is a persisted Prefect task keyed by params, data version and code, so
-re-running a night that failed half-way redoes only what had not finished (flows/stages.py).
+re-running a night that failed half-way redoes only what had not finished (flows/tasks.py).
 The schedule (cron 02:00 by default) lives in prefect.yaml; `oanet schedule` serves it.
 """
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from prefect import flow, task
@@ -33,7 +35,6 @@ from flows.ingest import _transient_io_error, ocr_panels, validate_table
 from flows.pipeline import register_flow
 from flows.train import train_flow
 from oanet.config import NightlyConfig, Params, load_params
-from oanet.env import apply_offline_defaults
 from oanet.intake import IntakeResult, dataset_version
 from oanet.runlock import project_lock
 
@@ -47,9 +48,10 @@ class NightlyReport:
     reason: str                 # why it trained, or why not
     register: str = ""
     dvc: str = ""
+    drift: str = ""             # tonight's rows against the last training's reference: one line
 
     def summary(self) -> str:
-        lines = [f"nightly: data version {self.data_version}", self.intake, self.ingest,
+        lines = [f"nightly: data version {self.data_version}", self.intake, self.ingest, self.drift,
                  f"{'trained' if self.trained else 'no training'}: {self.reason}"]
         return "\n".join(line for line in [*lines, self.register, self.dvc] if line)
 
@@ -87,6 +89,29 @@ def dvc_record(cfg: NightlyConfig, targets: list[str]) -> str:
     return what + ", pushed to the default remote"
 
 
+@task(name="drift")
+def drift_task(params_path: str, taken: list[str], night: str) -> str:
+    """Tonight's new rows against the reference of the last training, before anything trains on them.
+    A night past a threshold is flagged: a `drift-alert` artifact on the flow run, and the one line."""
+    import time
+
+    from oanet.drift.nights import report_taken
+
+    start = time.perf_counter()
+    result = report_taken(load_params(params_path), taken, night)
+    if isinstance(result, str):
+        return result
+    if result.alert:
+        from prefect.artifacts import create_markdown_artifact
+
+        drifted = "\n".join(f"- {item}" for item in result.summary["drifted"])
+        create_markdown_artifact(key="drift-alert", description=result.line(),
+                                 markdown=f"# {result.line()}\n\n{drifted}\n\nReport: `{result.page}`")
+    line = f"{result.line()} (report: {result.page}; {time.perf_counter() - start:.1f} s)"
+    print(line)
+    return line
+
+
 def trained_run(params_path: str, version: str) -> str | None:
     """The id of a finished, registered run on this data version with these exact params, if any
     (a run whose register died half-way does not count: the night trains again)."""
@@ -119,36 +144,23 @@ def _night(p: Params, params_path: str, force: bool, fresh: bool) -> NightlyRepo
     validate_table(replace(p.validate, table=p.ingest.out, quarantine=p.ingest.quarantine),
                    Path(p.data.raw) / "layout.yaml")
     ingest_line = ingested.summary().splitlines()[1].strip()
+    drift = drift_task(params_path, list(intake.taken), datetime.now(UTC).strftime("night-%Y%m%dT%H%M%S"))
     if not p.nightly.train:
         recorded = dvc_record(p.nightly, ["ingest", "validate"])
         return NightlyReport(version, intake.summary(), ingest_line, False, "nightly.train is off (a data-only night)",
-                             dvc=recorded)
+                             dvc=recorded, drift=drift)
     previous = None if force else trained_run(params_path, version)
     if previous:
         reason = f"no new data since run {previous[:8]} (data version {version}, same params)"
         print(f"nightly: {reason}; nothing to train")
         recorded = dvc_record(p.nightly, ["ingest", "validate"])   # their reports were rewritten
-        return NightlyReport(version, intake.summary(), ingest_line, False, reason, dvc=recorded)
+        return NightlyReport(version, intake.summary(), ingest_line, False, reason, dvc=recorded, drift=drift)
     reason = "forced" if force else (f"{intake.moved} new images" if intake.moved else "no model on this data yet")
     train_flow(params_path, version, fresh)
     evaluate_flow(params_path, version, fresh)
     registered = register_flow(params_path, version, fresh)
     recorded = dvc_record(p.nightly, [])
-    report = NightlyReport(version, intake.summary(), ingest_line, True, reason, registered, recorded)
+    report = NightlyReport(version, intake.summary(), ingest_line, True, reason, registered, recorded, drift)
     print(report.summary())
     return report
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m flows.nightly", description=__doc__.splitlines()[0])
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--force", action="store_true", help="train even when nothing changed")
-    ap.add_argument("--fresh", action="store_true", help="redo every stage, even those finished on this data")
-    args = ap.parse_args(argv)
-    apply_offline_defaults()
-    print(nightly_flow(args.params, args.force, args.fresh).summary())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

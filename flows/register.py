@@ -1,11 +1,11 @@
 """Stage `register`: log the pipeline run to MLflow, register the model, apply the promotion rule.
 
-    python -m flows.register [--params params.yaml]      (DVC stage `register`, `oanet register`)
+    oanet register [--params params.yaml]      (DVC stage `register`)
 
 One MLflow run per pipeline run, with a nested run per stage: params (params.yaml,
 flattened), metrics (per-epoch training curves, CV metrics with spread, test metrics,
 the gate's scenarios, the evaluation), artifacts (reports, plots, the GX validation
-summary, the gate, the layout) and lineage tags (git commit, DVC data hash, params
+summary, the gate, the layout) and lineage tags (git commit, data version, params
 hash, card). Then the bundle is logged as the pyfunc model `oanet`, registered as a
 new version with alias `challenger`, and compared with the `champion` on the
 challenger's own test rows (the champion is re-scored there, clean and under 60%
@@ -21,17 +21,16 @@ registering is finished by the next one instead of doubled; the run's tag
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import math
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
+from oanet.promotion import HeadToHead, candidate_metrics, gate_scorer, head_to_head
 from oanet.report import read_json
 
 
@@ -162,13 +161,6 @@ def bundle_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def candidate_metrics(gate_metrics: dict) -> dict[str, float]:
-    """What promotion compares: the gate's clean test recall/accuracy and its recall under both corruptions."""
-    s = gate_metrics["scenarios"]
-    return {"recall": s["clean"]["gate"]["recall"], "accuracy": s["clean"]["gate"]["accuracy"],
-            "robust_recall": s["both"]["gate"]["recall"], "robust_accuracy": s["both"]["gate"]["accuracy"]}
-
-
 def log_stage_runs(outputs: dict[str, Path]) -> None:
     import mlflow
 
@@ -195,10 +187,24 @@ def log_reports(p) -> None:
     for path in [out / "ablation.md", out / "robustness.md", Path(p.report.out), Path(p.gate.out)]:
         if path.is_file():
             mlflow.log_artifact(str(path), artifact_path="reports")
-    for folder, dest in ((out / "plots", "reports/plots"), (Path(p.validate.reports), "validation")):
+    for folder, dest in ((out / "plots", "reports/plots"), (Path(p.validate.reports), "validation"),
+                         *drift_report_folders(p.drift)):
         if folder.is_dir():
-            for f in sorted(folder.glob("*.png")) + sorted(folder.glob("*.md")) + sorted(folder.glob("*.json")):
+            for f in sorted(folder.glob("*.png")) + sorted(folder.glob("*.md")) + sorted(folder.glob("*.json")) \
+                    + sorted(folder.glob("index.html")):
                 mlflow.log_artifact(str(f), artifact_path=dest)
+
+
+def drift_report_folders(cfg) -> list[tuple[Path, str]]:
+    """(folder, artifact path) of the drift reports a run logs: the test rows' and the latest night's."""
+    from oanet.drift.history import read_history
+    from oanet.drift.stage import TEST_ROWS
+
+    out = Path(cfg.out_dir)
+    nights = read_history(out)
+    latest = [(out / nights[-1]["night"], f"drift/{nights[-1]['night']}")] if nights else []
+    history = [(out, "drift")] if (out / "history.png").is_file() else []
+    return [(out / TEST_ROWS, f"drift/{TEST_ROWS}"), *latest, *history]
 
 
 def log_as(path: Path, artifact: str) -> None:
@@ -212,17 +218,6 @@ def log_as(path: Path, artifact: str) -> None:
         target = Path(tmp) / Path(artifact).name
         shutil.copyfile(path, target)
         mlflow.log_artifact(str(target), artifact_path=str(Path(artifact).parent))
-
-
-MIN_SHARED_ROWS = 10     # fewer unseen rows than this (or one class only): compare registered metrics
-
-
-@dataclass(frozen=True)
-class HeadToHead:
-    challenger: dict | None      # {recall, accuracy, robust_recall} on the shared rows; None: not comparable
-    champion: dict | None
-    rows: int
-    note: str
 
 
 def _champion_seen_images(client, name: str, holder: str) -> set[str] | None:
@@ -253,14 +248,12 @@ def load_champion(client, name: str, holder: str, device: str):
     return DefectPipeline.load(bundle, device=device)
 
 
-def head_to_head(client, name: str, p, holder: str | None, device: str = "cpu") -> HeadToHead | None:
-    """Champion `holder` and the challenger scored by the same code on this run's test rows that
-    the champion never saw: with a growing dataset the split moves, and rows the champion
-    trained on would flatter it. None without a champion. A champion that cannot be loaded
-    (deleted artifacts, an older format, a bad hash) is not re-scored: the note says why, and
-    promotion falls back to the metrics each model was registered with."""
-    from oanet.fusion.data import load_rois
-    from oanet.gate.stage import score_gate
+def rescore_champion(client, name: str, p, holder: str | None, device: str = "cpu") -> HeadToHead | None:
+    """Champion `holder` and the challenger scored by the same code on this run's test rows the
+    champion never saw (oanet.promotion.head_to_head; here: fetching both from MLflow). None
+    without a champion. A champion that cannot be loaded (deleted artifacts, an older format, a
+    bad hash) is not re-scored: the note says why, and promotion falls back to the metrics each
+    model was registered with."""
     from oanet.serving import DefectPipeline
     from oanet.split import load_parts
 
@@ -272,24 +265,9 @@ def head_to_head(client, name: str, p, holder: str | None, device: str = "cpu") 
         return HeadToHead(None, None, 0, f"champion v{holder} could not be loaded for re-scoring "
                           f"({type(exc).__name__}: {str(exc)[:300]}): compared on the metrics each was registered with")
     challenger = DefectPipeline.load(p.register.bundle_dir, device=device)
-    seen = _champion_seen_images(client, name, holder)
-    rows = load_parts(p.gate.table, p.gate.split)["test"]
-    rows = rows[~rows["image"].isin(seen or set())]
-    labels = set(rows["label"].astype(int))
-    if len(rows) < MIN_SHARED_ROWS or labels != {0, 1}:
-        return HeadToHead(None, None, len(rows), f"only {len(rows)} test rows unseen by the champion "
-                          f"(classes {sorted(labels)}): compared on the metrics each was registered with")
-    scored, images = {}, {}
-    for role, pipe in (("challenger", challenger), ("champion", champion)):
-        size, roi = pipe.members.image_size, tuple(pipe.members.object_roi)
-        if (size, roi) not in images:     # both models usually crop the same way: read the images once
-            images[size, roi] = load_rois(p.gate.data, rows["image"].tolist(), roi, size)
-        scores, _, _ = score_gate(pipe.members, pipe.gate, rows, images[size, roi], ("clean", "both"),
-                                  p.gate.seed + 100, device)
-        scored[role] = candidate_metrics({"scenarios": scores})
-    note = (f"compared on {len(rows)} test rows neither model was fitted on" if seen is not None else
-            f"compared on all {len(rows)} test rows (the champion's split was not logged)")
-    return HeadToHead(scored["challenger"], scored["champion"], len(rows), note)
+    test_rows = load_parts(p.gate.table, p.gate.split)["test"]
+    return head_to_head(challenger, champion, test_rows, _champion_seen_images(client, name, holder),
+                        gate_scorer(p.gate.data, p.gate.seed + 100, device))
 
 
 DONE_TAG = "oanet.registered_version"   # set on the run last: its register finished
@@ -322,8 +300,7 @@ def log_pipeline_run(p, params_path: Path, outputs: dict[str, Path], problems: l
 
 def promote(client, p, version: str, echo=print):
     """Offer `version` for champion once: compare-and-set, re-scored against whoever holds it."""
-    from flows.registry import (CHAMPION, ChampionMoved, alias_holder, apply_promotion,
-                                recorded_decision)
+    from flows.registry import CHAMPION, ChampionMoved, alias_holder, apply_promotion, recorded_decision
     from oanet.promotion import Floors, PromotionRule
 
     cfg, name = p.register, p.register.model_name
@@ -334,16 +311,20 @@ def promote(client, p, version: str, echo=print):
                          max_robust_accuracy_drop=cfg.max_robust_accuracy_drop, min_recall_gain=cfg.min_recall_gain)
     floors = Floors(min_recall=cfg.min_recall, min_accuracy=cfg.min_accuracy,
                     min_robust_recall=cfg.min_robust_recall, min_robust_accuracy=cfg.min_robust_accuracy)
+    from oanet.drift.stage import test_rows_alert
+
+    alert, line = test_rows_alert(p.drift)
+    drifted = line if alert else ""
     for _ in range(CAS_TRIES):
         holder = alias_holder(client, name, CHAMPION)
-        shared = head_to_head(client, name, p, holder)
+        shared = rescore_champion(client, name, p, holder)
         if shared is not None:
             echo(f"register: {shared.note}")
         try:
             return apply_promotion(client, name, version, rule, champion_metrics=shared and shared.champion,
                                    challenger_metrics=shared and shared.challenger, floors=floors,
                                    note=shared.note if shared else "", expected_champion=holder,
-                                   lock_dir=cfg.lock_dir)
+                                   lock_dir=cfg.lock_dir, drifted=drifted)
         except ChampionMoved as moved:
             echo(f"register: {moved}; comparing again")
     raise ChampionMoved(f"{CHAMPION} of {name!r} kept moving during {CAS_TRIES} comparisons; run register again")
@@ -358,7 +339,7 @@ def checked_bundle(p) -> tuple[list[str], Path | None, str | None]:
     if problems:
         return problems, None, None
     bundle = package_bundle(p.register.bundle_dir, Path(p.fuse.data) / "layout.yaml", p.ingest,
-                            p.bag.out_dir, p.fuse.out_dir, p.gate.out)
+                            p.bag.out_dir, p.fuse.out_dir, p.gate.out, p.drift.reference)
     problems = bundle_mismatch(p, bundle)
     return (problems, None, None) if problems else ([], bundle, bundle_sha256(bundle))
 
@@ -408,21 +389,3 @@ def completed_run(client, experiment_id: str, name: str, data_version: str, para
             return run.info.run_id
     return None
 
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m flows.register", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--params", default="params.yaml")
-    args = parser.parse_args(argv)
-    from oanet.runlock import LockBusy, project_lock
-
-    try:
-        with project_lock("python -m flows.register", args.params):
-            print(run(args.params).summary())
-    except LockBusy as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -16,16 +16,15 @@ of making a second one, and an offer that is already recorded is not recorded ag
 from __future__ import annotations
 
 import json
-import math
 import re
 import tempfile
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from oanet.errors import OanetError
-from oanet.promotion import (METRICS, OPTIONAL, Candidate, Decision, Floors, PromotionRule, decide,
-                             incomplete_reason)
+from oanet.jsonsafe import strict_json
+from oanet.promotion import METRICS, OPTIONAL, Candidate, Decision, Floors, PromotionRule, decide, incomplete_reason
 
 TAG_PREFIX = "oanet."
 EVENT_PREFIX = TAG_PREFIX + "event."
@@ -167,7 +166,7 @@ _ANY = object()      # apply_promotion without compare-and-set
 def apply_promotion(client, name: str, version: str, rule: PromotionRule,
                     champion_metrics: dict | None = None, challenger_metrics: dict | None = None,
                     floors: Floors = Floors(), note: str = "", expected_champion=_ANY,
-                    lock_dir: str | Path | None = None) -> Decision:
+                    lock_dir: str | Path | None = None, drifted: str = "") -> Decision:
     """Compare `version` with the current champion, move `champion` if it wins, record either way.
 
     `champion_metrics` / `challenger_metrics` ({recall, accuracy, robust_recall}): both
@@ -175,6 +174,7 @@ def apply_promotion(client, name: str, version: str, rule: PromotionRule,
     `expected_champion`: the version those were scored against (None: no champion); if
     another register moved `champion` since, nothing moves and ChampionMoved is raised.
     `note` (e.g. why the champion could not be re-scored) is kept in the event's reason.
+    `drifted`: the drift alert of the challenger's test rows (oanet.promotion.decide), "" if none.
     """
     version = str(version)
     with alias_lock(name, lock_dir):      # read, compare and move as one step
@@ -190,7 +190,7 @@ def apply_promotion(client, name: str, version: str, rule: PromotionRule,
         if champion is not None and champion_metrics and challenger_metrics:
             champion, challenger = _rescored(champion, champion_metrics), _rescored(challenger, challenger_metrics)
 
-        decision = decide(challenger, champion, rule, floors)
+        decision = decide(challenger, champion, rule, floors, drifted)
         reason = f"{decision.reason} ({note})" if note else decision.reason
         if decision.promote:
             client.set_registered_model_alias(name, CHAMPION, version)
@@ -271,7 +271,7 @@ def format_history(rows: list[dict]) -> str:
     table = [("time (UTC)", "version", "action", "alias", "reason")]
     table += [(r["time"], "v" + r["version"], r["action"], move(r), r["reason"]) for r in rows]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths)) + "  " + row[4] for row in table]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:4], widths, strict=True)) + "  " + row[4] for row in table]
     lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len("reason"))
     return "\n".join(lines) if rows else "\n".join(lines[:2] + ["(no events)"])
 
@@ -307,24 +307,15 @@ def _candidate(version: str, tags: dict) -> Candidate:
                      robust_recall=number("robust_recall"), robust_accuracy=number("robust_accuracy"))
 
 
-_last_time = datetime.min.replace(tzinfo=timezone.utc)
+_last_time = datetime.min.replace(tzinfo=UTC)
 
 
 def _event_time() -> datetime:
     """UTC now, strictly increasing within this process: events are keyed and sorted by it."""
     global _last_time
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     _last_time = now if now > _last_time else _last_time + timedelta(microseconds=1)
     return _last_time
-
-
-def _strict(value):
-    """NaN/inf to None, recursively: the event must be strict JSON."""
-    if isinstance(value, dict):
-        return {k: _strict(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _record(client, name, version, action, alias, from_version, to_version, reason, compared=None) -> dict:
@@ -332,7 +323,7 @@ def _record(client, name, version, action, alias, from_version, to_version, reas
     when = _event_time()
     event = {"time": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "action": action, "alias": alias,
              "from_version": from_version, "to_version": to_version, "reason": reason,
-             "compared": _strict(compared)}
+             "compared": strict_json(compared)}     # the event must be strict JSON
     text = json.dumps(event, separators=(",", ":"))
     if len(text) > MAX_EVENT_CHARS:          # the numbers are also on the version's tags
         event["compared"] = None

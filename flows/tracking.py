@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import re
 import subprocess
 from pathlib import Path
@@ -89,47 +88,22 @@ def _git_commit() -> str:
         return "unknown"
 
 
-def raw_data_hash(dvc_lock: Path = Path("dvc.lock"), raw: str = "data/raw") -> str:
-    """The DVC md5 of the raw data folder as recorded in dvc.lock (the data version), else 'untracked'."""
-    import yaml
-
-    if not dvc_lock.is_file():
-        return "untracked"
-    lock = yaml.safe_load(dvc_lock.read_text()) or {}
-    for stage in lock.get("stages", {}).values():
-        for out in stage.get("outs", []):
-            if out.get("path") == raw:
-                return str(out.get("md5", "untracked"))
-    return "untracked"
-
-
-def device_name() -> str:
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            return torch.cuda.get_device_name(0)
-    except ImportError:
-        pass
-    return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()}"
-
-
 def params_hash(params_path: str | Path) -> str:
-    """The tag `oanet.params_sha256`: which exact parameter file a run used."""
+    """Which exact parameter file a run used (the tag `oanet.params_sha256`, and part of a stage's resume key)."""
     return hashlib.sha256(Path(params_path).read_bytes()).hexdigest()[:16]
 
 
-def data_version(params_path: Path) -> str:
-    """Content hash of the raw dataset named in params (oanet.intake.dataset_version)."""
+def data_version(params_path: str | Path) -> str:
+    """The data version (tag `oanet.data_version`): the content hash of the raw dataset named in params,
+    as the nightly and the flows compute it (oanet.intake.dataset_version)."""
     from oanet.config import load_params
     from oanet.intake import dataset_version
 
-    raw = Path(load_params(params_path).data.raw)
-    return dataset_version(raw) if raw.is_dir() else "none"
+    return dataset_version(load_params(params_path).data.raw)
 
 
 def lineage_tags(params_path: Path) -> dict[str, str]:
-    return {"oanet.git_commit": _git_commit(), "oanet.data_md5": raw_data_hash(),
-            "oanet.data_version": data_version(params_path),
-            "oanet.params_sha256": params_hash(params_path),
-            "oanet.device": device_name()}
+    from oanet.device import device_name
+
+    return {"oanet.git_commit": _git_commit(), "oanet.data_version": data_version(params_path),
+            "oanet.params_sha256": params_hash(params_path), "oanet.device": device_name()}

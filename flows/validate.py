@@ -1,18 +1,18 @@
 """The validate stage: run the Great Expectations suites on the OCR table, split it into
 a clean table and a quarantine, write the reports, and stop on a critical failure.
 
-    python -m flows.validate [--params params.yaml]
+    oanet validate [--params params.yaml] [--expectations expectations]
 
-`run()` is the stage function; the DVC stage calls `main()`, the Prefect flow calls `run()`.
+`run()` is the stage function; the DVC stage, `oanet validate` and the Prefect flows all call it.
 GX runs in an ephemeral context (in-memory stores, nothing under $HOME or gx/uncommitted);
 the only files it writes are the Data Docs under `<reports>/data_docs/`.
+The page an operator opens is `<reports>/index.html` (`oanet.quality.page`): one file that
+renders offline, unlike the Data Docs, which load their styles and scripts from CDNs.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +21,8 @@ from typing import Any
 import pandas as pd
 
 from oanet.config import ValidateConfig
+from oanet.ingest.inventory import QUARANTINE_COLUMNS
+from oanet.jsonsafe import strict_json
 from oanet.layout import Layout
 from oanet.quality.expectations import (
     FailedExpectation,
@@ -32,11 +34,11 @@ from oanet.quality.expectations import (
     render_summary,
     row_flags,
 )
+from oanet.quality.page import write_page
 
-__all__ = ["ValidationFailed", "ValidationOutcome", "run", "main"]
+__all__ = ["ValidationFailed", "ValidationOutcome", "run"]
 
 KEY = "image"
-QUARANTINE_COLUMNS = ["image", "reason", "detail"]
 RESULT_FORMAT = {
     "result_format": "COMPLETE",
     "unexpected_index_column_names": [KEY],
@@ -61,6 +63,7 @@ class ValidationOutcome:
     summary_path: Path
     data_docs: Path | None
     seconds: dict[str, float] = field(default_factory=dict)
+    page: Path | None = None           # <reports>/index.html: the self-contained report
 
     @property
     def critical_failures(self) -> list[FailedExpectation]:
@@ -80,7 +83,7 @@ class ValidationOutcome:
                 f"{self.n_clean} clean, {self.n_gx_quarantine} quarantined here; "
                 f"{self.n_expectations} expectations, {len(self.critical_failures)} critical failures, "
                 f"{warn} warnings; clean: {self.clean_path}, quarantine: {self.quarantine_path}, "
-                f"summary: {self.summary_path}, data docs: {self.data_docs}")
+                f"report: {self.page}, summary: {self.summary_path}, data docs: {self.data_docs}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -143,7 +146,7 @@ def gx_validate(ctx, suite: dict, df: pd.DataFrame) -> tuple[dict, Any]:
     batch_def = ctx.data_sources.get(_DATASOURCE).get_asset(_ASSET).get_batch_definition(_BATCH)
     # One add_or_update: the validation-definition factory also add_or_updates its suite, and
     # suites.add_or_update on an existing suite matches every expectation against every stored
-    # one (O(n^2) pydantic comparisons, ~2 s for 125 expectations). On a fresh context both
+    # one (O(n^2) pydantic comparisons; docs/benchmarks.md, "Smaller measurements"). On a fresh context both
     # take the cheap `add` path.
     vd = ctx.validation_definitions.add_or_update(
         gx.ValidationDefinition(name=f"validate.{suite['name']}", data=batch_def, suite=gx_suite(suite)))
@@ -265,57 +268,24 @@ def run(cfg: ValidateConfig, layout: Layout, table_path: str | Path | None = Non
         clean.to_parquet(out, index=False)
 
     result_path = reports / "result.json"
-    result_path.write_text(json.dumps(result, indent=2, default=_json_default) + "\n")
+    result_path.write_text(json.dumps(strict_json(result), indent=2, default=str) + "\n")
     counts = {"input_rows": len(df), "ingest_quarantine": len(ingest_q), "clean_rows": len(clean),
               "quarantined_here": len(gx_q)}
     summary_path = reports / "summary.md"
     summary_path.write_text(render_summary(result, counts, title=f"Data-quality gate ({suite['name']})",
                                            extra=extra))
+    page = write_page(reports / "index.html", result, counts, table=df, quarantine=quarantine, extra=extra,
+                      fields=[f.name for f in layout.fields], max_missing_rate=cfg.max_missing_rate,
+                      title=f"Data-quality gate ({suite['name']})")
     index = build_data_docs(ctx, docs_dir)
     t_end = time.perf_counter()
 
     outcome = ValidationOutcome(
         n_input=len(df), n_ingest_quarantine=len(ingest_q), n_clean=len(clean), n_gx_quarantine=len(gx_q),
         n_expectations=len(suite["expectations"]), failed=failed, clean_path=None if critical else out,
-        quarantine_path=out_q, result_path=result_path, summary_path=summary_path, data_docs=index,
+        quarantine_path=out_q, result_path=result_path, summary_path=summary_path, data_docs=index, page=page,
         seconds={"load": t_load - t0, "context": t_ctx - t_load, "validate": t_val - t_ctx,
                  "write_and_docs": t_end - t_val, "total": t_end - t0})
     if critical:
         raise ValidationFailed(critical, reports=summary_path, outcome=outcome)
     return outcome
-
-
-def _json_default(o):
-    """numpy scalars and timestamps that GX leaves in its result dict."""
-    return o.item() if hasattr(o, "item") and callable(o.item) else str(o)
-
-
-def main(argv: list[str] | None = None) -> int:
-    from oanet.config import load_params
-    from oanet.env import apply_offline_defaults
-    from oanet.layout import load_layout
-
-    parser = argparse.ArgumentParser(prog="python -m flows.validate", description=__doc__.split("\n\n")[0].replace("\n", " "))
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: params.yaml)")
-    parser.add_argument("--expectations", default="expectations", help="folder holding batch.json")
-    args = parser.parse_args(argv)
-    apply_offline_defaults()
-    params = load_params(args.params)
-    layout = load_layout(Path(params.ingest.data) / "layout.yaml")
-    from oanet.runlock import LockBusy, project_lock
-
-    try:
-        with project_lock("python -m flows.validate", args.params):
-            outcome = run(params.validate, layout, expectations_dir=args.expectations)
-    except LockBusy as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except ValidationFailed as err:
-        print(err, file=sys.stderr)
-        return 1
-    print(outcome.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

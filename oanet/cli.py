@@ -1,20 +1,42 @@
-"""The `oanet` command line. Each command is a thin wrapper around one stage function."""
+"""The library's commands of the `oanet` command line.
+
+A stage command folds its options into the params and runs the stage's one function from the stage
+table (oanet/stages.py), under the project lock; the other commands are tools around the stages.
+`commands` holds them; `make_app` puts command groups under one root. `app` is the library's own
+(`python -m oanet.cli`); the `oanet` console script is flows/cli.py's, which composes these commands
+with the ones that need Prefect, MLflow or Great Expectations.
+"""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from oanet.env import apply_offline_defaults
+from oanet.stages import STAGES, TRAIN_STAGES, Echo, Stage
 
-app = typer.Typer(help="OANet: OCR-augmented defect detection for AOI images.", no_args_is_help=True,
-                  add_completion=False)
+# Panels of `oanet --help`, so that its one list of commands reads by purpose.
+STAGE_PANEL = "Stages (one per dvc.yaml stage)"
+RUN_PANEL = "Runs (several stages)"
+TOOL_PANEL = "Tools"
+PARAMS = typer.Option(Path("params.yaml"), help="Parameter file.")
+
+commands = typer.Typer()
 
 
-@app.callback()
-def _main() -> None:
-    apply_offline_defaults()
+def make_app(*groups: typer.Typer) -> typer.Typer:
+    """One `oanet` app holding the commands of every group, with the offline defaults applied first."""
+    root = typer.Typer(help="OANet: OCR-augmented defect detection for AOI images.", no_args_is_help=True,
+                       add_completion=False)
+    root.callback()(_offline_defaults)
+    for group in groups:
+        root.add_typer(group)        # no name: its commands join the root's
+    return root
+
+
+def _offline_defaults() -> None:
+    apply_offline_defaults()       # before any command's import of a tool that reads them at import time
 
 
 def _params(path: Path):
@@ -36,79 +58,106 @@ def _override(cfg, **options):
     return dataclasses.replace(cfg, **{k: v for k, v in options.items() if v is not None})
 
 
-@app.command()
-def data(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
-    """Stage `data`: move new images from the incoming folder into the raw dataset (demo set if empty)."""
-    from oanet.intake import run
-
+def _overridden(params: Path, section: str, **options):
+    """The params of `params`, with the options the user gave replacing theirs in `section`."""
     p = _params(params)
-    with _locked("data", params):
-        typer.echo(run(p.data, p.synth).summary())
+    return _override(p, **{section: _override(getattr(p, section), **options)})
 
 
-@app.command()
+def run_stage(table: Mapping[str, Stage], name: str, params: Path, p=None, layout: Path | None = None,
+              echo: Echo = typer.echo, **options) -> None:
+    """Run stage `name` of `table` (on `p`, default: the params of `params`) and print its summary."""
+    p = p or _params(params)
+    with _locked(name, params):
+        typer.echo(table[name].run(p, params, layout, echo, **options))
+
+
+@commands.command(rich_help_panel=STAGE_PANEL)
+def data(params: Path = PARAMS) -> None:
+    """Stage `data`: move new images from the incoming folder into the raw dataset (demo set if empty)."""
+    run_stage(STAGES, "data", params)
+
+
+@commands.command(rich_help_panel=TOOL_PANEL)
 def synth(
     out: Path = typer.Option(..., help="Output folder: images/, labels.csv, truth.csv, layout.yaml."),
-    n: Optional[int] = typer.Option(None, help="Number of units (default: params.yaml synth.n)."),
-    seed: Optional[int] = typer.Option(None, help="Random seed (default: params.yaml)."),
-    objects: Optional[Path] = typer.Option(None, help="Folder laid out like magnetic-tile; default: procedural objects."),
-    preset: Optional[str] = typer.Option(None, help="clean | noisy"),
-    style: Optional[str] = typer.Option(
+    n: int | None = typer.Option(None, help="Number of units (default: params.yaml synth.n)."),
+    seed: int | None = typer.Option(None, help="Random seed (default: params.yaml)."),
+    objects: Path | None = typer.Option(None, help="Folder laid out like magnetic-tile; default: procedural objects."),
+    preset: str | None = typer.Option(None, help="clean | noisy"),
+    style: str | None = typer.Option(
         None, metavar="NAME|PATH",
         help="Panel style: " + ", ".join(
             ["aoi-v1", *sorted(p.stem for p in (Path(__file__).parent / "synth" / "styles").glob("*.yaml"))])
              + ", or the path of a style .yaml (default: params.yaml synth.style). "
                "Without --seed, the style's own seed."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    incident: str | None = typer.Option(
+        None, metavar="NAME", help="A night with a simulated incident: none | exposure | font | process | camera "
+                                   "(oanet/synth/incidents.py); DIR/incident.json records what changed."),
+    incident_field: str | None = typer.Option(
+        None, help="process incident: the process value whose mean shifts (default sinter_temp_c)."),
+    incident_magnitude: float | None = typer.Option(
+        None, help="exposure: gray factor (1.35); process: shift in process sd (3.5); "
+                   "camera: shift as a share of the object box (0.2)."),
+    lot_prefix: str | None = typer.Option(
+        None, metavar="YYMM|seed", help="Lots L<prefix>-0001...: 4 digits (default: params.yaml synth.lot_yymm), "
+                                        "or `seed`: the seed's last 4 digits, so nights of other seeds share no lot."),
+    params: Path = PARAMS,
 ) -> None:
     """Write a synthetic AOI data set with a known printed value for every field."""
-    from oanet.synth.stage import run
+    from oanet.synth.incidents import IncidentSpec
+    from oanet.synth.stage import run, with_lot_prefix
     from oanet.synth.styles import load_style
 
     if style is not None and seed is None:      # a style named here renders with its own seed
         seed = load_style(style).seed
     cfg = _override(_params(params).synth, n=n, seed=seed, preset=preset, style=style,
                     objects=str(objects) if objects else None)
-    result = run(cfg, out)
+    asked = (incident, incident_field, incident_magnitude) != (None, None, None)
+    spec = IncidentSpec(incident or "none", incident_field, incident_magnitude) if asked else None
+    result = run(with_lot_prefix(cfg, lot_prefix), out, incident=spec)
     typer.echo(result.summary())
 
 
-@app.command()
+@commands.command(rich_help_panel=STAGE_PANEL)
 def ingest(
-    data: Optional[Path] = typer.Option(None, help="AOI folder: images, labels.csv, layout.yaml (default: params)."),
-    out: Optional[Path] = typer.Option(None, help="Output table, .parquet (default: params)."),
-    layout: Optional[Path] = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
-    quarantine: Optional[Path] = typer.Option(None, help="Quarantine table (default: params, or beside OUT)."),
+    data: Path | None = typer.Option(None, help="AOI folder: images, labels.csv, layout.yaml (default: params)."),
+    out: Path | None = typer.Option(None, help="Output table, .parquet (default: params)."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
+    quarantine: Path | None = typer.Option(None, help="Quarantine table (default: params, or beside OUT)."),
     no_cache: bool = typer.Option(False, help="Ignore and do not write the OCR cache."),
-    workers: Optional[int] = typer.Option(
+    workers: int | None = typer.Option(
         None, help="OCR on a local Dask cluster of N single-threaded workers; 0: in this process (default: params)."),
-    scheduler: Optional[str] = typer.Option(
+    scheduler: str | None = typer.Option(
         None, help="OCR on the workers of a running Dask scheduler, e.g. tcp://host:8786 (default: params)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    params: Path = PARAMS,
 ) -> None:
-    """OCR every panel, parse its fields by the layout, and quarantine unusable images."""
+    """Stage `ingest`: OCR every panel, parse its fields by the layout, and quarantine unusable images."""
     import dataclasses
 
-    from oanet.ingest.stage import run
-
-    cfg = _override(_params(params).ingest, workers=workers, scheduler=scheduler)
+    p = _params(params)
+    q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else None)
+    cfg = _override(p.ingest, data=_text(data), out=_text(out), quarantine=_text(q), workers=workers,
+                    scheduler=scheduler)
     if no_cache:
         cfg = dataclasses.replace(cfg, cache=None)
-    q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else Path(cfg.quarantine))
-    with _locked("ingest", params):
-        result = run(cfg, data or cfg.data, out or cfg.out, q, layout_path=layout)
-    typer.echo(result.summary())
+    run_stage(STAGES, "ingest", params, _override(p, ingest=cfg), layout=layout)
+
+
+def _text(path: Path | None) -> str | None:
+    """A path option as the config's string (None stays None: not given)."""
+    return None if path is None else str(path)
 
 
 layout_app = typer.Typer(help="Check a layout against real images before ingesting them.", no_args_is_help=True)
-app.add_typer(layout_app, name="layout")
+commands.add_typer(layout_app, name="layout", rich_help_panel=TOOL_PANEL)
 
 
 @layout_app.command("preview")
 def layout_preview(
     data: Path = typer.Option(..., help="AOI folder: images, labels.csv, layout.yaml."),
     n: int = typer.Option(12, min=1, help="Images to show: the first N that labels.csv lists."),
-    layout: Optional[Path] = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
     out: Path = typer.Option(Path("reports/layout_preview.png"), help="Contact sheet to write, PNG."),
     params: Path = typer.Option(Path("params.yaml"), help="Parameter file (its ingest settings read the images)."),
 ) -> None:
@@ -143,11 +192,11 @@ def layout_suggest(
     typer.echo(f"  object_roi {list(layout.object_roi)}; check it with: oanet layout preview --layout {out} --data DIR")
 
 
-@app.command()
+@commands.command(rich_help_panel=TOOL_PANEL)
 def expectations(
     layout: Path = typer.Option(..., help="Layout file to derive the per-field suite from."),
     out: Path = typer.Option(Path("expectations"), help="Folder for the suite JSON files."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    params: Path = PARAMS,
 ) -> None:
     """Write the per-field Great Expectations suite generated from a layout."""
     from oanet.layout import load_layout
@@ -157,127 +206,124 @@ def expectations(
     typer.echo(f"wrote {path}")
 
 
-@app.command()
+@commands.command(rich_help_panel=STAGE_PANEL)
 def split(
-    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <ingest.data>/layout.yaml)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: <ingest.data>/layout.yaml)."),
+    params: Path = PARAMS,
 ) -> None:
-    """Write the stratified 7:3 train/test split and CV folds, grouped by lot."""
-    from oanet.split import describe, run
-
-    p = _params(params)
-    with _locked("split", params):
-        result = run(p.split, layout or Path(p.ingest.data) / "layout.yaml")
-    typer.echo(describe(result) + f"\n  written: {p.split.out}")
+    """Stage `split`: write the stratified 7:3 train/test split and CV folds, grouped by lot."""
+    run_stage(STAGES, "split", params, layout=layout)
 
 
-@app.command()
-def report(params: Path = typer.Option(Path("params.yaml"), help="Parameter file.")) -> None:
-    """Collect every model's test metrics into reports/metrics.json and print them."""
-    from oanet.report import run, table
-
-    p = _params(params)
-    with _locked("report", params):
-        rows = run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics)
-    typer.echo(table(rows) + f"\n  written: {p.report.out}")
-
-
-@app.command()
+@commands.command(rich_help_panel=STAGE_PANEL)
 def bag(
-    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <fuse.data or ingest.data>/layout.yaml)."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: <fuse.data or ingest.data>/layout.yaml)."),
     n_jobs: int = typer.Option(1, help="Threads per tabular model."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    params: Path = PARAMS,
 ) -> None:
-    """Cross-validate, refit and evaluate the tabular models (intra-bagging) on the OCR table."""
-    from oanet.tabular.stage import run
-
-    p = _params(params)
-    with _locked("bag", params):
-        result = run(p.bag, layout or Path(p.fuse.data or p.ingest.data) / "layout.yaml", n_jobs=n_jobs)
-    typer.echo(result.summary())
+    """Stage `bag`: cross-validate, refit and evaluate the tabular models (intra-bagging) on the OCR table."""
+    run_stage(STAGES, "bag", params, layout=layout, n_jobs=n_jobs)
 
 
-@app.command()
+@commands.command(rich_help_panel=STAGE_PANEL)
 def fuse(
-    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <fuse.data>/layout.yaml)."),
-    encoder: Optional[str] = typer.Option(None, help="alexnet | vgg16 | resnet18 (default: params)."),
-    image_size: Optional[int] = typer.Option(None, help="Object image side in pixels (default: params)."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs (default: params)."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: <fuse.data>/layout.yaml)."),
+    encoder: str | None = typer.Option(None, help="alexnet | vgg16 | resnet18 (default: params)."),
+    image_size: int | None = typer.Option(None, help="Object image side in pixels (default: params)."),
+    epochs: int | None = typer.Option(None, help="Training epochs (default: params)."),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda (default: params)."),
     quiet: bool = typer.Option(False, help="No per-epoch progress lines."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    params: Path = PARAMS,
 ) -> None:
-    """Train the image-only CNN and the OANet fusion model; score the test split."""
-    from oanet.fusion.stage import run
-
-    cfg = _override(_params(params).fuse, encoder=encoder, image_size=image_size, epochs=epochs, device=device)
-    with _locked("fuse", params):
-        result = run(cfg, layout or Path(cfg.data) / "layout.yaml", echo=None if quiet else typer.echo)
-    typer.echo(result.summary())
+    """Stage `fuse`: train the image-only CNN and the OANet fusion model; score the test split."""
+    p = _overridden(params, "fuse", encoder=encoder, image_size=image_size, epochs=epochs, device=device)
+    run_stage(STAGES, "fuse", params, p, layout=layout, echo=None if quiet else typer.echo)
 
 
-@app.command()
+@commands.command(rich_help_panel=STAGE_PANEL)
 def gate(
-    min_accuracy: Optional[float] = typer.Option(None, help="Accuracy floor of the calibration (default: params)."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: params)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    min_accuracy: float | None = typer.Option(None, help="Accuracy floor of the calibration (default: params)."),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    params: Path = PARAMS,
 ) -> None:
-    """Calibrate the KL-divergence gate over all models on the val rows; score the test split."""
-    from oanet.gate.stage import run
-
-    with _locked("gate", params):
-        typer.echo(run(_override(_params(params).gate, min_accuracy=min_accuracy, device=device)).summary())
+    """Stage `gate`: calibrate the KL-divergence gate over all models on the val rows; score the test split."""
+    run_stage(STAGES, "gate", params, _overridden(params, "gate", min_accuracy=min_accuracy, device=device))
 
 
-@app.command()
+@commands.command(rich_help_panel=STAGE_PANEL)
+def drift(
+    data: Path | None = typer.Option(
+        None, help="A night's folder (images/, labels.csv, layout.yaml): OCR it and report it against the "
+                   "reference. Without it: the stage (fit the reference, report the split's test rows)."),
+    table: Path | None = typer.Option(None, help="With --data: the night's rows already read (an OCR table, "
+                                                    ".parquet) instead of reading DATA's images."),
+    lot: str | None = typer.Option(None, help="With --table: only the rows of this lot."),
+    against: Path | None = typer.Option(None, help="Drift reference to compare with (default: params "
+                                                      "drift.reference; a model bundle's drift_reference.json)."),
+    night: str | None = typer.Option(None, help="Name of the night in the report (default: DATA's name)."),
+    fail_on_alert: bool = typer.Option(False, help="Exit with status 3 when the night alerts (for scripts)."),
+    params: Path = PARAMS,
+) -> None:
+    """Stage `drift`: each OCR field and image statistic of a night against the rows the models learned on."""
+    if data is None:
+        if table or lot or against or night:
+            raise typer.BadParameter("--table, --lot, --against and --night go with --data")
+        run_stage(STAGES, "drift", params)
+        return
+    from oanet.drift.nights import report_night
+
+    with _locked("drift", params):       # the history file is shared with the nightly's drift step
+        result = report_night(_params(params), data, table=table, lot=lot, against=against, night=night)
+    typer.echo(f"{result.line()}\n  written: {result.page}")
+    if result.alert and fail_on_alert:
+        raise typer.Exit(3)
+
+
+@commands.command(rich_help_panel=STAGE_PANEL)
 def evaluate(
-    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <evaluate.data>/layout.yaml)."),
-    profile: Optional[str] = typer.Option(
+    layout: Path | None = typer.Option(None, help="Layout file (default: <evaluate.data>/layout.yaml)."),
+    profile: str | None = typer.Option(
         None, help="quick | cpu | cpu_paper_encoders | paper (default: params evaluate.profile)."),
-    repeats: Optional[int] = typer.Option(None, help="Override the profile's number of repeats."),
-    encoders: Optional[str] = typer.Option(None, help="Comma-separated encoders, overriding the profile's."),
-    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (default: params)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    repeats: int | None = typer.Option(None, help="Override the profile's number of repeats."),
+    encoders: str | None = typer.Option(None, help="Comma-separated encoders, overriding the profile's."),
+    device: str | None = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    params: Path = PARAMS,
 ) -> None:
-    """Paper Tables 1 and 2, the baselines and the robustness sweeps over repeated splits."""
-    from oanet.evaluate.stage import run
-
-    p = _params(params)
-    cfg = _override(p.evaluate, profile=profile, device=device)
-    chosen = _override(cfg.chosen(), repeats=repeats,
+    """Stage `evaluate`: paper Tables 1 and 2, the baselines and the robustness sweeps over repeated splits."""
+    p = _overridden(params, "evaluate", profile=profile, device=device)
+    chosen = _override(p.evaluate.chosen(), repeats=repeats,
                        encoders=tuple(e.strip() for e in encoders.split(",")) if encoders else None)
-    p = _override(p, evaluate=_override(cfg, **{cfg.profile: chosen}))
-    with _locked("evaluate", params):
-        typer.echo(run(p, layout or Path(cfg.data) / "layout.yaml", echo=typer.echo).summary())
+    p = _override(p, evaluate=_override(p.evaluate, **{p.evaluate.profile: chosen}))
+    run_stage(STAGES, "evaluate", params, p, layout=layout)
 
 
-@app.command()
+@commands.command(rich_help_panel=STAGE_PANEL)
+def report(params: Path = PARAMS) -> None:
+    """Stage `report`: collect every model's test metrics into reports/metrics.json and print them."""
+    run_stage(STAGES, "report", params)
+
+
+@commands.command(rich_help_panel=RUN_PANEL)
 def train(
-    layout: Optional[Path] = typer.Option(None, help="Layout file (default: <fuse.data>/layout.yaml)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: each stage's own, as in dvc.yaml)."),
+    params: Path = PARAMS,
 ) -> None:
     """Split, bag, fuse, gate and report in one go, on the validated table named in params.yaml."""
-    from oanet import report, split as split_stage
-    from oanet.fusion.stage import run as fuse_run
-    from oanet.gate.stage import run as gate_run
-    from oanet.tabular.stage import run as bag_run
-
     p = _params(params)
-    layout = layout or Path(p.fuse.data) / "layout.yaml"
-    with _locked("train", params):
-        typer.echo(split_stage.describe(split_stage.run(p.split, layout)))
-        typer.echo(bag_run(p.bag, layout).summary())
-        typer.echo(fuse_run(p.fuse, layout, echo=typer.echo).summary())
-        typer.echo(gate_run(p.gate).summary())
-        typer.echo(report.table(report.run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics))
-                   + f"\n  written: {p.report.out}")
+    with _locked("train", params):        # one writer for the whole run, not a lock per stage
+        for name in TRAIN_STAGES:
+            typer.echo(STAGES[name].run(p, params, layout, typer.echo))
 
 
-def main() -> None:
+app = make_app(commands)
+
+
+def main(application: typer.Typer = app) -> None:
+    """Run `application`; a problem with the user's input or setup (OanetError) is one line and exit 2."""
     from oanet.errors import OanetError
 
     try:
-        app()
+        application()
     except OanetError as err:
         typer.echo(f"error: {err}", err=True)
         raise SystemExit(2) from None

@@ -20,7 +20,7 @@ class TabularSchema:
     categories: tuple[tuple[str, tuple[str, ...]], ...]   # (field, its categories)
 
     @classmethod
-    def from_layout(cls, layout: Layout) -> "TabularSchema":
+    def from_layout(cls, layout: Layout) -> TabularSchema:
         feats = layout.feature_fields
         return cls(
             numeric=tuple(f.name for f in feats if f.dtype in ("float", "int")),

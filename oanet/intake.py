@@ -33,15 +33,15 @@ import stat
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from functools import cache
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 
 from oanet.config import DataConfig, SynthConfig
-from oanet.errors import OanetError
 from oanet.csvsafe import escape_formula
+from oanet.errors import OanetError
 from oanet.ingest.inventory import IMAGE_SUFFIXES
 
 SOURCE_FILE = "source.json"      # what the raw dataset is made of: the demo set and/or intake batches
@@ -68,6 +68,7 @@ class IntakeResult:
     seeded: str = ""       # "demo" when the demo set was (re)generated this run
     waiting: tuple[str, ...] = ()    # left in incoming for a later night: "name (why)"
     rejected: tuple[str, ...] = ()   # refused and left in incoming: "path: reason"
+    taken: tuple[str, ...] = ()      # images/<name> of the label rows this run took in (a duplicate: the raw copy)
 
     @property
     def new_data(self) -> bool:
@@ -270,6 +271,7 @@ class Incoming:
     waiting: list[str] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: {"new": 0, "renamed": 0, "duplicate": 0})
+    taken: list[str] = field(default_factory=list)                # images/<name> of the rows taken in, as labelled
 
 
 def _entries(folder: Path, keep) -> list[tuple[Path, os.stat_result]]:
@@ -465,6 +467,7 @@ def merge_incoming(incoming: Path, raw: Path, batch: str, cfg: DataConfig = Data
     _fsync_dir(raw / "images")
     found.counts = {**counts, "duplicate": counts["duplicate"] + len(leftovers)}
     _append_rows(raw / "labels.csv", _taken_rows(found, targets, batch), LABEL_COLUMNS)
+    found.taken = [f"images/{name}" for name in targets.values()]
     _append_truth(incoming, raw, targets, cfg)
     source = _read_source(raw)          # every batch is recorded, also one that only finishes a killed run's
     record = {"batch": batch, "images": counts["new"] + counts["renamed"], "duplicates": found.counts["duplicate"]}
@@ -492,7 +495,7 @@ def run(cfg: DataConfig, synth: SynthConfig, *, progress: bool = True) -> Intake
     raw, incoming = Path(cfg.raw), Path(cfg.incoming)
     _remove_temp_files(raw, incoming)
     seeded = _seed_demo(raw, synth, progress) if cfg.seed_demo else ""
-    batch = "night-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    batch = "night-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     found = merge_incoming(incoming, raw, batch, cfg)
     if not _images(raw / "images"):
         raise IntakeError(f"no images in {raw}/images and none taken from {incoming}/images"
@@ -502,7 +505,7 @@ def run(cfg: DataConfig, synth: SynthConfig, *, progress: bool = True) -> Intake
     counts = found.counts
     return IntakeResult(raw=raw, moved=counts["new"] + counts["renamed"], renamed=counts["renamed"],
                         duplicates=counts["duplicate"], raw_images=len(_images(raw / "images")), seeded=seeded,
-                        waiting=tuple(found.waiting), rejected=tuple(found.rejected))
+                        waiting=tuple(found.waiting), rejected=tuple(found.rejected), taken=tuple(found.taken))
 
 
 def dataset_version(raw: str | Path) -> str:

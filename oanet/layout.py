@@ -53,7 +53,7 @@ class Field:
     def value_regex(self) -> re.Pattern[str]:
         """Full-match pattern of a well-formed printed value of this field."""
         if self.dtype == "float":
-            frac = r"\.\d+" if self.decimals is None else (r"\.\d{%d}" % self.decimals if self.decimals else "")
+            frac = r"\.\d+" if self.decimals is None else (rf"\.\d{{{self.decimals}}}" if self.decimals else "")
             return re.compile(r"[+-]?\d+" + frac)
         if self.dtype == "int":
             return re.compile(r"[+-]?\d+")
@@ -87,7 +87,7 @@ class Layout:
     def feature_fields(self) -> tuple[Field, ...]:
         return tuple(f for f in self.fields if f.role == "feature")
 
-    def without_boxes(self) -> "Layout":
+    def without_boxes(self) -> Layout:
         """The same layout read by keys only: every field found by CnOCR's detector (general path)."""
         import dataclasses
 
@@ -134,10 +134,10 @@ def _size(value) -> tuple[int, int]:
 
 
 # The pattern language: Python regex without what makes matching time explode. A repeated group
-# (`B(\d+)+X`: about 5x slower per 2 characters) or alternation under a repeat backtracks exponentially;
+# (`B(\d+)+X`) or alternation under a repeat backtracks exponentially;
 # repeats side by side (`\d*\d*\d*`) polynomially in the value's length, so their number is capped,
 # and so is the length of a value matched (MAX_VALUE_CHARS, in parse._match): the worst allowed pattern
-# then takes ~20 ms.
+# then stays fast (docs/benchmarks.md, "Smaller measurements").
 MAX_PATTERN_CHARS = 100
 MAX_VALUE_CHARS = 64
 MAX_OPEN_REPEATS = 3        # *, +, {m,n} with n > 1
@@ -176,7 +176,7 @@ def _count_repeats(items, where: str, counts: Counter) -> Counter:
 
 
 def _pattern(value, where: str) -> str | None:
-    from re import _parser    # the stdlib's own regex parser (private, stable since 3.11)
+    from re import _parser  # the stdlib's own regex parser (private, stable since 3.11)
 
     if value is None:
         return None

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.01), 2)
+#: The test metrics every model is reported with in reports/metrics.json and its table, in this order.
+REPORTED_METRICS = ("accuracy", "recall", "precision", "f1", "roc_auc")
 
 
 def rates(y: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -39,8 +40,14 @@ def choose_threshold(y_val, p_val, min_accuracy: float) -> float:
 
 def binary_metrics(y_true, prob, threshold: float | np.ndarray = 0.5) -> dict[str, float]:
     """Accuracy, recall, precision, F1 at `threshold`; ROC AUC and PR AUC (average precision) of the probabilities."""
-    from sklearn.metrics import (accuracy_score, average_precision_score, f1_score, precision_score,
-                                 recall_score, roc_auc_score)
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        f1_score,
+        precision_score,
+        recall_score,
+        roc_auc_score,
+    )
 
     y = np.asarray(y_true).astype(int)
     p = np.asarray(prob, dtype=float)

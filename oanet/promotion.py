@@ -16,7 +16,15 @@ go into service just because it was first.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from oanet.jsonsafe import strict_json
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 METRICS = ("recall", "accuracy", "robust_recall")
 OPTIONAL = ("robust_accuracy",)   # checked when both models have it (versions registered before it lack it)
@@ -76,8 +84,7 @@ def incomplete_reason(candidate: Candidate) -> str | None:
 def _numbers(candidate: Candidate | None) -> dict | None:
     if candidate is None:
         return None
-    # NaN becomes None so that the record serialises as strict JSON.
-    values = {name: None if _missing(v := getattr(candidate, name)) else float(v) for name in METRICS + OPTIONAL}
+    values = {name: getattr(candidate, name) for name in METRICS + OPTIONAL}
     return {"version": candidate.version, "complete": candidate.complete, **values}
 
 
@@ -97,18 +104,23 @@ def below_floors(candidate: Candidate, floors: Floors) -> list[str]:
 
 
 def decide(challenger: Candidate, champion: Candidate | None, rule: PromotionRule,
-           floors: Floors | None = None) -> Decision:
+           floors: Floors | None = None, drifted: str = "") -> Decision:
     """Promote `challenger` over `champion` (None: no champion yet) under `rule`.
 
     `floors`: absolute minimums the challenger must clear first (None: none; the registry
     always passes them, the relative rule's own tests do not).
+    `drifted`: the drift alert of the challenger's test rows against the rows it learned on
+    (oanet.drift), empty when none. Numbers measured on drifted rows do not say how the model
+    does on its own line, so such a challenger is never promoted: an operator looks first.
     """
-    compared = {"challenger": _numbers(challenger), "champion": _numbers(champion), "rule": asdict(rule),
-                "floors": asdict(floors) if floors else None}
+    compared = strict_json({"challenger": _numbers(challenger), "champion": _numbers(champion), "rule": asdict(rule),
+                            "floors": asdict(floors) if floors else None})     # NaN as null: the record is JSON
 
     why = incomplete_reason(challenger)
     if why:
         return Decision(False, f"refused: challenger v{challenger.version} {why}", compared)
+    if drifted:
+        return Decision(False, f"refused: its test rows drifted from the rows it learned on ({drifted})", compared)
     low = below_floors(challenger, floors) if floors else []
     if low:
         return Decision(False, "refused: below the promotion floors: " + "; ".join(low), compared)
@@ -137,3 +149,69 @@ def decide(challenger: Candidate, champion: Candidate | None, rule: PromotionRul
     if failed:
         return Decision(False, "refused: " + "; ".join(failed), compared)
     return Decision(True, "promoted: " + "; ".join(text for _, text in checks), compared)
+
+
+# ---------------------------------------------------------------------------------------
+# Re-scoring the champion and the challenger on the rows neither was fitted on
+# ---------------------------------------------------------------------------------------
+
+MIN_SHARED_ROWS = 10     # fewer unseen rows than this (or one class only): compare registered metrics
+ROLES = ("challenger", "champion")
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    challenger: dict | None      # candidate_metrics on the shared rows; None: not comparable there
+    champion: dict | None
+    rows: int                    # how many rows both were scored on (or, when too few, were left)
+    note: str                    # one sentence for the registry history
+
+
+def candidate_metrics(gate_metrics: dict) -> dict[str, float]:
+    """What promotion compares, from a gate's scores ({"scenarios": {scenario: {"gate": metrics}}}):
+    its clean test recall and accuracy, and both under 60% OCR loss + GridMask (scenario `both`)."""
+    s = gate_metrics["scenarios"]
+    return {"recall": s["clean"]["gate"]["recall"], "accuracy": s["clean"]["gate"]["accuracy"],
+            "robust_recall": s["both"]["gate"]["recall"], "robust_accuracy": s["both"]["gate"]["accuracy"]}
+
+
+def head_to_head(challenger, champion, test_rows: pd.DataFrame, champion_seen: set[str] | None,
+                 score: Callable[[object, pd.DataFrame], dict]) -> HeadToHead:
+    """Score both pipelines with `score(pipeline, rows)` on this run's test rows the champion never saw.
+
+    With a growing dataset the split moves: rows the champion was fitted or calibrated on
+    (`champion_seen`, its own split's train and val rows) may now be test rows, and would
+    flatter it, so they are left out. `champion_seen` None (its split was not logged): all
+    test rows, and the note says so. Fewer than MIN_SHARED_ROWS rows left, or one class
+    only: nothing is scored, and promotion compares the metrics each model was registered
+    with. Pure: the pipelines are whatever `score` takes (`gate_scorer` for real ones).
+    """
+    rows = test_rows[~test_rows["image"].isin(champion_seen or set())]
+    labels = set(rows["label"].astype(int))
+    if len(rows) < MIN_SHARED_ROWS or labels != {0, 1}:
+        return HeadToHead(None, None, len(rows), f"only {len(rows)} test rows unseen by the champion "
+                          f"(classes {sorted(labels)}): compared on the metrics each was registered with")
+    scored = {role: score(pipe, rows) for role, pipe in zip(ROLES, (challenger, champion), strict=True)}
+    note = (f"compared on {len(rows)} test rows neither model was fitted on" if champion_seen is not None else
+            f"compared on all {len(rows)} test rows (the champion's split was not logged)")
+    return HeadToHead(scored["challenger"], scored["champion"], len(rows), note)
+
+
+def gate_scorer(data_dir: str | Path, seed: int, device: str = "cpu") -> Callable[[object, pd.DataFrame], dict]:
+    """`score(pipeline, rows)` for `head_to_head`: a DefectPipeline's gate on `rows`, clean and under
+    both corruptions (seeded by `seed`), by the gate stage's own code; candidate_metrics of that.
+    The object regions are read once per crop (both models usually crop the same way)."""
+    from oanet.fusion.data import load_rois
+    from oanet.gate.stage import score_gate
+
+    images: dict = {}
+
+    def score(pipe, rows: pd.DataFrame) -> dict:
+        size, roi = pipe.members.image_size, tuple(pipe.members.object_roi)
+        key = (size, roi, tuple(rows["image"]))
+        if key not in images:
+            images[key] = load_rois(data_dir, rows["image"].tolist(), roi, size)
+        scores, _, _ = score_gate(pipe.members, pipe.gate, rows, images[key], ("clean", "both"), seed, device)
+        return candidate_metrics({"scenarios": scores})
+
+    return score

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-METRICS = ("accuracy", "recall", "precision", "f1", "roc_auc")
+from oanet.metrics import REPORTED_METRICS as METRICS
 
 
 def collect(bag_metrics: dict, fusion_metrics: dict, gate_metrics: dict | None = None) -> dict[str, dict[str, float]]:

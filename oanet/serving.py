@@ -50,8 +50,10 @@ class BundleError(OanetError, ValueError):
     """A bundle folder that is missing a part or was written by something else."""
 
 
-def package_bundle(out_dir: str | Path, layout_path, ingest_cfg, bag_dir, fusion_dir, gate_path) -> Path:
-    """Copy the stages' outputs into one bundle folder; returns it."""
+def package_bundle(out_dir: str | Path, layout_path, ingest_cfg, bag_dir, fusion_dir, gate_path,
+                   drift_reference=None) -> Path:
+    """Copy the stages' outputs into one bundle folder; returns it. `drift_reference` (optional) travels
+    with the models, so a night can be compared with what the champion learned on (`oanet drift --against`)."""
     out = Path(out_dir)
     if out.exists():
         shutil.rmtree(out)
@@ -64,6 +66,8 @@ def package_bundle(out_dir: str | Path, layout_path, ingest_cfg, bag_dir, fusion
         if not Path(src).is_dir():
             raise BundleError(f"cannot bundle: {src} not found (run the stages first)")
         shutil.copytree(src, out / name)
+    if drift_reference and Path(drift_reference).is_file():
+        shutil.copy(drift_reference, out / "drift_reference.json")
     keep = ("rec_model", "charset", "min_confidence", "batch_size", "crop_pad", "blank_panel_std")
     (out / "ingest.json").write_text(json.dumps({k: getattr(ingest_cfg, k) for k in keep}, indent=1))
     gate = json.loads((out / "gate.json").read_text())["gate"]
@@ -175,9 +179,9 @@ class DefectPipeline:
     _ocr: object = None
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "auto", serve: ServeConfig | None = None) -> "DefectPipeline":
+    def load(cls, folder: str | Path, device: str = "auto", serve: ServeConfig | None = None) -> DefectPipeline:
         """`serve`: what predict accepts (default: serve_config(), from the environment)."""
-        from oanet.fusion.train import resolve_device
+        from oanet.device import resolve_device
         from oanet.gate.gate import GateArtifact
         from oanet.gate.members import load_members
         from oanet.layout import load_layout

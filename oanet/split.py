@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from oanet.config import SplitConfig
+from oanet.errors import OanetError
 from oanet.layout import Layout, load_layout
 
 SEARCH_TRIES = 256   # random group orders tried when picking the test groups
@@ -90,18 +91,22 @@ def pick_test_groups(y: np.ndarray, groups: np.ndarray, test_size: float, seed: 
     return np.isin(inverse, best)
 
 
+class SplitError(OanetError, ValueError):
+    """A split that cannot be made from these rows and settings."""
+
+
 def make_split(table: pd.DataFrame, layout: Layout, cfg: SplitConfig) -> pd.DataFrame:
     if not 0 < cfg.test_size < 1:
-        raise ValueError(f"split.test_size must be in (0, 1), got {cfg.test_size}")
+        raise SplitError(f"split.test_size must be in (0, 1), got {cfg.test_size}")
     y = table["label"].to_numpy().astype(int)
     groups = groups_of(table, layout, cfg.group_by_lot).to_numpy()
     if len(np.unique(groups)) < 3:
-        raise ValueError(f"split needs at least 3 groups (lots) to split by, found {len(np.unique(groups))}; "
+        raise SplitError(f"split needs at least 3 groups (lots) to split by, found {len(np.unique(groups))}; "
                          "set split.group_by_lot: false for a set this small")
     test = (stable_test_groups(groups, cfg.test_size, cfg.seed) if cfg.stable
             else pick_test_groups(y, groups, cfg.test_size, cfg.seed))
     if not -1 <= cfg.val_fold < cfg.folds:
-        raise ValueError(f"split.val_fold must be a fold 0..{cfg.folds - 1} or -1 (no validation rows), "
+        raise SplitError(f"split.val_fold must be a fold 0..{cfg.folds - 1} or -1 (no validation rows), "
                          f"got {cfg.val_fold}")
     fold = np.full(len(table), -1, dtype=np.int64)
     fold[~test] = _grouped_parts(y[~test], groups[~test], cfg.folds, cfg.seed + 1)
@@ -130,20 +135,38 @@ def describe(split: pd.DataFrame) -> str:
 PARTS = ("train", "val", "test")
 
 
-def load_parts(table_path: str | Path, split_path: str | Path) -> dict[str, pd.DataFrame]:
-    """{train, val, test}: rows of the OCR table in split order, with the split's label (val may be empty)."""
+def load_rows(table_path: str | Path, split_path: str | Path,
+              columns: tuple[str, ...] = ("image", "label", "split")) -> pd.DataFrame:
+    """The split's rows in split order: its `columns` joined with the OCR table's other columns.
+
+    The split's label is kept; a table whose images repeat, lack a split image or disagree
+    on a label is older or newer than the split: an error that says to rerun the split stage.
+    """
     from oanet.errors import OanetError
 
     for what, path in (("table", table_path), ("split", split_path)):
         if not Path(path).exists():
             raise OanetError(f"{what} not found: {path}")
     table = pd.read_parquet(table_path)
-    split = pd.read_parquet(split_path, columns=["image", "label", "split"])
-    rows = split.merge(table.drop(columns=["label"], errors="ignore"), on="image", how="left",
-                       validate="one_to_one", indicator=True)
+    split = pd.read_parquet(split_path)
+    if lacking := [c for c in columns if c not in split.columns]:
+        raise OanetError(f"{split_path}: the split lacks the columns {lacking} (has {list(split.columns)}); "
+                         "rerun the split stage")
+    if table["image"].duplicated().any():
+        raise OanetError(f"{table_path}: images appear more than once")
+    rows = split[list(columns)].merge(table.drop(columns=["label"], errors="ignore"), on="image", how="left",
+                                      validate="one_to_one", indicator=True)
     absent = rows.loc[rows["_merge"] != "both", "image"]
     if len(absent):
         raise OanetError(f"{len(absent)} images of the split are not in the table {table_path}, "
                          f"e.g. {absent.iloc[0]}: rerun the split stage")
-    rows = rows.drop(columns="_merge")
+    if "label" in table.columns and "label" in columns and \
+            (table.set_index("image").loc[rows["image"], "label"].to_numpy() != rows["label"].to_numpy()).any():
+        raise OanetError(f"labels differ between {table_path} and {split_path}; rerun the split stage")
+    return rows.drop(columns="_merge")
+
+
+def load_parts(table_path: str | Path, split_path: str | Path) -> dict[str, pd.DataFrame]:
+    """{train, val, test}: rows of the OCR table in split order, with the split's label (val may be empty)."""
+    rows = load_rows(table_path, split_path)
     return {part: rows[rows["split"] == part].reset_index(drop=True) for part in PARTS}

@@ -48,7 +48,9 @@ def conditions(missing_rates, grid_ratios) -> dict[str, tuple[float, float]]:
 
 
 def with_baselines(probs: dict[str, np.ndarray], tabular: tuple[str, ...], best_tabular: str) -> dict[str, np.ndarray]:
-    bag = np.mean([probs[m] for m in tabular], axis=0)
+    from oanet.tabular.bag import bag_mean
+
+    bag = bag_mean(probs[m] for m in tabular)
     late = 1.0 - (1.0 - probs["cnn"]) * (1.0 - bag)
     return {**probs, "bag": bag, "best_tabular": probs[best_tabular], "late_fusion": late}
 

@@ -58,11 +58,11 @@ def write_predictions(repeats: list[dict], path: Path) -> Path:
 def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
     import torch
 
+    from oanet.device import resolve_device
     from oanet.evaluate.plots import plot_confusion_and_pr, plot_sweeps
     from oanet.evaluate.protocol import run_repeat
     from oanet.evaluate.tables import ablation_md, aggregate, goals, robustness_md
     from oanet.fusion.data import load_rois
-    from oanet.fusion.train import resolve_device
     from oanet.layout import load_layout
 
     cfg = params.evaluate

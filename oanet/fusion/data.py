@@ -120,7 +120,7 @@ def image_labels(rows: pd.DataFrame, process_defects: Sequence[str]) -> np.ndarr
 
     A unit labelled defective for an out-of-spec process value (`defect_type` in
     `process_defects`) shows nothing in its image; teaching the image branch that it is
-    a defect is label noise (about a fifth of MT-AOI's positives). Without a
+    a defect is label noise (docs/benchmarks.md, "The MT-AOI data set"). Without a
     `defect_type` column the unit label is returned.
     """
     y = rows["label"].to_numpy().astype(int)

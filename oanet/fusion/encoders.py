@@ -10,8 +10,7 @@ Every encoder maps a normalised grayscale batch (n, 1, S, S) to an embedding (n,
   a thousand images; GAP keeps only the convolutional feature extractor.
 - `vgg16` is torchvision's `vgg16_bn` and `alexnet` gets a BatchNorm2d after each of its
   five convolutions: plain VGG16 and AlexNet from scratch collapse to the majority class
-  (measured on MT-AOI, ../shared/DESIGN.md, and again here: AlexNet at 32 px on the CPU
-  had test recall 0.0); batch norm lets both train at lr 0.01.
+  (docs/benchmarks.md, "Smaller measurements"); batch norm lets both train at lr 0.01.
 - inputs smaller than an architecture's minimum (AlexNet's stride-4 stem and three
   max-pools need 63 px, VGG's five pools 32 px) are upsampled to it inside `forward`.
 
@@ -275,5 +274,5 @@ class NarrowResNet(nn.Module):
 register_encoder("alexnet", EncoderSpec(_alexnet, "features.0", lambda m: _with_batchnorm(m.features), 256, 63))
 register_encoder("vgg16", EncoderSpec(_vgg16_bn, "features.0", lambda m: m.features, 512, 32))
 register_encoder("resnet18", EncoderSpec(_resnet18, "conv1", _resnet_trunk, 512, 1))
-# The CPU encoder: from scratch in minutes on 2 cores (README, "MT-AOI benchmark").
+# The CPU encoder: from scratch in minutes on 2 cores (docs/benchmarks.md, "MT-AOI benchmark").
 register_encoder("narrow_resnet", EncoderSpec(NarrowResNet, "conv1", lambda m: m.trunk(), 128, 1, "avgmax"))

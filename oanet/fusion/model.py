@@ -44,7 +44,7 @@ class ArchConfig:
     fill_occlusion: bool = False  # per_image: black (0) pixels are occluded, filled with the image's own mean
 
     @classmethod
-    def from_fuse(cls, cfg, n_columns: int, tabular: bool = True) -> "ArchConfig":
+    def from_fuse(cls, cfg, n_columns: int, tabular: bool = True) -> ArchConfig:
         names = {f.name for f in dataclasses.fields(cls)} - {"n_columns", "tabular", "dropout"}
         kw = {k: getattr(cfg, k) for k in names if hasattr(cfg, k)}
         if not tabular:
@@ -91,7 +91,7 @@ class InputNorm(nn.Module):
         self.register_buffer("tab_std", torch.ones(n_columns))
 
     @torch.no_grad()
-    def fit(self, images: torch.Tensor | None, tab: torch.Tensor | None) -> "InputNorm":
+    def fit(self, images: torch.Tensor | None, tab: torch.Tensor | None) -> InputNorm:
         """images (N,1,S,S) uint8 (or (N, Di) embeddings: image statistics kept); tab (N,C) float, NaN = missing."""
         if images is not None and images.ndim == 4:
             x = images.float() / 255.0
@@ -214,7 +214,7 @@ class PCARefinement(nn.Module):
         return self._project(x.float(), side, k)
 
     @torch.no_grad()
-    def fit(self, z_a: torch.Tensor, z_b: torch.Tensor) -> "PCARefinement":
+    def fit(self, z_a: torch.Tensor, z_b: torch.Tensor) -> PCARefinement:
         """Fit every round in order on training embeddings z_a (N,A), z_b (N,A)."""
         a, b = self._fit_one(z_a, "a", 0), self._fit_one(z_b, "b", 0)
         for k in range(1, self.steps):
@@ -222,6 +222,48 @@ class PCARefinement(nn.Module):
                 self._fit_one(torch.cat([z_b.float(), a], 1), "b", k)
         self.fit_rows.fill_(z_a.shape[0])
         return self
+
+    @torch.no_grad()
+    def refit_within(self, z_a: torch.Tensor, z_b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Refit every round on training embeddings z_a, z_b (N, A), keeping each round's span.
+
+        Each round's mean becomes the training rows' mean and its components the principal
+        axes of the training rows inside the span the round already had (a rotation R of
+        its outputs). A refit that moved the span could not keep a trained head: what the
+        head read outside the new span is gone (least squares lost part of the features and
+        reordered the test predictions: docs/benchmarks.md, "Smaller measurements"). Inside
+        the span the change is exactly affine: returns (rot (2*dim, 2*dim), shift (2*dim,))
+        with old(z) = new(z) @ rot + shift for every input z, not only the training rows, so
+        the head absorbs it exactly.
+        """
+        z = {"a": z_a.double(), "b": z_b.double()}
+        eye = torch.eye(self.dim, dtype=torch.float64, device=z_a.device)
+        rot = {"a": eye, "b": eye}                    # previous round: old = new @ rot + shift
+        shift = {"a": eye.new_zeros(self.dim), "b": eye.new_zeros(self.dim)}
+        new: dict[str, torch.Tensor] = {}
+        for k in range(self.steps):
+            out, rot_k, shift_k = {}, {}, {}
+            for side, other in (("a", "b"), ("b", "a")):
+                mean_buf, comp_buf = getattr(self, f"mean_{side}{k}"), getattr(self, f"comp_{side}{k}")
+                mean, comp, x = mean_buf.double(), comp_buf.double(), z[side]
+                if k > 0:                              # input [z, other's previous output], re-expressed
+                    d = z[side].shape[1]               # for that output's new basis: b = b' R + s
+                    comp = torch.cat([comp[:, :d], comp[:, d:] @ rot[other].T], 1)
+                    mean = torch.cat([mean[:d], (mean[d:] - shift[other]) @ rot[other].T])
+                    x = torch.cat([z[side], new[other]], 1)
+                mu = x.mean(0)
+                y = (x - mu) @ comp.T                  # (N, dim) the old outputs, centred on the training rows
+                r = torch.linalg.svd(y, full_matrices=True)[2]                     # (dim, dim) orthogonal
+                diag = r.diagonal()                    # signs: agree with the old axes, else peak positive
+                peak = r.gather(1, r.abs().argmax(1, keepdim=True)).squeeze(1)
+                sign = torch.where(diag.abs() > 1e-8, diag.sign(), peak.sign())
+                r = r * torch.where(sign == 0, torch.ones_like(sign), sign)[:, None]
+                out[side], rot_k[side], shift_k[side] = y @ r.T, r, (mu - mean) @ comp.T
+                mean_buf.copy_(mu.to(mean_buf.dtype))
+                comp_buf.copy_((r @ comp).to(comp_buf.dtype))
+            new, rot, shift = out, rot_k, shift_k
+        self.fit_rows.fill_(z_a.shape[0])
+        return torch.block_diag(rot["a"], rot["b"]), torch.cat([shift["a"], shift["b"]])
 
 
 class Head(nn.Module):
@@ -271,13 +313,13 @@ class OANet(nn.Module):
             return torch.stack([self.image_encoder(self.norm.image(flip8(image, k))) for k in range(8)]).mean(0)
         return self.image_encoder(self.norm.image(image))
 
-    def freeze_image_encoder(self) -> "OANet":
+    def freeze_image_encoder(self) -> OANet:
         """Staged training: the image encoder (and its input norm) stay as they are."""
         self.image_encoder.requires_grad_(False)
         self.image_frozen = True
         return self.train(self.training)
 
-    def train(self, mode: bool = True) -> "OANet":
+    def train(self, mode: bool = True) -> OANet:
         super().train(mode)
         if getattr(self, "image_frozen", False):    # batch-norm statistics of a frozen encoder stay fixed
             self.image_encoder.eval()

@@ -216,9 +216,10 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     """Train `cnn` and `fusion` on the train rows, score val and test, write every output."""
     import torch
 
+    from oanet.device import resolve_device
     from oanet.fusion.data import image_labels
     from oanet.fusion.encoders import WeightsError, encoder_dim
-    from oanet.fusion.train import predict_proba, resolve_device, staged_training_data
+    from oanet.fusion.train import predict_proba, staged_training_data
 
     encoder_dim(cfg.encoder)                            # fail before any work on an unknown name
     if cfg.weights and not Path(cfg.weights).is_file():

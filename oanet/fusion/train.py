@@ -6,10 +6,12 @@ class-weighted cross-entropy, plus `align_weight` * the cosine alignment loss wh
 alignment is on. Mask learning and image augmentation run on the device each step.
 
 PCA refinement: the components are fitted on the training embeddings before the first
-epoch and refitted at the end of every epoch on the embeddings that epoch produced;
-after training, `refit_refinement` fits them once more on clean (eval-mode) training
-embeddings. Every refit re-expresses the head's first layer in the new basis by least
-squares (`refit_keeping_head`), so a refit changes the basis, not the model's function.
+epoch and refitted at the end of every epoch but the last on the embeddings that epoch
+produced; each such refit re-expresses the head's first layer in the new basis by least
+squares (`refit_keeping_head`, approximate: the span moves) and the next epoch trains the
+head on it. After training, `refit_refinement` re-centres and re-orients the components on
+clean (eval-mode) training embeddings inside the span the head was trained on
+(`PCARefinement.refit_within`), which the head absorbs exactly: the model's function is kept.
 
 Tracking is injected: `fit` calls `on_epoch_end(epoch, metrics)` on each callback.
 On CUDA: bf16 autocast, channels_last, cudnn.benchmark, the data held on the GPU,
@@ -63,7 +65,7 @@ class TrainData:
 
     @classmethod
     def build(cls, images: torch.Tensor, tab: np.ndarray | None, labels: Sequence[int] | None,
-              field_of_column: np.ndarray | None = None, device: str | torch.device = "cpu") -> "TrainData":
+              field_of_column: np.ndarray | None = None, device: str | torch.device = "cpu") -> TrainData:
         n = images.shape[0]
         tab = np.zeros((n, 0), np.float32) if tab is None else np.asarray(tab, np.float32)
         foc = np.arange(tab.shape[1]) if field_of_column is None else np.asarray(field_of_column)
@@ -82,15 +84,6 @@ class Fitted:
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
     device: str = "cpu"
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        from oanet.errors import OanetError
-        raise OanetError(f"fuse.device is {name!r} but torch sees no CUDA device; use auto or cpu")
-    return torch.device(name)
 
 
 def seed_everything(seed: int) -> None:
@@ -160,7 +153,8 @@ def _autocast(device: torch.device):
 
 
 def build_model(arch: ArchConfig, weights: str | None, device: torch.device) -> OANet:
-    # channels_last on the CPU too: oneDNN's convolutions run 1.5x faster on it (narrow_resnet, 128 px)
+    # channels_last on the CPU too: oneDNN's convolutions run faster on it
+    # (docs/benchmarks.md, "Smaller measurements")
     return OANet(arch, weights=weights).to(device).to(memory_format=torch.channels_last)
 
 
@@ -281,6 +275,9 @@ def predict_proba(model: OANet, data: TrainData, batch_size: int = 256) -> np.nd
     return torch.cat(probs).cpu().numpy().astype(np.float64) if probs else np.zeros(0)
 
 
+RIDGE = 1e-3      # refit_keeping_head: shrinkage of the basis change, relative to the features' variance
+
+
 @torch.no_grad()
 def refit_keeping_head(model: OANet, za: torch.Tensor, zb: torch.Tensor) -> float:
     """Refit the PCA on (za, zb) (N, A) and re-express the head's first layer in the new basis.
@@ -288,13 +285,22 @@ def refit_keeping_head(model: OANet, za: torch.Tensor, zb: torch.Tensor) -> floa
     The old and new refinement are both affine in (z_img, z_tab), so old = A @ new + c
     holds on (za, zb) up to what PCA dropped; the head's first layer W becomes W A and
     its bias b + W c, so the model's function barely moves. Returns the R^2 of that fit.
+
+    The fit is ridge-regularised (RIDGE x the mean variance of the new features): with few
+    training rows (N near or under F + 1) plain least squares is ill-posed, A takes huge
+    entries along nearly collinear columns, and every epoch multiplied the head's weights
+    until the loss overflowed (a 60-image set: loss 1.3 -> 1e32 in 35 epochs).
     """
     ref = model.refinement
     old = ref(za, zb).double()                                          # (N, F)
     ref.fit(za, zb)
     new = ref(za, zb).double()                                          # (N, F)
-    design = torch.cat([new, torch.ones_like(new[:, :1])], 1)           # (N, F+1)
-    sol = torch.linalg.lstsq(design.cpu(), old.cpu(), driver="gelsd").solution.to(old.device)  # (F+1, F)
+    design = torch.cat([new, torch.ones_like(new[:, :1])], 1).cpu()    # (N, F+1)
+    gram = design.T @ design                                            # (F+1, F+1)
+    ridge = RIDGE * float(gram.diagonal()[:-1].mean().clamp_min(1e-12))
+    penalty = torch.diag(torch.full((gram.shape[0],), ridge, dtype=gram.dtype))
+    penalty[-1, -1] = 0.0                                               # the intercept is not shrunk
+    sol = torch.linalg.solve(gram + penalty, design.T @ old.cpu()).to(old.device)          # (F+1, F)
     a, c = sol[:-1].T, sol[-1]                                          # old ~ new @ a.T + c
     fc1 = model.head.fc1
     w = fc1.weight.double()
@@ -306,11 +312,28 @@ def refit_keeping_head(model: OANet, za: torch.Tensor, zb: torch.Tensor) -> floa
 
 @torch.no_grad()
 def refit_refinement(model: OANet, data: TrainData, batch_size: int = 256) -> dict[str, float]:
-    """After training: refit the PCA on clean (eval-mode) training embeddings, keeping the head."""
+    """After training: refit the PCA on clean (eval-mode) training embeddings, keeping the head.
+
+    Method fix: this used to refit the PCA freely and re-express the head by least squares
+    (`refit_keeping_head`), which cannot be exact once the span moves (docs/benchmarks.md,
+    "Smaller measurements"; the test predictions were reordered). Nothing trains
+    after this refit, so it now keeps each round's span (`PCARefinement.refit_within`):
+    mean and axes come from the training rows, and old = new @ rot + shift holds for every
+    input, so fc1 becomes W rot^T with bias b + W shift and the model predicts what it did.
+    `refine_head_r2` is the R^2 of that reconstruction on the training rows (1 up to rounding).
+    """
     if model.refinement is None:
         return {}
-    r2 = refit_keeping_head(model, *embeddings(model, data, batch_size))
-    return {"refine_fit_rows": int(model.refinement.fit_rows), "refine_head_r2": r2}
+    za, zb = embeddings(model, data, batch_size)
+    ref, fc1 = model.refinement, model.head.fc1
+    old = ref(za, zb).double()                                          # (N, F)
+    rot, shift = ref.refit_within(za, zb)                               # old = new @ rot + shift
+    w = fc1.weight.double()
+    fc1.bias.copy_((fc1.bias.double() + w @ shift).to(fc1.bias.dtype))
+    fc1.weight.copy_((w @ rot.T).to(fc1.weight.dtype))
+    resid = old - (ref(za, zb).double() @ rot + shift)
+    r2 = 1.0 - float(resid.pow(2).sum() / (old - old.mean(0)).pow(2).sum().clamp_min(1e-12))
+    return {"refine_fit_rows": int(ref.fit_rows), "refine_head_r2": r2}
 
 
 def fit(model: OANet, data: TrainData, cfg, callbacks: Iterable[Callback] = ()) -> Fitted:
@@ -357,7 +380,10 @@ def fit(model: OANet, data: TrainData, cfg, callbacks: Iterable[Callback] = ()) 
                 seen[idx] = True
             rows += b
             k += 1
-        if ref is not None:               # new basis, same function; fc1's momentum belongs to the old one
+        if ref is not None and epoch < cfg.epochs - 1:
+            # new basis, nearly the same function (the next epoch trains the head on it; after the
+            # last epoch nothing would, so that refit is refit_refinement's, exact); fc1's momentum
+            # belongs to the old basis
             refit_keeping_head(model, bank_a[seen], bank_b[seen])
             for p in (model.head.fc1.weight, model.head.fc1.bias):
                 opt.state.pop(p, None)

@@ -26,7 +26,6 @@ from oanet.gate.gate import MODALITIES, REGIMES, Gate, GateError, skill_of
 from oanet.metrics import choose_threshold, rates, threshold_score
 
 
-
 @dataclass(frozen=True)
 class Scenario:
     probs: Mapping[str, np.ndarray]          # member -> (N,) probability
@@ -76,14 +75,14 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
                         f"with labels {sorted(set(y.tolist()))}; is split.val_fold set?")
     clean = scenarios["clean"]
     baselines = {mod: float(np.median(clean.divergence[mod])) for mod in MODALITIES}
-    thresholds = {mod: max(float(np.quantile(clean.divergence[mod], quantile)), baselines[mod] + 1e-9)
-                  for mod in MODALITIES}
+    limits = {mod: max(float(np.quantile(clean.divergence[mod], quantile)), baselines[mod] + 1e-9)
+              for mod in MODALITIES}
     skill = tuple(skill_of(y, clean.probs[m]) for m in members)
     pooled_y = np.concatenate([y for _ in scenarios])
     floors = regime_floors(min_accuracy, degraded_min_accuracy)
     grid = []
     for k, tau, fallback in itertools.product(off_factors, temperatures, ("calm", *MODALITIES)):
-        gate = Gate(tuple(members), skill, thresholds, baselines, float(k), float(tau), {"both": 0.5},
+        gate = Gate(tuple(members), skill, limits, baselines, float(k), float(tau), {"both": 0.5},
                     fallback=fallback)
         if combine == "stack":
             gate = fit_stack(gate, y, scenarios)
@@ -100,10 +99,10 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
                      "regimes": {r: int((regime == r).sum()) for r in REGIMES}, "coef": gate.coef})
     best = max(grid, key=lambda g: (g["score"], g["accuracy"]))
     feasible = best["accuracy"] >= best["floor"]
-    gate = Gate(tuple(members), skill, thresholds, baselines, best["off_factor"], best["temperature"],
+    gate = Gate(tuple(members), skill, limits, baselines, best["off_factor"], best["temperature"],
                 best["threshold"], combine, best.get("coef", ()), best["fallback"])
     report = {"rows": int(len(y)), "scenarios": list(scenarios), "quantile": quantile,
               "min_accuracy": min_accuracy, "floors": floors, "floor_met": bool(feasible), "chosen": best, "grid": grid,
-              "skill": dict(zip(members, skill, strict=True)), "thresholds": thresholds,
+              "skill": dict(zip(members, skill, strict=True)), "divergence_limits": limits,
               "baselines": baselines}
     return gate, report

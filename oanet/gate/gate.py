@@ -85,7 +85,7 @@ class GateDecision:
 class Gate:
     members: tuple[str, ...]
     skill: tuple[float, ...]
-    thresholds: Mapping[str, float]      # modality -> T (high quantile of clean divergences)
+    divergence_limits: Mapping[str, float]   # modality -> T (high quantile of clean divergences)
     baselines: Mapping[str, float]       # modality -> B (median of clean divergences), B < T
     off_factor: float                    # k
     temperature: float                   # tau
@@ -103,15 +103,15 @@ class Gate:
             raise GateError(f"a stacking gate needs {2 * len(self.members) + 1} coefficients, got {len(self.coef)}")
         if len(self.members) != len(self.skill) or not self.members:
             raise GateError("a gate needs one skill per member and at least one member")
-        if set(self.thresholds) != set(MODALITIES) or set(self.baselines) != set(MODALITIES) \
-                or any(self.thresholds[m] <= self.baselines[m] for m in MODALITIES):
-            raise GateError(f"need baseline < threshold for each of {MODALITIES}, got baselines "
-                            f"{dict(self.baselines)}, thresholds {dict(self.thresholds)}")
+        if set(self.divergence_limits) != set(MODALITIES) or set(self.baselines) != set(MODALITIES) \
+                or any(self.divergence_limits[m] <= self.baselines[m] for m in MODALITIES):
+            raise GateError(f"need baseline < divergence limit for each of {MODALITIES}, got baselines "
+                            f"{dict(self.baselines)}, divergence limits {dict(self.divergence_limits)}")
 
     def normalised(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
         """(N, 2) d = max(0, D - B) / (T - B) per modality (columns in MODALITIES order)."""
         return np.stack([np.clip(np.asarray(divergence[mod], dtype=np.float64) - self.baselines[mod], 0.0, None)
-                         / (self.thresholds[mod] - self.baselines[mod]) for mod in MODALITIES], axis=1)
+                         / (self.divergence_limits[mod] - self.baselines[mod]) for mod in MODALITIES], axis=1)
 
     def regime(self, divergence: Mapping[str, np.ndarray]) -> np.ndarray:
         """(N,) which modalities look like training data (d <= 1): both | image | ocr | neither."""
@@ -173,14 +173,16 @@ class Gate:
         return GateDecision(prob, w, self.members, driver, regime, threshold)
 
     def to_dict(self) -> dict:
-        return {"members": list(self.members), "skill": list(self.skill), "thresholds": dict(self.thresholds),
-                "baselines": dict(self.baselines), "off_factor": self.off_factor, "temperature": self.temperature,
+        return {"members": list(self.members), "skill": list(self.skill),
+                "divergence_limits": dict(self.divergence_limits), "baselines": dict(self.baselines),
+                "off_factor": self.off_factor, "temperature": self.temperature,
                 "threshold": dict(self.threshold), "combine": self.combine, "coef": list(self.coef),
                 "fallback": self.fallback}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "Gate":
-        return cls(tuple(raw["members"]), tuple(raw["skill"]), dict(raw["thresholds"]), dict(raw["baselines"]),
+    def from_dict(cls, raw: dict) -> Gate:
+        limits = raw["divergence_limits"] if "divergence_limits" in raw else raw["thresholds"]   # older gate.json
+        return cls(tuple(raw["members"]), tuple(raw["skill"]), dict(limits), dict(raw["baselines"]),
                    float(raw["off_factor"]), float(raw["temperature"]),
                    {k: float(v) for k, v in raw["threshold"].items()}, raw.get("combine", "mean"),
                    tuple(float(c) for c in raw.get("coef", ())), raw.get("fallback", "calm"))
@@ -215,13 +217,9 @@ class GateArtifact:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "GateArtifact":
+    def load(cls, path: str | Path) -> GateArtifact:
         from oanet.gate.reference import References
+        from oanet.jsonsafe import read_artifact
 
-        path = Path(path)
-        if not path.exists():
-            raise GateError(f"no gate at {path}: run the gate stage")
-        raw = json.loads(path.read_text())
-        if raw.get("format") != FORMAT:
-            raise GateError(f"{path} is not a gate artifact ({FORMAT}), format {raw.get('format')!r}")
+        raw = read_artifact(path, FORMAT, "gate artifact", GateError, "run the gate stage")
         return cls(Gate.from_dict(raw["gate"]), References.from_dict(raw["references"]), raw.get("calibration", {}))

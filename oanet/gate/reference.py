@@ -79,7 +79,7 @@ class OcrReference:
 
     @classmethod
     def fit(cls, table: pd.DataFrame, numeric: Sequence[str], categories: Sequence[tuple[str, Sequence[str]]],
-            n_bins: int = 10) -> "OcrReference":
+            n_bins: int = 10) -> OcrReference:
         refs = []
         for name in numeric:
             values = table[name].astype("float64").dropna().to_numpy()
@@ -114,7 +114,7 @@ class OcrReference:
                                 probs=list(f.probs)) for f in self.fields]}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "OcrReference":
+    def from_dict(cls, raw: dict) -> OcrReference:
         return cls(tuple(FieldReference(r["name"], r["kind"], tuple(r["edges"]), tuple(r["categories"]),
                                         tuple(r["probs"])) for r in raw["fields"]))
 
@@ -133,7 +133,7 @@ class ImageReference:
     grad_probs: tuple[float, ...]
 
     @classmethod
-    def fit(cls, images, n_grad_bins: int = 16) -> "ImageReference":
+    def fit(cls, images, n_grad_bins: int = 16) -> ImageReference:
         arr = _as_numpy(images)
         grad = _gradient(arr)
         qs = np.quantile(grad[:, ::2, ::2], np.linspace(0, 1, n_grad_bins + 1)[1:-1])   # a subsample is plenty
@@ -160,7 +160,7 @@ class ImageReference:
                 "grad_probs": list(self.grad_probs)}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "ImageReference":
+    def from_dict(cls, raw: dict) -> ImageReference:
         return cls(tuple(raw["gray_probs"]), tuple(raw["grad_edges"]), tuple(raw["grad_probs"]))
 
 
@@ -191,7 +191,7 @@ class References:
     image: ImageReference
 
     @classmethod
-    def fit(cls, schema, table: pd.DataFrame, images, ocr_bins: int = 10) -> "References":
+    def fit(cls, schema, table: pd.DataFrame, images, ocr_bins: int = 10) -> References:
         return cls(OcrReference.fit(table, schema.numeric, schema.categories, ocr_bins), ImageReference.fit(images))
 
     def divergences(self, table: pd.DataFrame, images) -> dict[str, np.ndarray]:
@@ -205,5 +205,5 @@ class References:
         return {"ocr": self.ocr.to_dict(), "image": self.image.to_dict()}
 
     @classmethod
-    def from_dict(cls, raw: dict) -> "References":
+    def from_dict(cls, raw: dict) -> References:
         return cls(OcrReference.from_dict(raw["ocr"]), ImageReference.from_dict(raw["image"]))

@@ -73,7 +73,7 @@ def score_gate(members, artifact, rows: pd.DataFrame, images, scenarios, seed: i
 
 
 def run(cfg: GateConfig) -> GateResult:
-    from oanet.fusion.train import resolve_device
+    from oanet.device import resolve_device
     from oanet.gate.calibrate import calibrate
     from oanet.gate.gate import GateArtifact
     from oanet.gate.members import load_members, score_scenarios
@@ -106,7 +106,7 @@ def run(cfg: GateConfig) -> GateResult:
     pred.to_parquet(cfg.predictions, index=False)
     metrics = {"gate": scenarios["clean"]["gate"], "scenarios": scenarios,
                "calibration": {**report["chosen"], "floor_met": report["floor_met"], "skill": report["skill"],
-                               "thresholds": report["thresholds"], "baselines": report["baselines"]},
+                               "divergence_limits": report["divergence_limits"], "baselines": report["baselines"]},
                "batch_divergence": {p: references.batch_divergences(*parts[p]) for p in ("val", "test")},
                "drivers": {k: int(v) for k, v in zip(*np.unique(clean.driver, return_counts=True), strict=True)}}
     Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)

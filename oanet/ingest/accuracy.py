@@ -59,7 +59,7 @@ def score_fields(table: pd.DataFrame, truth: pd.DataFrame, read: Layout, printed
         got = merged[f.name]
         present = got.notna()
         numeric = p.dtype in ("float", "int")
-        exact = pd.Series([bool(ok) and _equal(g, w, numeric) for g, w, ok in zip(got, want, present)],
+        exact = pd.Series([bool(ok) and _equal(g, w, numeric) for g, w, ok in zip(got, want, present, strict=True)],
                           index=merged.index)
         reasons = merged[f"{f.name}__reason"].value_counts().to_dict()
         rows.append({"field": p.name, "n": len(merged), "exact": float(exact.mean()),

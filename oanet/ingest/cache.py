@@ -91,7 +91,7 @@ class ReadCache:
         for start in range(0, len(keys), 500):   # SQLite caps bound parameters per statement
             chunk = keys[start:start + 500]
 
-            def select():
+            def select(chunk=chunk):         # bound now: the call happens within this iteration
                 return self._db.execute(
                     f"SELECT key, reads FROM reads WHERE key IN ({','.join('?' * len(chunk))})", chunk).fetchall()
 

@@ -46,11 +46,11 @@ def decode_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> D
                    [inv.Rejected(n, r.reason, r.detail) for n, r in decoded.items() if not isinstance(r, np.ndarray)])
 
 
-def recognise(ocr: Ocr, decoded: Decoded, layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
+def recognize_chunk(ocr: Ocr, decoded: Decoded, layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
     """Reads of one chunk's decoded images, and its rejections.
 
     The unit of work of both paths: in process on the main thread, or as one Dask task.
     """
     images = list(decoded.images.values())
     reads = read_images(ocr, images, layout, cfg.crop_pad, cfg.batch_size)
-    return dict(zip(decoded.images, reads)), decoded.rejected
+    return dict(zip(decoded.images, reads, strict=True)), decoded.rejected

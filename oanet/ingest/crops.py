@@ -3,8 +3,8 @@
 Recognition time grows with crop width (the recogniser resizes every crop to 48 px
 high), so reading only the value and unit instead of the whole 220 px line box is
 what makes the fast path fast. The key's end is the first wide gap in the line's
-ink: a space is wider than any gap inside a key (measured on the panel font at
-sizes 16-20: gaps inside keys <= 4 px, key-to-value >= 6 px).
+ink: a space is wider than any gap inside a key (measured on the panel font:
+docs/benchmarks.md, "Measurements behind the ingest design").
 """
 from __future__ import annotations
 

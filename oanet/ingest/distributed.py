@@ -20,9 +20,9 @@ from contextlib import contextmanager
 
 from oanet.config import IngestConfig
 from oanet.errors import OanetError
+from oanet.ingest.chunks import Chunk, decode_chunk, recognize_chunk
 from oanet.ingest.engine import Ocr
 from oanet.ingest.head import reading_charset
-from oanet.ingest.chunks import Chunk, decode_chunk, recognise
 from oanet.layout import Layout
 
 IN_FLIGHT_PER_THREAD = 2   # chunks queued per worker thread: none idles, the driver holds few bytes
@@ -50,7 +50,7 @@ def worker_engine(rec_model: str, charset: str | None) -> Ocr:
 def ocr_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> tuple[dict[str, list], list]:
     """The task: decode and recognise one chunk on this worker. Reads by image name, and rejections."""
     engine = worker_engine(cfg.rec_model, reading_charset(cfg.charset, layout))
-    return recognise(engine, decode_chunk(todo, layout, cfg), layout, cfg)
+    return recognize_chunk(engine, decode_chunk(todo, layout, cfg), layout, cfg)
 
 
 def _engine_ready(rec_model: str, charset: str | None) -> int:

@@ -99,7 +99,7 @@ class Ocr:
         return self._cnocr
 
     def _build(self):
-        from cnocr import CnOcr  # heavy: ~5 s, pulls in torch
+        from cnocr import CnOcr  # heavy: pulls in torch (docs/benchmarks.md, "Where the OCR time goes")
 
         rec, det = model_files(self.rec_model)
         if self.charset is not None:
@@ -135,7 +135,7 @@ class Ocr:
             by_shape.setdefault(crop.shape, []).append(i)
         reads: list[Read] = [Read("", 0.0)] * len(crops)
         for members in by_shape.values():
-            for i, read in zip(members, self._recognize_alike([widened[i] for i in members], batch_size)):
+            for i, read in zip(members, self._recognize_alike([widened[i] for i in members], batch_size), strict=True):
                 reads[i] = read
         return reads
 

@@ -3,14 +3,15 @@
 The bundled PP-OCRv6 recogniser ends in a 120 -> 18,710 linear layer and a softmax over
 18,708 characters (CJK, Latin, symbols), blank and space. A panel prints ASCII and the
 few characters of its layout (keys, units, categories). Keeping only their columns makes
-recognition about 14% faster on the value crops: the layer, its softmax and the
+recognition faster on the value crops: the layer, its softmax and the
 (batch, steps, 18,710) output the decoder scans all shrink ~190-fold.
 
 What changes: the softmax is renormalised over the kept characters, so a score rises by
-the probability the dropped ones had (measured: under 0.008 on 2,600 value crops, the
-text identical). A glyph outside the set is read as the closest kept one, and then has
-to pass the field's pattern and range like any misread; `ingest.charset: full` keeps the
-whole layer for panels that print values outside ASCII and their layout.
+the probability the dropped ones had (measured, with the speed-up: docs/benchmarks.md,
+"Measurements behind the ingest design"). A glyph outside the set is read as the
+closest kept one, and then has to pass the field's pattern and range like any misread;
+`ingest.charset: full` keeps the whole layer for panels that print values outside ASCII
+and their layout.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ import io
 import posixpath
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,10 @@ class Rejected:
     image: str
     reason: str
     detail: str = ""
+
+
+#: The quarantine table's columns (ingest writes it, validate appends its own rejections): a Rejected per row.
+QUARANTINE_COLUMNS = [f.name for f in fields(Rejected)]
 
 
 def shown(text: str) -> str:
@@ -161,7 +165,7 @@ def reconcile(labels: pd.DataFrame, files: list[str]) -> tuple[pd.DataFrame, lis
     verdicts = [settle(name, rows) for name, rows in by_image.items()]
     rejected = [v for v in verdicts if isinstance(v, Rejected)]
     kept = [v for v in verdicts if not isinstance(v, Rejected)]
-    repeated = sum(len(rows) - 1 for rows, v in zip(by_image.values(), verdicts) if not isinstance(v, Rejected))
+    repeated = sum(len(rows) - 1 for rows, v in zip(by_image.values(), verdicts, strict=True) if not isinstance(v, Rejected))
     present = set(files)
     rejected += [Rejected(r["image"], MISSING_IMAGE, f"line {r[LINE]} names it, the folder lacks it")
                  for r in kept if r["image"] not in present]

@@ -208,8 +208,8 @@ def read_cells(ocr: Ocr, images: dict[str, np.ndarray], layout: Layout, cfg: Ing
         return []
     reads, layouts = locate_and_read(ocr, list(images.values()), layout, cfg.crop_pad, cfg.batch_size)
     cells = []
-    for (name, image), per_field, located in zip(images.items(), reads, layouts):
-        for f, pair, lf in zip(layout.fields, per_field, located.fields):
+    for (name, image), per_field, located in zip(images.items(), reads, layouts, strict=True):
+        for f, pair, lf in zip(layout.fields, per_field, located.fields, strict=True):
             crop = None if lf.roi is None else line_crop(image, lf, cfg.crop_pad if f.roi else FOUND_LINE_PAD)
             cells.append(make_cell(name, f, BOXED if f.roi is not None else BY_KEY, pair, crop, cfg))
     return cells

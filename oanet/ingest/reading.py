@@ -128,10 +128,10 @@ def retry_whole_lines(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads
     crop holds only the unit. Rare, so a second small batch is cheap; the whole-line
     read replaces the first only when it parses. `layouts`: one per image (its boxes).
     """
-    todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts)) for j, f in enumerate(lay.fields)
+    todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts, strict=True)) for j, f in enumerate(lay.fields)
             if f.roi is not None and r[j] is not None and parse_read(f, *r[j], 0.0).reason is not None]
     lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
-    for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size)):
+    for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size), strict=True):
         if parse_read(layouts[i].fields[j], read.text, read.score, 0.0).reason is None:
             reads[i][j] = _pair(read)
 
@@ -165,12 +165,12 @@ def locate_and_read(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int
     found = [match_lines(layout, ocr.detect_and_recognize(panel_only(img, layout)))
              if any(f.roi is None for f in layout.fields) else {} for img in images]
     layouts = [located(layout, f, DETECTED_PAD) for f in found]
-    per_image = [boxed_crops(img, lay, pad) for img, lay in zip(images, layouts)]
+    per_image = [boxed_crops(img, lay, pad) for img, lay in zip(images, layouts, strict=True)]
     flat = [c for crops in per_image for c in crops if c is not None]
     texts = iter(ocr.recognize(flat, batch_size=batch_size))
     out: list[Reads] = [[None if c is None else _pair(next(texts)) for c in crops] for crops in per_image]
     retry_whole_lines(ocr, images, layouts, out, pad, batch_size)
-    for reads, by_key in zip(out, found):
+    for reads, by_key in zip(out, found, strict=True):
         for j, f in enumerate(layout.fields):
             line = by_key.get(f.name)
             if line is not None and (reads[j] is None or parse_read(f, *reads[j], 0.0).reason is not None):

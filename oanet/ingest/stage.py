@@ -17,7 +17,7 @@ import pandas as pd
 from oanet.config import IngestConfig
 from oanet.ingest import inventory as inv
 from oanet.ingest.cache import ReadCache
-from oanet.ingest.chunks import Chunk, decode_chunk, load_chunk, recognise
+from oanet.ingest.chunks import Chunk, decode_chunk, load_chunk, recognize_chunk
 from oanet.ingest.engine import Ocr, engine_fingerprint, settings_hash
 from oanet.ingest.head import reading_charset
 from oanet.ingest.parse import parse_read
@@ -27,7 +27,6 @@ from oanet.layout import Layout, load_layout
 # Images per chunk: the unit of work of one engine, in process or as one Dask task.
 # A read depends on its crop alone (engine.recognize), so chunks only set the pace.
 CHUNK_IMAGES = 32
-QUARANTINE_COLUMNS = ["image", "reason", "detail"]
 
 
 @dataclass(frozen=True)
@@ -80,8 +79,9 @@ def engine_count(cfg: IngestConfig) -> int:
 def build_engines(cfg: IngestConfig, layout: Layout) -> list[Ocr]:
     """cfg.engines single-threaded recognisers (default one per core).
 
-    On 2 cores, two one-thread engines on different chunks read 6% more images/s than
-    one engine on two threads: a small crop batch does not split well across threads.
+    Two one-thread engines on different chunks read more images/s than one engine on two
+    threads: a small crop batch does not split well across threads (docs/benchmarks.md,
+    "Measurements behind the ingest design").
     """
     charset = reading_charset(cfg.charset, layout)
     return [Ocr(cfg.rec_model, threads=1, charset=charset) for _ in range(engine_count(cfg))]
@@ -121,7 +121,7 @@ def _in_process(engines: list[Ocr], data_dir: Path, names: list[str], layout: La
     each engine decodes and recognises whole chunks.
     """
     def ocr_chunk(engine: Ocr, chunk: Chunk):
-        return (chunk, *recognise(engine, decode_chunk(chunk.todo, layout, cfg), layout, cfg))
+        return (chunk, *recognize_chunk(engine, decode_chunk(chunk.todo, layout, cfg), layout, cfg))
 
     loaded = (load_chunk(data_dir, part, cache) for part in _chunks(names, CHUNK_IMAGES))
     yield from on_engines(engines, ocr_chunk, loaded)
@@ -197,9 +197,9 @@ def drop_duplicate_units(table: pd.DataFrame, layout: Layout) -> tuple[pd.DataFr
         return table, []
     ids = table[id_field.name]
     dup = ids.notna() & ids.duplicated(keep="first")
-    first = dict(zip(ids[~dup & ids.notna()], table.loc[~dup & ids.notna(), "image"]))
+    first = dict(zip(ids[~dup & ids.notna()], table.loc[~dup & ids.notna(), "image"], strict=True))
     rejected = [inv.Rejected(r.image, inv.DUPLICATE_UNIT, f"unit {u} already read from {first.get(u)}")
-                for r, u in zip(table[dup].itertuples(), ids[dup])]
+                for r, u in zip(table[dup].itertuples(), ids[dup], strict=True)]
     return table[~dup].reset_index(drop=True), rejected
 
 
@@ -217,7 +217,7 @@ def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: st
     reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr, client)
     table, dupes = drop_duplicate_units(build_table(labels, reads, digests, layout, cfg.min_confidence), layout)
     rejected += bad + dupes
-    qtable = pd.DataFrame([(r.image, r.reason, r.detail) for r in rejected], columns=QUARANTINE_COLUMNS)
+    qtable = pd.DataFrame([(r.image, r.reason, r.detail) for r in rejected], columns=inv.QUARANTINE_COLUMNS)
     for path in (out, quarantine):
         path.parent.mkdir(parents=True, exist_ok=True)
     table.to_parquet(out, index=False)

@@ -116,7 +116,7 @@ def _generalise(runs: list[list[str]]) -> str:
     if len({len(r) for r in runs}) != 1:
         return r"\S+"
     parts = []
-    for column in zip(*runs):
+    for column in zip(*runs, strict=True):
         lengths = {len(t) for t in column}
         n = f"{{{lengths.pop()}}}" if len(lengths) == 1 else "+"
         if column[0].isdigit() and all(t.isdigit() for t in column):
@@ -274,7 +274,7 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
     boxes = pad_boxes([union_box([p.box for p in ps]) for ps in kept], size)
     names: set[str] = set()
     fields, has_id = [], False
-    for parts, box in zip(kept, boxes):
+    for parts, box in zip(kept, boxes, strict=True):
         f = infer_field(parts[0].key, parts, field_name(parts[0].key, names), has_id)
         has_id |= f.role == "id"
         fields.append(_with_roi(f, box))

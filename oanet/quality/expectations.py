@@ -25,19 +25,18 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from oanet.config import ValidateConfig
+from oanet.ingest.parse import REASONS
+from oanet.jsonsafe import plain
 from oanet.layout import Field, Layout
 
-#: Reason codes the OCR stage writes in `{field}__reason` when a read becomes missing.
-REASON_CODES = ("low_confidence", "unparsed", "out_of_range", "not_found")
 #: pandas dtype names accepted for float and int fields (the ingest table stores both as float64).
 NUMERIC_TYPES = ("float64", "Float64", "float32", "Float32", "int64", "Int64", "int32", "Int32")
-#: Columns every ingest table has besides the per-field ones.
-BASE_COLUMNS = ("image", "label", "defect_type", "sha256")
 BATCH_SUITE_FILE = "batch.json"
 PLACEHOLDER = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)$")
 
@@ -128,9 +127,9 @@ def _field_expectations(f: Field, cfg: ValidateConfig) -> list[dict]:
             "print-quality drift; it is not critical because each weak read was already made missing "
             "by the OCR stage's per-read threshold, and the missing-rate check stops a real breakdown."))
     out.append(expectation(
-        "expect_column_values_to_be_in_set", column=reason, value_set=list(REASON_CODES), mostly=1.0,
+        "expect_column_values_to_be_in_set", column=reason, value_set=list(REASONS), mostly=1.0,
         critical=True,
-        why=f"{reason} is null for a good value or one of {', '.join(REASON_CODES)}; another code means "
+        why=f"{reason} is null for a good value or one of {', '.join(REASONS)}; another code means "
             "the OCR stage and this gate disagree on the contract."))
     for e in out:
         e["meta"]["field"] = col
@@ -186,6 +185,10 @@ def check_suite(suite: Any, where: str = "suite") -> dict:
 def load_suite(path: str | Path) -> dict:
     """Read any suite JSON (generated or hand-written) and check its shape."""
     path = Path(path)
+    if not path.is_file():
+        from oanet.errors import OanetError
+        raise OanetError(f"expectation suite not found: {path} (the project's expectations/ folder holds "
+                         "batch.json; run from the project or pass --expectations DIR)")
     try:
         suite = json.loads(path.read_text())
     except json.JSONDecodeError as err:
@@ -331,13 +334,8 @@ def row_flags(result: dict, key: str = "image") -> dict[Any, list[tuple[str, str
         for item in r.get("unexpected_index_list") or []:
             k = item.get(key) if isinstance(item, dict) else item
             value = item.get(col) if isinstance(item, dict) else None
-            flags.setdefault(_plain(k), []).append((reason, f"{col}={_plain(value)!r}"))
+            flags.setdefault(plain(k), []).append((reason, f"{col}={plain(value)!r}"))
     return flags
-
-
-def _plain(v):
-    """numpy scalars (which GX leaves in its result dicts) as plain Python values."""
-    return v.item() if hasattr(v, "item") and callable(v.item) else v
 
 
 def render_summary(result: dict, counts: dict[str, int], title: str = "Data-quality gate",

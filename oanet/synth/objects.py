@@ -22,7 +22,7 @@ tile and not the black around it (whose share would give away the tile's aspect 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, Protocol
@@ -321,9 +321,3 @@ def object_source(objects: str | Path | None, defect_rate: float, defect_weights
     if objects:
         return TileFolder(objects, rng)
     return ProceduralObjects(defect_rate, defect_weights)
-
-
-def iter_objects(source: ObjectSource, rngs: list[np.random.Generator]) -> Iterator[ObjectSample]:
-    """One object per generator, in order: the sequential way to draw from a source."""
-    for i, rng in enumerate(rngs):
-        yield source(i, rng)

@@ -2,7 +2,7 @@
 
 The panel prints one line per field inside its layout line box. The look comes from a
 `PanelStyle`: font (Pillow's built-in font or one of matplotlib's bundled DejaVu
-TrueType fonts), size, 8-bit grayscale or RGB, background and ink colours (light on
+and STIX TrueType fonts), size, 8-bit grayscale or RGB, background and ink colours (light on
 dark or dark on light), sensor noise, blur and a JPEG round trip. The default
 `PanelStyle()` is the `aoi-v1` look: light text on a dark background, built-in font,
 18 px, grayscale. The `noisy` preset imitates a real AOI screen grab on top of a style:
@@ -31,7 +31,7 @@ TEXT_INSET = (4, 5)   # where text starts inside its line box
 MODES = ("L", "RGB")
 # Font name -> TrueType file among matplotlib's bundled fonts; "builtin" is Pillow's own font.
 FONTS = {"builtin": None, "dejavu-sans": "DejaVuSans.ttf", "dejavu-sans-mono": "DejaVuSansMono.ttf",
-         "dejavu-serif": "DejaVuSerif.ttf"}
+         "dejavu-serif": "DejaVuSerif.ttf", "stix": "STIXGeneral.ttf"}
 WIDE = {"：": ":"}     # full-width characters no font here has -> the glyph drawn centred in a 1-em cell
 AOI_V1_CONTRAST = 204  # ink 228 on background 24: the contrast the noisy preset's jitter was made for
 
@@ -148,8 +148,8 @@ def text_bbox(xy: tuple[float, float], text: str, font) -> tuple[float, float, f
     x, y = xy
     boxes = [font.getbbox(run) for _, run in _segments(text, font)]
     offsets = [dx for dx, _ in _segments(text, font)]
-    return (x + min(dx + b[0] for dx, b in zip(offsets, boxes)), y + min(b[1] for b in boxes),
-            x + max(dx + b[2] for dx, b in zip(offsets, boxes)), y + max(b[3] for b in boxes))
+    return (x + min(dx + b[0] for dx, b in zip(offsets, boxes, strict=True)), y + min(b[1] for b in boxes),
+            x + max(dx + b[2] for dx, b in zip(offsets, boxes, strict=True)), y + max(b[3] for b in boxes))
 
 
 def _colour(colour: Colour, mode: str) -> Colour:

@@ -9,7 +9,7 @@ A style is one YAML file `oanet/synth/styles/<name>.yaml` (or any path) holding
   object statistics fill them, and truth.csv must stay exact); keys, units, boxes, order
   and per-field `format` are the style's own;
 - `render`: the look (`Render`): font (builtin | dejavu-sans | dejavu-sans-mono |
-  dejavu-serif, the DejaVu files taken from matplotlib's bundled fonts), font_size,
+  dejavu-serif | stix, the DejaVu and STIX files taken from matplotlib's bundled fonts), font_size,
   mode (L | RGB), background and ink (a gray level, or [r, g, b] in RGB mode), templates
   (line templates cycled over the fields in layout order; a field's own layout `format`
   wins), signed (fields printed with `+` before a non-negative number; truth.csv keeps
@@ -61,8 +61,7 @@ import yaml
 from oanet.errors import OanetError
 from oanet.layout import DEFAULT_FORMAT, Field, Layout, LayoutError, layout_from_dict, print_line
 from oanet.synth.aoi_layout import aoi_v1_layout
-from oanet.synth.panel import FONTS, MODES, TEXT_INSET, Colour, FontError, PanelStyle, font_file, load_font, \
-    text_bbox
+from oanet.synth.panel import FONTS, MODES, TEXT_INSET, Colour, FontError, PanelStyle, font_file, load_font, text_bbox
 
 BUILTIN = "aoi-v1"
 STYLE_DIR = Path(__file__).resolve().parent / "styles"

@@ -1,7 +1,7 @@
 """The intra-bag: several tabular learners fitted on the same rows, probabilities averaged."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -9,6 +9,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from oanet.tabular.learners import get_learner
 
 DEFAULT_MODELS = ("lightgbm", "catboost", "gbm", "random_forest")
+
+
+def bag_mean(probs: Iterable[np.ndarray]) -> np.ndarray:
+    """The bag average: the element-wise mean of the members' probabilities.
+
+    The one definition of the bag's prediction: `TabularBag.predict_proba`, the bag stage's
+    `prob_bag` and the evaluation's `bag` baseline all call it.
+    """
+    return np.mean(np.stack(list(probs)), axis=0)
 
 
 class TabularBag(ClassifierMixin, BaseEstimator):
@@ -58,7 +67,7 @@ class TabularBag(ClassifierMixin, BaseEstimator):
         return self
 
     @classmethod
-    def from_fitted(cls, estimators: Mapping[str, BaseEstimator], **kwargs) -> "TabularBag":
+    def from_fitted(cls, estimators: Mapping[str, BaseEstimator], **kwargs) -> TabularBag:
         """A fitted bag assembled from members fitted elsewhere (e.g. loaded from disk)."""
         bag = cls(models=tuple(estimators), **kwargs)
         bag.estimators_ = dict(estimators)
@@ -80,7 +89,7 @@ class TabularBag(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """The bag average: the mean of the members' probabilities."""
-        return np.mean(np.stack(list(self.member_proba(X).values())), axis=0)
+        return bag_mean(self.member_proba(X).values())
 
     def predict(self, X) -> np.ndarray:
         proba = self.predict_proba(X)

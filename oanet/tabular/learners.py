@@ -23,7 +23,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from oanet.errors import OanetError
 
-_REGISTRY: dict[str, Callable[..., "TabularLearner"]] = {}
+_REGISTRY: dict[str, Callable[..., TabularLearner]] = {}
 
 
 class UnknownLearnerError(OanetError, KeyError):
@@ -48,7 +48,7 @@ def learner_names() -> tuple[str, ...]:
     return tuple(_REGISTRY)
 
 
-def get_learner(name: str, **kwargs) -> "TabularLearner":
+def get_learner(name: str, **kwargs) -> TabularLearner:
     """A new, unfitted learner; kwargs go to its constructor (random_state, n_jobs, params)."""
     try:
         factory = _REGISTRY[name]

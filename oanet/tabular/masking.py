@@ -2,11 +2,11 @@
 
 The fusion network learns to live with unread fields by masking them in training; the
 tabular models need the same, or a field that was never missing in training sends
-them down an arbitrary branch at inference (measured on MT-AOI with 60% of the values
-dropped: LightGBM and CatBoost called 94% of the units defective, GBM and
-RandomForest 22%). Each copy drops every field of every row with probability `prob`,
-in the feature matrix's own encoding: NaN for a numeric column, all zeros for a
-category's one-hot columns (what `TabularSchema.matrix` gives for a missing value).
+them down an arbitrary branch at inference (docs/benchmarks.md, "Smaller measurements":
+what the models did on MT-AOI with 60% of the values dropped). Each copy drops every
+field of every row with probability `prob`, in the feature matrix's own encoding: NaN for
+a numeric column, all zeros for a category's one-hot columns (what `TabularSchema.matrix`
+gives for a missing value).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class FieldMasking:
     seed: int
 
     @classmethod
-    def from_schema(cls, schema, prob: float, copies: int, seed: int) -> "FieldMasking":
+    def from_schema(cls, schema, prob: float, copies: int, seed: int) -> FieldMasking:
         return cls(tuple(int(i) for i in schema.field_of_column()), len(schema.numeric), prob, copies, seed)
 
     def augment(self, X: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -35,11 +35,12 @@ import pandas as pd
 from oanet.config import BagConfig
 from oanet.errors import OanetError
 from oanet.features import TabularSchema
+from oanet.jsonsafe import strict_json
 from oanet.layout import load_layout
 from oanet.metrics import binary_metrics, mean_std
+from oanet.split import load_rows
 
 BAG = "bag"
-METRICS = ("accuracy", "recall", "precision", "f1", "roc_auc")
 IMPORTANCES_PNG = "bag_importances.png"
 
 
@@ -83,25 +84,6 @@ class BagResult:
         return "\n".join(lines)
 
 
-def load_inputs(cfg: BagConfig) -> pd.DataFrame:
-    """The split's rows (image, label, group, split, fold) joined with the table's columns."""
-    table = pd.read_parquet(cfg.table)
-    split = pd.read_parquet(cfg.split)
-    need = {"image", "label", "split", "fold"}
-    if not need <= set(split.columns):
-        raise BagInputError(f"{cfg.split}: a split needs the columns {sorted(need)}, has {list(split.columns)}")
-    if table["image"].duplicated().any():
-        raise BagInputError(f"{cfg.table}: images appear more than once")
-    unknown = set(split["image"]) - set(table["image"])
-    if unknown:
-        raise BagInputError(f"{len(unknown)} images of {cfg.split} are not in {cfg.table} "
-                            f"(e.g. {sorted(unknown)[:3]}); rerun the split stage")
-    df = split.merge(table.drop(columns=["label"], errors="ignore"), on="image", how="left", validate="one_to_one")
-    if (table.set_index("image").loc[df["image"], "label"].to_numpy() != df["label"].to_numpy()).any():
-        raise BagInputError(f"labels differ between {cfg.table} and {cfg.split}; rerun the split stage")
-    return df
-
-
 def _check_folds(y: np.ndarray, folds: np.ndarray) -> list[int]:
     ks = sorted(int(k) for k in np.unique(folds))
     if len(ks) < 2 or ks[0] < 0:
@@ -130,18 +112,6 @@ def cross_val_oof(name: str, X: np.ndarray, y: np.ndarray, folds: np.ndarray, *,
 
 def fold_metrics(y: np.ndarray, prob: np.ndarray, folds: np.ndarray) -> list[dict[str, float]]:
     return [binary_metrics(y[folds == k], prob[folds == k]) for k in sorted(np.unique(folds))]
-
-
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if math.isnan(obj) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def plot_importances(importances: dict[str, dict[str, float]], path: Path) -> Path:
@@ -178,6 +148,7 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
     """
     import joblib
 
+    from oanet.tabular.bag import bag_mean
     from oanet.tabular.learners import learner_names
     from oanet.tabular.masking import FieldMasking, fit_learner
 
@@ -187,7 +158,7 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
         raise BagInputError(f"bag.models must name distinct registered learners, got {list(models)}; "
                             f"known: {', '.join(learner_names())}")
     schema = TabularSchema.from_layout(load_layout(layout_path))
-    df = load_inputs(cfg)
+    df = load_rows(cfg.table, cfg.split, columns=("image", "label", "split", "fold"))
     lacking = [c for c in schema.fields if c not in df.columns]
     if lacking:
         raise BagInputError(f"{cfg.table} lacks the feature columns {lacking} of the layout {layout_path}")
@@ -237,7 +208,7 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
                   f"acc {t.get('accuracy', float('nan')):.3f} recall {t.get('recall', float('nan')):.3f}  "
                   f"({seconds[name]:.1f} s)", flush=True)
 
-    bag = np.mean(np.stack([probs[m] for m in models]), axis=0)
+    bag = bag_mean(probs[m] for m in models)
     cv_folds[BAG] = fold_metrics(ytr, bag[train], ftr)
     if test.any():
         test_metrics[BAG] = binary_metrics(y[test], bag[test])
@@ -256,7 +227,7 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
     metrics = {"cv": cv, "cv_folds": cv_folds, "test": test_metrics, "importances": importances,
                "seconds": seconds, "rows": {"cv": int(train.sum()), "fit": int(fit_rows.sum()), "test": int(test.sum())}}
     Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.metrics).write_text(json.dumps(_jsonable(metrics), indent=2))
+    Path(cfg.metrics).write_text(json.dumps(strict_json(metrics), indent=2))
     png = plot_importances(importances, Path(cfg.metrics).parent / IMPORTANCES_PNG) if plot else None
     return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=int(train.sum()), n_fit=int(fit_rows.sum()), n_test=int(test.sum()),
                      predictions=Path(cfg.predictions), metrics=Path(cfg.metrics), models=paths,

@@ -244,18 +244,23 @@ def test_field_missing_too_often_is_critical(tmp_path, validate, make_table):
         validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
 
 
-def test_main_exit_codes(tmp_path, validate, monkeypatch, capsys, make_table):
+def test_command_exit_codes(tmp_path, validate, make_table):
+    """`oanet validate` (the DVC stage): 0 on a good batch, 1 with the failed expectation on stderr."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
     data = tmp_path / "raw"
     data.mkdir()
     LAYOUT.save(data / "layout.yaml")
     cfg = _stage(tmp_path, make_table(30))
     params = {"ingest": {"data": str(data)}, "validate": dataclasses.asdict(cfg)}
-    import yaml
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    argv = ["--params", str(tmp_path / "params.yaml"), "--expectations", str(EXPECTATIONS)]
-    assert validate.main(argv) == 0
-    assert "30 clean" in capsys.readouterr().out
+    argv = ["validate", "--params", str(tmp_path / "params.yaml"), "--expectations", str(EXPECTATIONS)]
+    passed = CliRunner().invoke(app, argv)
+    assert passed.exit_code == 0 and "30 clean" in passed.stdout, passed.output
     params["validate"]["min_rows"] = 100
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    assert validate.main(argv) == 1
-    assert "expect_table_row_count_to_be_between" in capsys.readouterr().err
+    failed = CliRunner().invoke(app, argv)
+    assert failed.exit_code == 1 and "expect_table_row_count_to_be_between" in failed.stderr, failed.output

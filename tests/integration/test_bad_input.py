@@ -103,7 +103,7 @@ def test_every_input_ends_in_exactly_one_table(bad_folder, bad_run):
 
 def test_each_case_has_its_reason(bad_run):
     _, table, quarantine = bad_run
-    reasons = dict(zip(quarantine["image"], quarantine["reason"]))
+    reasons = dict(zip(quarantine["image"], quarantine["reason"], strict=True))
     assert reasons == EXPECTED
     assert quarantine["detail"].notna().all() and (quarantine["detail"].str.len() > 0).all()
 

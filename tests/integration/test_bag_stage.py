@@ -71,7 +71,11 @@ def test_predictions_cover_every_row(bag_run):
     assert (merged["split"] == merged["split_split"]).all() and (merged["fold"] == merged["fold_split"]).all()
     probs = pred[[f"prob_{m}" for m in MODELS] + ["prob_bag"]]
     assert probs.notna().all().all()                # OOF on every train row, a prediction on every test row
-    assert ((probs >= 0) & (probs <= 1)).all().all()
+    test = pred[pred["split"] == "test"]                # the reported test scores are these rows' scores
+    metrics = json.loads(open(cfg.metrics).read())["test"]
+    for name in (*MODELS, "bag"):
+        decided = test[f"prob_{name}"] >= metrics[name]["threshold"]
+        assert metrics[name]["accuracy"] == pytest.approx((decided == (test["label"] == 1)).mean()), name
     np.testing.assert_allclose(pred["prob_bag"], probs.iloc[:, :-1].mean(axis=1))
     assert set(pred.loc[pred["split"] != "test", "fold"]) == set(range(5))
     assert (pred.loc[pred["split"] == "test", "fold"] == -1).all()

@@ -28,11 +28,13 @@ def project(repo_root, tmp_path, monkeypatch, tiny_params):
     return tmp_path
 
 
-def _deliver(project, seed: int, n: int) -> None:
+def _deliver(project, seed: int, n: int, incident: str = "none") -> None:
     from oanet.config import SynthConfig
     from oanet.synth.stage import run as synth
 
-    synth(SynthConfig(n=n, seed=seed, units_per_lot=8, lot_yymm="2612"), project / "incoming", progress=False)
+    synth(SynthConfig(n=n, seed=seed, units_per_lot=8, lot_yymm="2612"), project / "incoming", progress=False,
+          incident=incident)
+    (project / "incoming" / "incident.json").unlink(missing_ok=True)      # ground truth, not a delivery
 
 
 @pytest.mark.slow
@@ -44,6 +46,7 @@ def test_nightly_trains_registers_then_skips_a_night_without_data(project):
 
     first = nightly_flow("params.yaml")
     assert first.trained, first.summary()
+    assert "no reference yet" in first.drift            # nothing was trained before the first night
     assert "version 1 (complete)" in first.register
     assert "OCR on 48 images, 0 from cache" in first.ingest
 
@@ -68,9 +71,33 @@ def test_nightly_trains_registers_then_skips_a_night_without_data(project):
     assert third.trained and f"{NEW} new images" in third.reason
     assert f"OCR on {NEW} images, 48 from cache" in third.ingest  # only the new images were read
     assert "version 2 (complete)" in third.register
+    assert f"over {NEW} rows" in third.drift and (project / "drift").is_dir()   # tonight's rows, before training
     assert not list((project / "incoming/images").glob("*"))       # moved, not copied
     assert len(pd.read_csv(project / "data/raw/labels.csv")) == N + NEW
 
     p = load_params("params.yaml")
     events = history(setup(p.register), p.register.model_name)
     assert {e["version"] for e in events} >= {"1", "2"}
+
+
+@pytest.mark.slow
+def test_a_drifted_night_is_flagged_before_anything_trains_on_it(project):
+    """A moved camera on the second night: the drift step names it, flags the flow run with an artifact,
+    and writes the report, on a data-only night (nothing trains, so the test stays short)."""
+    from prefect.artifacts import Artifact
+
+    from flows.nightly import nightly_flow
+
+    assert nightly_flow("params.yaml").trained
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["nightly"].update(train=False)
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    _deliver(project, seed=13, n=NEW, incident="camera")
+    night = nightly_flow("params.yaml")
+    assert not night.trained and "DRIFT ALERT" in night.drift and "image:centre_x" in night.drift, night.drift
+    assert night.drift in night.summary()
+    artifact = Artifact.get("drift-alert")
+    assert artifact is not None and "image:centre_x" in artifact.data
+    reports = sorted((project / "drift").glob("night-*/index.html"))
+    assert len(reports) == 1 and str(reports[0]) in night.drift
+

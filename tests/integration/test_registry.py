@@ -9,8 +9,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from flows.registry import (CHALLENGER, CHAMPION, EVENT_PREFIX, RollbackError, apply_promotion,
-                            format_history, history, register_challenger, rollback)
+from flows.registry import (
+    CHALLENGER,
+    CHAMPION,
+    EVENT_PREFIX,
+    RollbackError,
+    apply_promotion,
+    format_history,
+    history,
+    register_challenger,
+    rollback,
+)
 from oanet.errors import OanetError
 from oanet.promotion import PromotionRule
 

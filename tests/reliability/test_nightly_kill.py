@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from nightly_project import deliver, make_project, prefect_server, raw_labels, run_night, start_night
 
 SEED, ROUNDS, COPIES = 14, 10, 5           # 40 template units x 5 copies = 200 new images a night

@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 
-import pandas as pd
 import pytest
 
 from flows import registry

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from nightly_project import REPO, deliver, env, make_project, prefect_server, raw_labels
 
 HOLD = ("import sys, time\nfrom oanet.runlock import run_lock\n"

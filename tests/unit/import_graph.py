@@ -5,7 +5,7 @@ Shared by test_import_cycles.py and test_dvc_deps.py; the walker is test_import_
 from __future__ import annotations
 
 import ast
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from test_import_rules import imported_names
@@ -34,7 +34,7 @@ def _as_module(name: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=None)
+@cache
 def imports_of(module: str) -> frozenset[str]:
     """The project modules `module` imports by name (not the parent packages Python also runs)."""
     tree = ast.parse(project_modules()[module].read_text(), filename=str(project_modules()[module]))

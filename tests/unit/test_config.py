@@ -7,7 +7,14 @@ import pytest
 import yaml
 
 from oanet.config import (
-    ConfigError, IngestConfig, LabelModelConfig, Params, SynthConfig, ValidateConfig, from_dict, load_params,
+    ConfigError,
+    IngestConfig,
+    LabelModelConfig,
+    Params,
+    SynthConfig,
+    ValidateConfig,
+    from_dict,
+    load_params,
 )
 
 
@@ -129,3 +136,8 @@ def test_ingest_cluster_settings_are_checked(tmp_path, raw, words):
         load_params(path)
     with pytest.raises(ConfigError, match=words):      # a command-line override is checked the same way
         dataclasses.replace(IngestConfig(), **raw)
+
+
+def test_the_defaults_are_the_shipped_params_yaml(repo_root):
+    """One set of defaults: a section left out of a project's params.yaml behaves as the shipped file says."""
+    assert load_params(repo_root / "params.yaml") == Params()

@@ -118,6 +118,6 @@ def test_boxed_crops_on_a_synthetic_image(synth_set):
     image = np.asarray(Image.open(name).convert("L"))
     crops = boxed_crops(image, LAYOUT, pad=0)
     assert len(crops) == len(LAYOUT.fields)
-    for f, crop in zip(LAYOUT.fields, crops):
+    for f, crop in zip(LAYOUT.fields, crops, strict=True):
         assert crop is not None, f.name
         assert crop.shape[0] == LINE_H and MIN_CROP_WIDTH <= crop.shape[1] < LINE_W, (f.name, crop.shape)

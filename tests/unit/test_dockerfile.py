@@ -61,20 +61,21 @@ def test_the_image_is_offline_like_every_entry_point(lines):
         assert f"{key}={value}" in env
 
 
-def test_the_readme_docker_commands_use_this_image_and_real_subcommands(repo_root):
+def test_the_documented_docker_commands_use_this_image_and_real_subcommands(repo_root):
+    """The docker commands of README.md and docs/*.md (the Docker section is in docs/operations.md)."""
     from typer.main import get_command
 
     from flows.cli import app
 
-    readme = (repo_root / "README.md").read_text()
-    builds = re.findall(r"^\s*docker build (.+)$", readme, re.M)
-    runs = re.findall(r"^\s*docker run (.+)$", readme, re.M)
+    docs = "\n".join(p.read_text() for p in [repo_root / "README.md", *sorted((repo_root / "docs").glob("*.md"))])
+    builds = re.findall(r"^\s*docker build (.+)$", docs, re.M)
+    runs = re.findall(r"^\s*docker run (.+)$", docs, re.M)
     assert builds and runs
     assert any("--build-arg TORCH_FLAVOR=cuda" in b for b in builds)
     commands = set(get_command(app).commands)
     for run in runs:
         words = shlex.split(run)
         image = next(w for w in words if w.startswith("oanet:"))
-        assert any(f"-t {image}" in b for b in builds), f"{image} is never built in the README"
+        assert any(f"-t {image}" in b for b in builds), f"{image} is never built in the docs"
         sub = words[words.index(image) + 1]
-        assert sub in commands, f"README runs `oanet {sub}`, which is no oanet command"
+        assert sub in commands, f"the docs run `oanet {sub}`, which is no oanet command"

@@ -19,6 +19,7 @@ ENTRIES = {
     "bag": ("oanet.tabular.stage", "oanet.config"),
     "fuse": ("oanet.fusion.stage", "oanet.config"),
     "gate": ("oanet.gate.stage", "oanet.config"),
+    "drift": ("oanet.drift.stage", "oanet.config"),
     "evaluate": ("oanet.evaluate.stage", "oanet.config"),
     "report": ("oanet.report", "oanet.config"),
     "register": ("flows.register",),

@@ -9,7 +9,7 @@ import torch
 from oanet.features import TabularSchema
 from oanet.gate.calibrate import Scenario, calibrate
 from oanet.gate.gate import Gate, GateArtifact, GateError, member_modalities
-from oanet.gate.reference import ImageReference, OcrReference, References, smoothed_kl
+from oanet.gate.reference import References, smoothed_kl
 from oanet.perturb import drop_ocr_values, grid_mask_images
 
 SCHEMA = TabularSchema(numeric=("temp", "press"), categories=(("stn", ("A", "B")),))
@@ -38,9 +38,9 @@ def refs() -> References:
 @pytest.fixture(scope="module")
 def gate(refs) -> Gate:
     clean = refs.divergences(table(100, 1), images(100, 1))
-    thresholds = {m: float(np.quantile(v, 0.99)) for m, v in clean.items()}
+    limits = {m: float(np.quantile(v, 0.99)) for m, v in clean.items()}
     baselines = {m: float(np.median(v)) for m, v in clean.items()}
-    return Gate(MEMBERS, (0.2, 0.8, 0.7, 0.6), thresholds, baselines, off_factor=2.0, temperature=1.0,
+    return Gate(MEMBERS, (0.2, 0.8, 0.7, 0.6), limits, baselines, off_factor=2.0, temperature=1.0,
                 threshold={"both": 0.5, "image": 0.4, "ocr": 0.6})
 
 
@@ -98,7 +98,7 @@ def test_noise_image_switches_off_every_image_member(refs, gate):
 
 def test_both_modalities_off_falls_back_to_the_less_diverged_one(gate):
     def at(mod, spreads):     # a divergence `spreads` usual ranges beyond the median
-        b, t = gate.baselines[mod], gate.thresholds[mod]
+        b, t = gate.baselines[mod], gate.divergence_limits[mod]
         return b + np.asarray(spreads, dtype=float) * (t - b)
 
     w = gate.weights({"image": at("image", [10, 50]), "ocr": at("ocr", [50, 10])})   # both beyond k = 2
@@ -116,6 +116,18 @@ def test_saved_artifact_reloads_and_decides_identically(tmp_path, refs, gate):
     np.testing.assert_array_equal(a.prob, b.prob)
     np.testing.assert_array_equal(a.weights, b.weights)
     assert loaded.gate == gate and loaded.calibration == {"note": "test"}
+
+
+def test_divergence_limits_and_the_decision_threshold_have_their_own_keys(tmp_path, refs, gate):
+    import json
+
+    saved = json.loads(GateArtifact(gate, refs, {}).save(tmp_path / "gate.json").read_text())
+    assert saved["gate"]["divergence_limits"] == dict(gate.divergence_limits)
+    assert saved["gate"]["threshold"] == dict(gate.threshold) and "thresholds" not in saved["gate"]
+    # a gate.json written before the rename (divergence limits under "thresholds") still loads
+    saved["gate"]["thresholds"] = saved["gate"].pop("divergence_limits")
+    (tmp_path / "old.json").write_text(json.dumps(saved))
+    assert GateArtifact.load(tmp_path / "old.json").gate == gate
 
 
 def test_loading_something_else_is_a_clear_error(tmp_path):

@@ -16,7 +16,6 @@ from oanet.fusion.encoders import encoder_dim, get_encoder
 from oanet.fusion.model import ArchConfig, InputNorm, OANet
 from oanet.fusion.train import TrainData, image_embeddings, lr_at, make_optimizer, predict_proba
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
@@ -94,13 +93,13 @@ def test_one_cycle_rises_then_anneals_to_zero():
     peak = int(np.argmax(lrs))
     assert 25 <= peak <= 35 and lrs[peak] == pytest.approx(0.003)
     assert lrs[0] == pytest.approx(0.003 / 25) and lrs[-1] == pytest.approx(0.0, abs=1e-9)
-    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1]))
+    assert all(a <= b for a, b in zip(lrs[:peak], lrs[1:peak + 1], strict=True))
 
 
 def test_optimizer_by_name():
     model = OANet(ArchConfig(encoder="narrow_resnet", tabular=False))
     assert isinstance(make_optimizer(model, FuseConfig(optimizer="adamw"), torch.device("cpu")), torch.optim.AdamW)
-    assert isinstance(make_optimizer(model, FuseConfig(), torch.device("cpu")), torch.optim.SGD)
+    assert isinstance(make_optimizer(model, FuseConfig(optimizer="sgd"), torch.device("cpu")), torch.optim.SGD)
     with pytest.raises(ValueError, match="adamw"):
         make_optimizer(model, FuseConfig(optimizer="lion"), torch.device("cpu"))
 

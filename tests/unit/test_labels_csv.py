@@ -14,8 +14,18 @@ import pytest
 from PIL import Image
 
 from oanet.ingest.inventory import (
-    BAD_ENCODING, BAD_LABEL, BAD_ROW, CONFLICTING_LABELS, MISSING_IMAGE, OUTSIDE_FOLDER, QUARANTINE_REASONS,
-    UNLABELLED, DataError, image_files, read_labels, reconcile,
+    BAD_ENCODING,
+    BAD_LABEL,
+    BAD_ROW,
+    CONFLICTING_LABELS,
+    MISSING_IMAGE,
+    OUTSIDE_FOLDER,
+    QUARANTINE_REASONS,
+    UNLABELLED,
+    DataError,
+    image_files,
+    read_labels,
+    reconcile,
 )
 
 HEADER = b"image,label,defect_type,lot\n"

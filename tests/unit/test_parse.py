@@ -4,7 +4,13 @@ from __future__ import annotations
 import pytest
 
 from oanet.ingest.parse import (
-    LOW_CONFIDENCE, NOT_FOUND, OUT_OF_RANGE, REASONS, UNPARSED, Parsed, parse_read,
+    LOW_CONFIDENCE,
+    NOT_FOUND,
+    OUT_OF_RANGE,
+    REASONS,
+    UNPARSED,
+    Parsed,
+    parse_read,
 )
 from oanet.layout import Field
 from oanet.synth.aoi_layout import aoi_v1_layout

@@ -84,3 +84,28 @@ def test_a_stable_split_holds_its_lots_as_new_lots_arrive(stable, most_moved):
         assert (after == "test").sum() >= (before == "test").sum() - 1
     else:
         assert moved > 2     # the balanced search reshuffles: why nightly runs use the stable split
+
+
+def test_one_loader_joins_the_split_with_the_table_and_names_what_is_stale(tmp_path):
+    from oanet.errors import OanetError
+    from oanet.split import load_parts, load_rows
+
+    t = table(96, per_lot=8)
+    s = make_split(t, aoi_v1_layout(), SplitConfig(folds=3))
+    t.iloc[::-1].to_parquet(tmp_path / "table.parquet", index=False)         # table order does not matter
+    s.to_parquet(tmp_path / "split.parquet", index=False)
+    rows = load_rows(tmp_path / "table.parquet", tmp_path / "split.parquet", ("image", "label", "split", "fold"))
+    assert list(rows["image"]) == list(s["image"]) and list(rows["fold"]) == list(s["fold"])   # split order
+    assert "lot" in rows.columns and "group" not in rows.columns
+    parts = load_parts(tmp_path / "table.parquet", tmp_path / "split.parquet")
+    assert sum(len(p) for p in parts.values()) == len(s) and set(parts["test"]["split"]) == {"test"}
+
+    def broken(table_: pd.DataFrame, match: str, columns=("image", "label", "split")):
+        table_.to_parquet(tmp_path / "bad.parquet", index=False)
+        with pytest.raises(OanetError, match=match):
+            load_rows(tmp_path / "bad.parquet", tmp_path / "split.parquet", columns)
+
+    broken(t.iloc[1:], "not in the table.*rerun the split stage")
+    broken(pd.concat([t, t.iloc[:1]]), "more than once")
+    broken(t.assign(label=1 - t["label"]), "labels differ.*rerun the split stage")
+    broken(t, "lacks the columns \\['cohort'\\]", columns=("image", "label", "cohort"))

@@ -18,8 +18,7 @@ from oanet.synth import panel
 from oanet.synth.aoi_layout import aoi_v1_layout
 from oanet.synth.panel import PanelStyle, compose, draw_style
 from oanet.synth.stage import run
-from oanet.synth.styles import (BUILTIN, STYLE_DIR, STYLES, StyleError, extreme_values, load_style, overflows,
-                                overlap)
+from oanet.synth.styles import BUILTIN, STYLE_DIR, STYLES, StyleError, extreme_values, load_style, overflows, overlap
 
 AOI_V1 = aoi_v1_layout()
 FILE_STYLES = [s for s in STYLES if s != BUILTIN]

@@ -6,7 +6,13 @@ import pytest
 from oanet.ingest.engine import Read
 from oanet.ingest.parse import parse_read
 from oanet.ingest.suggest import (
-    SuggestError, field_name, generalise, numeric_range, object_box, split_line, suggest_from_reads,
+    SuggestError,
+    field_name,
+    generalise,
+    numeric_range,
+    object_box,
+    split_line,
+    suggest_from_reads,
 )
 from oanet.layout import layout_from_dict
 

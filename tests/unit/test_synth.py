@@ -240,7 +240,7 @@ def test_tile_folder_keeps_a_tile_in_one_lot(tmp_path):
     assert sorted(runs) == [0, 1, 2, 3, 4]                  # siblings consecutive: one run per tile
     lots = [src.lot_of(i, 4) for i in range(2 * n)]
     assert lots[n:] == lots[:n]                             # a re-used photo keeps its first lot
-    assert all(len({lot for lot, t in zip(lots, tiles) if t == tile}) == 1 for tile in range(5))
+    assert all(len({lot for lot, t in zip(lots[:n], tiles, strict=True) if t == tile}) == 1 for tile in range(5))
     assert lots[:n] == sorted(lots[:n]) and max(Counter(lots[:n]).values()) <= 4
 
 

@@ -1,9 +1,10 @@
-"""Tracking helpers: flattened params, the DVC data hash, the tracking URI choice, the serving pins."""
+"""Tracking helpers: flattened params, the data version and params hash, the tracking URI choice, the serving pins."""
 from __future__ import annotations
 
 from flows.mlflow_model import pinned_requirements
-from flows.tracking import flatten, raw_data_hash, tracking_uri
+from flows.tracking import data_version, flatten, params_hash, tracking_uri
 from oanet.config import RegisterConfig
+from oanet.intake import dataset_version
 
 
 def test_flatten_joins_nested_keys_and_keeps_lists_readable():
@@ -11,11 +12,25 @@ def test_flatten_joins_nested_keys_and_keeps_lists_readable():
     assert flat == {"fuse.epochs": "8", "fuse.align": "True", "bag.models": '["gbm", "rf"]'}
 
 
-def test_raw_data_hash_reads_the_dvc_lock(tmp_path):
-    lock = tmp_path / "dvc.lock"
-    lock.write_text("schema: '2.0'\nstages:\n  synth:\n    cmd: x\n    outs:\n    - path: data/raw\n      md5: abc.dir\n")
-    assert raw_data_hash(lock) == "abc.dir"
-    assert raw_data_hash(tmp_path / "absent.lock") == "untracked"
+def test_one_data_version_the_content_hash_the_nightly_uses(tmp_path):
+    raw = tmp_path / "raw"
+    (raw / "images").mkdir(parents=True)
+    (raw / "labels.csv").write_text("image,label\n")
+    params = tmp_path / "params.yaml"
+    params.write_text(f"data:\n  raw: {raw}\n")
+    version = data_version(params)
+    assert version == dataset_version(raw)
+    (raw / "images" / "a.png").write_bytes(b"not really a png")
+    assert data_version(params) != version                 # new data, new version
+
+
+def test_params_hash_is_the_file_content(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("fuse:\n  epochs: 8\n")
+    b.write_text("fuse:\n  epochs: 8\n")
+    assert params_hash(a) == params_hash(b) and len(params_hash(a)) == 16
+    b.write_text("fuse:\n  epochs: 9\n")
+    assert params_hash(a) != params_hash(b)
 
 
 def test_tracking_uri_prefers_params_then_environment_then_the_project_file(monkeypatch, tmp_path):

@@ -1,0 +1,68 @@
+"""The drift of every night in one file and one plot, so that a slow drift shows.
+
+history.jsonl (beside the nights' folders) keeps one line per night: its name, time,
+rows, alert and each modality's largest score. A night reported again replaces its line.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HISTORY = "history.jsonl"
+
+
+def history_entry(summary: dict) -> dict:
+    tops = {}
+    for item in summary["items"]:
+        tops[item["modality"]] = max(tops.get(item["modality"], 0.0), item["score"])
+    top = summary["items"][0]["label"] if summary["items"] else ""
+    return {"night": summary["night"], "created": summary["created"], "rows": summary["rows"],
+            "alert": summary["alert"], "top": top, **{f"{m}_score": s for m, s in sorted(tops.items())}}
+
+
+def read_history(out_dir: str | Path) -> list[dict]:
+    path = Path(out_dir) / HISTORY
+    if not path.is_file():
+        return []
+    entries = []
+    for line in path.read_text().splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue                      # a line cut by a crash costs that line, not the history
+    return entries
+
+
+def record(out_dir: str | Path, summary: dict) -> list[dict]:
+    """Add (or replace) this night's line; returns the history, oldest first."""
+    entry = history_entry(summary)
+    entries = [e for e in read_history(out_dir) if e.get("night") != entry["night"]] + [entry]
+    entries.sort(key=lambda e: e.get("created", ""))
+    path = Path(out_dir) / HISTORY
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    tmp.replace(path)
+    return entries
+
+
+def plot_history(entries: list[dict], path: str | Path) -> Path:
+    """Each modality's largest score per night, against the alert line at 1."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 3))
+    x = range(len(entries))
+    for mod, colour in (("ocr", "tab:blue"), ("image", "tab:orange")):
+        ax.plot(x, [e.get(f"{mod}_score", float("nan")) for e in entries], "o-", color=colour,
+                label=f"{mod}: largest score")
+    ax.axhline(1.0, color="tab:red", ls="--", lw=1, label="alert threshold")
+    ax.set_xticks(list(x), [e["night"] for e in entries], rotation=30, ha="right", fontsize=7)
+    ax.set_yscale("symlog", linthresh=1.0)
+    ax.set_ylabel("drift score (x threshold)")
+    ax.legend(fontsize=7, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,58 @@
+"""The drift stage inside `oanet train`: a reference beside the models, the test rows reported against it,
+with what the gate and the models did; and the nightly step's report of tonight's rows."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import browser
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.slow   # reads the session's `trained` fixture: `oanet train` on 72 images (a minute or more)
+
+
+@pytest.fixture(scope="module")
+def drift_paths(trained):
+    work, data, output = trained
+    return work, data, output, yaml.safe_load((work / "params.yaml").read_text())["drift"]
+
+
+def test_train_writes_the_reference_and_reports_the_test_rows(drift_paths):
+    from oanet.drift.reference import DriftReference
+
+    work, _, output, cfg = drift_paths
+    reference = DriftReference.load(cfg["reference"])
+    split = pd.read_parquet(work / "split.parquet")
+    assert reference.n_rows == int((split["split"] == "train").sum())
+    assert len(reference.calibration["ocr:gray_mean"]) == int((split["split"] == "val").sum())
+    summary = json.loads((work / "drift" / "test-rows" / "summary.json").read_text())
+    assert summary["rows"] == int((split["split"] == "test").sum())
+    assert "test rows: " + summary["headline"] in output
+    champion = summary["champion"]                     # the models of this training, on the test rows
+    assert champion["rows"] == summary["rows"] and 0 <= champion["image_off"] <= champion["image_unusual"]
+    gate = pd.read_parquet(work / "gate.parquet")
+    assert champion["mean_prob"] == pytest.approx(gate["prob_gate"].mean(), abs=1e-6)
+    assert set(reference.decisions) == set(champion)   # the same view of the clean val rows, for comparison
+
+
+def test_the_test_row_report_shows_the_champion_table(drift_paths):
+    work, *_ = drift_paths
+    page = (work / "drift" / "test-rows" / "index.html").read_text()
+    found = {t.id: t for t in browser.tables(page)}
+    assert found["champion"].rows == 6 and found["drifted"].rows > 10
+
+
+def test_the_nightly_step_reports_only_tonights_rows(drift_paths, tmp_path):
+    from oanet.config import load_params
+    from oanet.drift.nights import report_taken
+
+    work, data, _, cfg = drift_paths
+    p = load_params(work / "params.yaml")
+    p = replace(p, ingest=replace(p.ingest, out=str(work / "clean.parquet")), drift=replace(p.drift, out_dir=str(tmp_path)))
+    tonight = pd.read_parquet(work / "clean.parquet")["image"].tolist()[:30]
+    result = report_taken(p, tonight, "night-test")
+    assert result.summary["rows"] == 30 and (tmp_path / "night-test" / "index.html").is_file()
+    assert [e["night"] for e in map(json.loads, (tmp_path / "history.jsonl").read_text().splitlines())] == ["night-test"]
+    assert report_taken(p, [], "night-empty") == "drift: no new images tonight, nothing to compare"
