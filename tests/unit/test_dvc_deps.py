@@ -66,3 +66,10 @@ def test_every_imported_module_is_a_dependency():
 def test_a_folder_dep_covers_its_files():
     files = {ROOT / "oanet/fusion/stage.py", ROOT / "oanet/metrics.py"}
     assert uncovered(files, [ROOT / "oanet/fusion"]) == ["oanet/metrics.py"]
+
+
+def test_every_stage_lists_the_stage_table_its_command_calls():
+    """Editing how a stage is called (oanet/stages.py; flows/stages.py for validate and register) reruns it."""
+    for name, stage in stages().items():
+        table = ROOT / ("flows/stages.py" if name in ("validate", "register") else "oanet/stages.py")
+        assert table in dep_paths(stage), f"{name} does not list {table.relative_to(ROOT)}"
