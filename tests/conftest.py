@@ -32,6 +32,25 @@ def _offline_env(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def _torch_default_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()          # what a fresh process (a fresh `oanet train`) runs with
+
+
+@pytest.fixture(autouse=True)
+def _torch_threads_restored(_torch_default_threads):
+    """torch's thread count is process-wide: a test that lowers it (an in-process Dask worker pins one
+    thread) would leave every later in-process training on other float reduction orders than a fresh
+    `oanet train`, and tests/integration/test_train_determinism.py compares exactly that."""
+    import torch
+
+    yield
+    if torch.get_num_threads() != _torch_default_threads:
+        torch.set_num_threads(_torch_default_threads)
+
+
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
 
