@@ -40,9 +40,8 @@ def _torch_default_threads() -> int:
 
 @pytest.fixture(autouse=True)
 def _torch_threads_restored(_torch_default_threads):
-    """torch's thread count is process-wide: a test that lowers it (an in-process Dask worker pins one
-    thread) would leave every later in-process training on other float reduction orders than a fresh
-    `oanet train`, and tests/integration/test_train_determinism.py compares exactly that."""
+    """torch's thread count is process-wide: a test that lowers it (the in-process Dask worker pins one
+    thread) would leave every later in-process training slower and on other float reduction orders."""
     import torch
 
     yield
