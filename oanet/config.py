@@ -290,14 +290,9 @@ class ReportConfig:
 
 @dataclass(frozen=True)
 class DriftConfig:
-    """Stage `drift` (oanet/drift): a night against the reference of the rows the models learned on."""
-    table: str = "data/clean.parquet"
-    split: str = "data/split.parquet"
-    data: str = "data/raw"
+    """Stage `drift` (oanet/drift): a night against the reference of the rows the models learned on.
+    The rows (table, split, images) and the models are the gate section's: what the gate was calibrated on."""
     reference: str = "models/drift_reference.json"
-    bag_dir: str = "models/bag"            # the models whose gate and decisions the report shows
-    fusion_dir: str = "models/fusion"
-    gate: str = "models/gate.json"
     out_dir: str = "reports/drift"
     ocr_bins: int = 10
     box_size: int = 64                     # object boxes are read at this square size for the image statistics

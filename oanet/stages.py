@@ -85,7 +85,7 @@ def _gate(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
 def _drift(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.drift.stage import pipeline_stage
 
-    reference, result = pipeline_stage(p.drift, layout_path(p.drift.data, layout))
+    reference, result = pipeline_stage(p.drift, p.gate, layout_path(p.gate.data, layout))
     return (f"drift: reference of {reference.n_rows} train rows written to {p.drift.reference}\n"
             f"  test rows: {result.line()}\n  written: {result.page}, {result.summary_path}")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from oanet.drift.reference import DriftError, DriftReference
-from oanet.drift.stage import NIGHT_NAME, DriftResult, Night, run
+from oanet.drift.stage import DriftResult, Night, night_name, run
 
 
 def night_from_folder(folder: str | Path, ingest_cfg, work_dir: str | Path, name: str | None = None) -> Night:
@@ -33,7 +33,7 @@ def report_night(p, data: str | Path, table: str | Path | None = None, lot: str 
     if not data.is_dir():
         raise DriftError(f"night folder not found: {data}")
     reference = DriftReference.load(against or p.drift.reference)
-    name = NIGHT_NAME.sub("-", night or (lot if lot else data.resolve().name)).strip("-.") or "night"
+    name = night_name(night or lot or data.resolve().name)
     if table is None:
         rows = night_from_folder(data, p.ingest, Path(p.drift.out_dir) / name, name)
     else:
@@ -43,7 +43,7 @@ def report_night(p, data: str | Path, table: str | Path | None = None, lot: str 
                 raise DriftError(f"{table} has no lot column to select {lot!r} from")
             frame = frame[frame["lot"].astype(str) == lot]
         rows = Night(name, frame, data)
-    return run(p.drift, rows, reference)
+    return run(p.drift, rows, reference, p.gate)
 
 
 def report_taken(p, images: list[str], night: str) -> DriftResult | str:
@@ -57,4 +57,4 @@ def report_taken(p, images: list[str], night: str) -> DriftResult | str:
     rows = table[table["image"].isin(set(images))]
     if rows.empty:
         return f"drift: none of tonight's {len(images)} images has a readable row (see the quarantine)"
-    return run(p.drift, Night(night, rows, Path(p.data.raw)), DriftReference.load(p.drift.reference))
+    return run(p.drift, Night(night, rows, Path(p.data.raw)), DriftReference.load(p.drift.reference), p.gate)

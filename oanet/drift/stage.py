@@ -11,6 +11,7 @@ reported but are no night of the history).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -20,13 +21,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oanet.config import DriftConfig
+from oanet.config import DriftConfig, GateConfig
 from oanet.drift.compare import compare, headline, rank
 from oanet.drift.reference import DriftError, DriftReference, fit_reference
 from oanet.drift.statistics import image_statistics
 from oanet.jsonsafe import strict_json
 
-NIGHT_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def night_name(raw: str) -> str:
+    """A night's name as a folder name: letters, digits, dot, dash and underscore only."""
+    return _UNSAFE.sub("-", raw).strip("-.") or "night"
 
 
 @dataclass(frozen=True)
@@ -58,33 +64,33 @@ def object_boxes(data_dir: str | Path, images: list[str], object_roi, size: int)
     return load_rois(data_dir, images, tuple(object_roi), size, tight=False).numpy()[:, 0]
 
 
-def _champion(cfg: DriftConfig, table: pd.DataFrame, data_dir, object_roi) -> dict:
+def _champion(models: GateConfig | None, table: pd.DataFrame, data_dir, object_roi) -> dict:
+    """What the gate and models of `models` (the gate section: bag_dir, fusion_dir, out) did, if they exist."""
     from oanet.drift.champion import champion_view
 
-    needed = (Path(cfg.bag_dir), Path(cfg.fusion_dir), Path(cfg.gate))
-    if not all(p.exists() for p in needed):
+    if models is None or not all(Path(p).exists() for p in (models.bag_dir, models.fusion_dir, models.out)):
         return {}
-    return champion_view(cfg.bag_dir, cfg.fusion_dir, cfg.gate, table, data_dir, object_roi)
+    return champion_view(models.bag_dir, models.fusion_dir, models.out, table, data_dir, object_roi)
 
 
-def fit_project_reference(cfg: DriftConfig, layout_path: str | Path) -> DriftReference:
-    """The reference from the split's train rows; the val rows (never fitted on) calibrate the thresholds."""
+def fit_project_reference(cfg: DriftConfig, gate: GateConfig, layout_path: str | Path) -> DriftReference:
+    """The reference from the split's train rows; the val rows (never fitted on) calibrate the thresholds.
+    gate: the gate section, whose table, split, images and models these are."""
     from oanet.features import TabularSchema
     from oanet.layout import load_layout
     from oanet.split import load_parts
 
     layout = load_layout(layout_path)
-    parts = load_parts(cfg.table, cfg.split)
+    parts = load_parts(gate.table, gate.split)
     train, val = parts["train"], parts["val"]
     if len(val) < 2:
         raise DriftError("the split has no val rows to calibrate the drift thresholds on (split.val_fold)")
-    stats = {name: image_statistics(object_boxes(cfg.data, rows["image"].tolist(), layout.object_roi, cfg.box_size))
+    stats = {name: image_statistics(object_boxes(gate.data, rows["image"].tolist(), layout.object_roi, cfg.box_size))
              for name, rows in (("train", train), ("val", val))}
     reference = fit_reference(TabularSchema.from_layout(layout), train, stats["train"], val, stats["val"],
                               layout.object_roi, cfg.box_size, cfg.ocr_bins,
-                              source=f"the train rows of {cfg.split} ({cfg.table})")
-    decisions = _champion(cfg, val, cfg.data, layout.object_roi)
-    return DriftReference(**{**reference.__dict__, "decisions": decisions})
+                              source=f"the train rows of {gate.split} ({gate.table})")
+    return dataclasses.replace(reference, decisions=_champion(gate, val, gate.data, layout.object_roi))
 
 
 def _thumbnails(stats: pd.DataFrame, boxes: np.ndarray, images: list[str], reference: DriftReference,
@@ -104,15 +110,17 @@ def _thumbnails(stats: pd.DataFrame, boxes: np.ndarray, images: list[str], refer
                   for j in order]
 
 
-def run(cfg: DriftConfig, night: Night, reference: DriftReference, history: bool = True) -> DriftResult:
-    """Compare, write the page, the JSON summary and (`history`: a night, not the test rows) the history."""
+def run(cfg: DriftConfig, night: Night, reference: DriftReference, models: GateConfig | None = None,
+        history: bool = True) -> DriftResult:
+    """Compare, write the page, the JSON summary and (`history`: a night, not the test rows) the history.
+    models: the gate section whose gate and models the report shows (None: not shown)."""
     from oanet.drift.history import plot_history, read_history, record
     from oanet.drift.page import file_data_uri, histogram_figure, png_data_uri, render, write_page
 
     table = night.table.reset_index(drop=True)
     if not len(table):
         raise DriftError(f"night {night.name}: no rows to compare")
-    name = NIGHT_NAME.sub("-", night.name).strip("-.") or "night"
+    name = night_name(night.name)
     out = Path(cfg.out_dir) / name
     boxes = object_boxes(night.data_dir, table["image"].tolist(), reference.object_roi, reference.box_size)
     stats = image_statistics(boxes)
@@ -127,7 +135,7 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, history: bool
         "drifted": [i.label for i in items if i.score > 1],
         "items": [i.to_dict() for i in items], "thumbnail_statistic": stat,
         "reference": {"source": reference.source, "rows": reference.n_rows, "decisions": reference.decisions},
-        "champion": _champion(cfg, table, night.data_dir, reference.object_roi),
+        "champion": _champion(models, table, night.data_dir, reference.object_roi),
         "settings": {"quantile": cfg.quantile, "factor": cfg.factor, "min_rows": cfg.min_rows,
                      "image_derived": list(cfg.image_derived)}})
     out.mkdir(parents=True, exist_ok=True)
@@ -150,7 +158,7 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, history: bool
 TEST_ROWS = "test-rows"
 
 
-def pipeline_stage(cfg: DriftConfig, layout_path: str | Path) -> tuple[DriftReference, DriftResult]:
+def pipeline_stage(cfg: DriftConfig, gate: GateConfig, layout_path: str | Path) -> tuple[DriftReference, DriftResult]:
     """The DVC stage: fit the reference (train rows; val calibrates) and report the test rows against it.
 
     The test rows are what the challenger is judged on: when they drift past the threshold from
@@ -158,10 +166,10 @@ def pipeline_stage(cfg: DriftConfig, layout_path: str | Path) -> tuple[DriftRefe
     promote it (flows/register.py reads the alert from cfg.out_dir/test-rows/summary.json)."""
     from oanet.split import load_parts
 
-    reference = fit_project_reference(cfg, layout_path)
+    reference = fit_project_reference(cfg, gate, layout_path)
     reference.save(cfg.reference)
-    test = load_parts(cfg.table, cfg.split)["test"]
-    return reference, run(cfg, Night(TEST_ROWS, test, Path(cfg.data)), reference, history=False)
+    test = load_parts(gate.table, gate.split)["test"]
+    return reference, run(cfg, Night(TEST_ROWS, test, Path(gate.data)), reference, gate, history=False)
 
 
 def test_rows_alert(cfg: DriftConfig) -> tuple[bool, str]:

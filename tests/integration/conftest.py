@@ -60,9 +60,7 @@ def tiny_training_params(params: dict, work, data) -> dict:
     params["report"] = {"out": f"{w}/metrics.json"}
     params["evaluate"].update(table=f"{w}/clean.parquet", data=str(data), out_dir=f"{w}/eval",
                               metrics=f"{w}/eval/evaluation.json")
-    params["drift"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", data=str(data),
-                           reference=f"{w}/models/drift_reference.json", bag_dir=f"{w}/models/bag",
-                           fusion_dir=f"{w}/models/fusion", gate=f"{w}/models/gate.json", out_dir=f"{w}/drift")
+    params["drift"].update(reference=f"{w}/models/drift_reference.json", out_dir=f"{w}/drift")
     return params
 
 
