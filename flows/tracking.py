@@ -57,8 +57,13 @@ def setup(cfg):
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri(cfg))
-    client = MlflowClient()
+    # Tracking and registry in one store, both set here: MLflow otherwise takes the registry from
+    # whatever an earlier caller pinned in this process (or in $MLFLOW_REGISTRY_URI), and a model
+    # would be registered in another store than its run.
+    uri = tracking_uri(cfg)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     if client.get_experiment_by_name(cfg.experiment) is None:
         root = Path(cfg.artifact_root).resolve()
         root.mkdir(parents=True, exist_ok=True)

@@ -31,6 +31,35 @@ def _offline_env(tmp_path_factory):
     apply_offline_defaults(env)
 
 
+_MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+
+
+@pytest.fixture(scope="session")
+def _mlflow_env_at_start() -> dict[str, str | None]:
+    return {key: os.environ.get(key) for key in _MLFLOW_ENV}
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_uris_restored(_mlflow_env_at_start):
+    """MLflow keeps its tracking and registry URIs process-wide (and set_registry_uri also exports
+    $MLFLOW_REGISTRY_URI): a test that points them at its store would send a later test's model
+    to the wrong registry. After every test they are back to how the session started."""
+    yield
+    import sys
+
+    for key, value in _mlflow_env_at_start.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    if "mlflow" in sys.modules:
+        from mlflow.tracking._model_registry import utils as registry_utils
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        tracking_utils._tracking_uri = None      # private, but the only way back to "never set"
+        registry_utils._registry_uri = None
+
+
 @pytest.fixture(scope="session")
 def _torch_default_threads() -> int:
     import torch

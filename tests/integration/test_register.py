@@ -144,14 +144,9 @@ def champion_pipeline(uri: str):
     import mlflow
     import mlflow.pyfunc
 
-    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(uri)        # process-wide; conftest puts both back after the test
     mlflow.set_registry_uri(uri)
-    try:
-        return mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").unwrap_python_model().pipeline
-    finally:
-        mlflow.set_tracking_uri(previous[0])
-        mlflow.set_registry_uri(previous[1])
+    return mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").unwrap_python_model().pipeline
 
 
 def _free_port() -> int:

@@ -45,3 +45,18 @@ def test_tracking_uri_prefers_params_then_environment_then_the_project_file(monk
 def test_serving_requirements_carry_the_project_pins():
     pins = pinned_requirements()
     assert "torch==2.14.1" in pins and "rapidocr==3.9.2" in pins and any(p.startswith("mlflow==") for p in pins)
+
+
+def test_setup_registers_in_the_run_store_whatever_registry_was_pinned_before(tmp_path):
+    """CI once registered models in another test's store: MLflow's registry URI, pinned by an earlier
+    caller in the same process, outlived a later setup() that only set the tracking URI."""
+    import mlflow
+
+    from flows.tracking import setup
+
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")    # conftest restores it afterwards
+    ours = f"sqlite:///{tmp_path / 'ours.db'}"
+    client = setup(RegisterConfig(tracking_uri=ours, experiment="x", artifact_root=str(tmp_path / "art")))
+    client.create_registered_model("m")
+    assert mlflow.get_registry_uri() == ours
+    assert [m.name for m in mlflow.MlflowClient(tracking_uri=ours, registry_uri=ours).search_registered_models()] == ["m"]
