@@ -34,30 +34,39 @@ def _offline_env(tmp_path_factory):
 _MLFLOW_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 
-@pytest.fixture(scope="session")
-def _mlflow_env_at_start() -> dict[str, str | None]:
-    return {key: os.environ.get(key) for key in _MLFLOW_ENV}
+def _mlflow_uri_state() -> tuple:
+    """MLflow's process-wide tracking and registry URIs (None: never set) and their variables."""
+    import sys
+
+    env = tuple(os.environ.get(key) for key in _MLFLOW_ENV)
+    if "mlflow" not in sys.modules:
+        return env, None, None
+    from mlflow.tracking._model_registry import utils as registry_utils   # private, but the only way
+    from mlflow.tracking._tracking_service import utils as tracking_utils  # to tell "never set"
+
+    return env, tracking_utils._tracking_uri, registry_utils._registry_uri
 
 
 @pytest.fixture(autouse=True)
-def _mlflow_uris_restored(_mlflow_env_at_start):
+def _mlflow_uris_restored():
     """MLflow keeps its tracking and registry URIs process-wide (and set_registry_uri also exports
     $MLFLOW_REGISTRY_URI): a test that points them at its store would send a later test's model
-    to the wrong registry. After every test they are back to how the session started."""
+    to the wrong registry (seen in CI). After every test they are back to what they were before it
+    (what a module's store fixture set stays set for that module's tests)."""
+    env, tracking, registry = _mlflow_uri_state()
     yield
-    import sys
-
-    for key, value in _mlflow_env_at_start.items():
+    for key, value in zip(_MLFLOW_ENV, env, strict=True):
         if value is None:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+    import sys
+
     if "mlflow" in sys.modules:
         from mlflow.tracking._model_registry import utils as registry_utils
         from mlflow.tracking._tracking_service import utils as tracking_utils
 
-        tracking_utils._tracking_uri = None      # private, but the only way back to "never set"
-        registry_utils._registry_uri = None
+        tracking_utils._tracking_uri, registry_utils._registry_uri = tracking, registry
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,8 @@ def test_first_valid_model_becomes_champion_and_loads(store):
     assert decision.promote and "first valid model" in decision.reason
     assert aliases(client, "oanet-first") == {CHALLENGER: version, CHAMPION: version}
     # MLflow 3 keeps the model under the experiment, not the run: the source must resolve.
+    mlflow.set_tracking_uri(client.tracking_uri)        # a models:/ URI resolves in the process-wide store
+    mlflow.set_registry_uri(client.tracking_uri)        # (conftest puts both back after the test)
     model = mlflow.pyfunc.load_model("models:/oanet-first@champion")
     assert list(model.predict(pd.DataFrame({"x": [1, 2, 3]}))) == [0.0, 0.0, 0.0]
 
