@@ -41,7 +41,7 @@ def _mlflow_uri_state() -> tuple:
     env = tuple(os.environ.get(key) for key in _MLFLOW_ENV)
     if "mlflow" not in sys.modules:
         return env, None, None
-    from mlflow.tracking._model_registry import utils as registry_utils   # private, but the only way
+    from mlflow.tracking._model_registry import utils as registry_utils  # private, but the only way
     from mlflow.tracking._tracking_service import utils as tracking_utils  # to tell "never set"
 
     return env, tracking_utils._tracking_uri, registry_utils._registry_uri
