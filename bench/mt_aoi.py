@@ -30,12 +30,11 @@ def derived_params(base: Path, data: Path, reports: Path, objects: Path, n: int,
     p = yaml.safe_load(base.read_text())
     raw = data / "raw"
     p["synth"].update(objects=str(objects), n=n)
-    p["ingest"].update(data=str(raw), out=str(data / "ocr.parquet"), quarantine=str(data / "ocr_quarantine.parquet"))
-    p["validate"].update(table=str(data / "ocr.parquet"), quarantine=str(data / "ocr_quarantine.parquet"),
-                         out=str(data / "clean.parquet"), out_quarantine=str(data / "quarantine.parquet"),
-                         reports=str(reports / "validation"))
-    p["evaluate"].update(profile=profile, table=str(data / "clean.parquet"), data=str(raw), out_dir=str(reports),
-                         metrics=str(reports / "evaluation.json"))
+    p["paths"].update(raw=str(raw), ocr=str(data / "ocr.parquet"), ocr_quarantine=str(data / "ocr_quarantine.parquet"),
+                      clean=str(data / "clean.parquet"), quarantine=str(data / "quarantine.parquet"),
+                      validation_reports=str(reports / "validation"), evaluation_dir=str(reports),
+                      evaluation=str(reports / "evaluation.json"))
+    p["evaluate"].update(profile=profile)
     return p
 
 

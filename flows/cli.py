@@ -192,7 +192,7 @@ def _run_flow(command: str, flow_fn, params: Path, **arguments):
 
 @flow_app.command("ingest")
 def flow_ingest(
-    data: Path | None = typer.Option(None, help="AOI folder (default: params.yaml ingest.data)."),
+    data: Path | None = typer.Option(None, help="AOI folder (default: params.yaml paths.raw)."),
     params: Path = PARAMS,
 ) -> None:
     """Flow `oanet-ingest`: OCR the panels, then the data-quality gate."""

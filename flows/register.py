@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from oanet.config import PATH_FIELDS
 from oanet.promotion import HeadToHead, candidate_metrics, gate_scorer, head_to_head
 from oanet.report import read_json
 
@@ -111,7 +112,8 @@ def _params_differ(stage: str, recorded: dict | None, cfg) -> list[str]:
     if not recorded:
         return [f"{stage}: its outputs do not record their params (made by older code): re-run the stage"]
     now = json.loads(json.dumps(dataclasses.asdict(cfg)))       # tuples as lists, like the record
-    changed = sorted(k for k in (recorded.keys() & now.keys()) - {"device"} if recorded[k] != now[k])
+    where = set(PATH_FIELDS.get(stage, ()))                     # where files are, not how they were made
+    changed = sorted(k for k in (recorded.keys() & now.keys()) - {"device"} - where if recorded[k] != now[k])
     if changed:
         return [f"{stage}: made with other params than now ({', '.join(changed)}): the stage did not re-run"]
     return []

@@ -208,7 +208,7 @@ def expectations(
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def split(
-    layout: Path | None = typer.Option(None, help="Layout file (default: <ingest.data>/layout.yaml)."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml)."),
     params: Path = PARAMS,
 ) -> None:
     """Stage `split`: write the stratified 7:3 train/test split and CV folds, grouped by lot."""
@@ -217,7 +217,7 @@ def split(
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def bag(
-    layout: Path | None = typer.Option(None, help="Layout file (default: <fuse.data or ingest.data>/layout.yaml)."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml)."),
     n_jobs: int = typer.Option(1, help="Threads per tabular model."),
     params: Path = PARAMS,
 ) -> None:
@@ -227,7 +227,7 @@ def bag(
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def fuse(
-    layout: Path | None = typer.Option(None, help="Layout file (default: <fuse.data>/layout.yaml)."),
+    layout: Path | None = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml)."),
     encoder: str | None = typer.Option(None, help="alexnet | vgg16 | resnet18 (default: params)."),
     image_size: int | None = typer.Option(None, help="Object image side in pixels (default: params)."),
     epochs: int | None = typer.Option(None, help="Training epochs (default: params)."),
@@ -259,7 +259,7 @@ def drift(
                                                     ".parquet) instead of reading DATA's images."),
     lot: str | None = typer.Option(None, help="With --table: only the rows of this lot."),
     against: Path | None = typer.Option(None, help="Drift reference to compare with (default: params "
-                                                      "drift.reference; a model bundle's drift_reference.json)."),
+                                                      "paths.drift_reference; a model bundle's drift_reference.json)."),
     night: str | None = typer.Option(None, help="Name of the night in the report (default: DATA's name)."),
     fail_on_alert: bool = typer.Option(False, help="Exit with status 3 when the night alerts (for scripts)."),
     params: Path = PARAMS,

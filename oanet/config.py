@@ -23,6 +23,63 @@ class ConfigError(OanetError, ValueError):
 
 
 @dataclass(frozen=True)
+class PathsConfig:
+    """Every file and folder the stages hand each other, named once (params.yaml `paths`).
+
+    dvc.yaml interpolates these (`${paths.clean}`) and `load_params` gives each stage's
+    section its own (PATH_FIELDS), so a path is changed in one place. The stage sections'
+    path fields below default to these values for sections built directly in code.
+    """
+    raw: str = "data/raw"                          # the raw dataset every later stage reads
+    incoming: str = "incoming"                     # drop folder for new images: images/ + labels.csv
+    ocr: str = "data/ocr.parquet"                  # ingest: one row per image
+    ocr_quarantine: str = "data/ocr_quarantine.parquet"
+    clean: str = "data/clean.parquet"              # validate: the rows that passed the data-quality gate
+    quarantine: str = "data/quarantine.parquet"
+    validation_reports: str = "reports/validation"
+    split: str = "data/split.parquet"
+    bag_models: str = "models/bag"
+    bag_predictions: str = "data/bag_predictions.parquet"
+    bag_metrics: str = "reports/bag_metrics.json"
+    bag_importances: str = "reports/bag_importances.png"
+    fusion_models: str = "models/fusion"
+    fusion_predictions: str = "data/fusion_predictions.parquet"
+    fusion_metrics: str = "reports/fusion_metrics.json"
+    fusion_curves: str = "reports/fusion_curves.png"
+    gate: str = "models/gate.json"
+    gate_predictions: str = "data/gate_predictions.parquet"
+    gate_metrics: str = "reports/gate_metrics.json"
+    drift_reference: str = "models/drift_reference.json"
+    drift_reports: str = "reports/drift"
+    evaluation_dir: str = "reports"
+    evaluation: str = "reports/evaluation.json"
+    metrics: str = "reports/metrics.json"
+    bundle: str = "models/bundle"                  # register: the serving bundle
+
+
+PATHS = PathsConfig()
+# section -> {its path field: the `paths` key it takes}
+PATH_FIELDS = {
+    "data": {"raw": "raw", "incoming": "incoming"},
+    "ingest": {"data": "raw", "out": "ocr", "quarantine": "ocr_quarantine"},
+    "validate": {"table": "ocr", "quarantine": "ocr_quarantine", "out": "clean", "out_quarantine": "quarantine",
+                 "reports": "validation_reports"},
+    "split": {"table": "clean", "out": "split"},
+    "bag": {"table": "clean", "split": "split", "out_dir": "bag_models", "predictions": "bag_predictions",
+            "metrics": "bag_metrics", "importances": "bag_importances"},
+    "fuse": {"table": "clean", "split": "split", "data": "raw", "out_dir": "fusion_models",
+             "predictions": "fusion_predictions", "metrics": "fusion_metrics", "curves": "fusion_curves"},
+    "gate": {"table": "clean", "split": "split", "data": "raw", "bag_dir": "bag_models",
+             "fusion_dir": "fusion_models", "out": "gate", "predictions": "gate_predictions",
+             "metrics": "gate_metrics"},
+    "evaluate": {"table": "clean", "data": "raw", "out_dir": "evaluation_dir", "metrics": "evaluation"},
+    "register": {"bundle_dir": "bundle"},
+    "report": {"out": "metrics"},
+    "drift": {"reference": "drift_reference", "out_dir": "drift_reports"},
+}
+
+
+@dataclass(frozen=True)
 class LabelModelConfig:
     shift_prob: float = 0.70
     temp_shift: Pair = (25.0, 8.0)
@@ -63,8 +120,8 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    raw: str = "data/raw"              # the raw dataset every later stage reads
-    incoming: str = "incoming"         # drop folder for new images: images/ + labels.csv
+    raw: str = PATHS.raw              # the raw dataset every later stage reads
+    incoming: str = PATHS.incoming         # drop folder for new images: images/ + labels.csv
     seed_demo: bool = True             # an empty raw dataset starts as the synthetic demo set
     settle_s: float = 10.0             # an incoming file is taken once unchanged this long (incoming/README.md)
     max_image_mb: float = 50.0         # larger incoming images are refused, left in incoming with the reason
@@ -73,9 +130,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    data: str = "data/raw"
-    out: str = "data/ocr.parquet"
-    quarantine: str = "data/ocr_quarantine.parquet"
+    data: str = PATHS.raw
+    out: str = PATHS.ocr
+    quarantine: str = PATHS.ocr_quarantine
     min_confidence: float = 0.80
     batch_size: int = 32
     crop_pad: int = 2                  # see params.yaml: 2 px absorbs print-position jitter
@@ -102,11 +159,11 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    table: str = "data/ocr.parquet"
-    quarantine: str = "data/ocr_quarantine.parquet"
-    out: str = "data/clean.parquet"
-    out_quarantine: str = "data/quarantine.parquet"
-    reports: str = "reports/validation"
+    table: str = PATHS.ocr
+    quarantine: str = PATHS.ocr_quarantine
+    out: str = PATHS.clean
+    out_quarantine: str = PATHS.quarantine
+    reports: str = PATHS.validation_reports
     max_missing_rate: float = 0.10
     min_rows: int = 20
     min_defect_rate: float = 0.05
@@ -116,8 +173,8 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    table: str = "data/clean.parquet"
-    out: str = "data/split.parquet"
+    table: str = PATHS.clean
+    out: str = PATHS.split
     test_size: float = 0.3
     folds: int = 5
     seed: int = 42
@@ -128,22 +185,23 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class BagConfig:
-    table: str = "data/clean.parquet"
-    split: str = "data/split.parquet"
+    table: str = PATHS.clean
+    split: str = PATHS.split
     models: tuple[str, ...] = ("lightgbm", "catboost", "gbm", "random_forest")
     seed: int = 42
     mask_prob: float = 0.2      # mask learning: share of fields dropped in each masked copy
     mask_copies: int = 1        # masked copies of the training rows added to every fit (0: off)
-    out_dir: str = "models/bag"
-    predictions: str = "data/bag_predictions.parquet"
-    metrics: str = "reports/bag_metrics.json"
+    out_dir: str = PATHS.bag_models
+    predictions: str = PATHS.bag_predictions
+    metrics: str = PATHS.bag_metrics
+    importances: str = PATHS.bag_importances
 
 
 @dataclass(frozen=True)
 class FuseConfig:
-    table: str = "data/clean.parquet"
-    split: str = "data/split.parquet"
-    data: str = "data/raw"                 # where the images of the table live
+    table: str = PATHS.clean
+    split: str = PATHS.split
+    data: str = PATHS.raw                 # where the images of the table live
     encoder: str = "narrow_resnet"         # the CPU encoder; the paper's: alexnet | vgg16 | resnet18
     weights: str | None = None             # a local pretrained state_dict; nothing is downloaded
     image_size: int = 64
@@ -180,21 +238,22 @@ class FuseConfig:
     device: str = "auto"                   # auto | cpu | cuda
     compile: bool = False
     num_threads: int = 0                   # CPU threads for torch; 0 = torch's default
-    out_dir: str = "models/fusion"
-    predictions: str = "data/fusion_predictions.parquet"
-    metrics: str = "reports/fusion_metrics.json"
+    out_dir: str = PATHS.fusion_models
+    predictions: str = PATHS.fusion_predictions
+    metrics: str = PATHS.fusion_metrics
+    curves: str = PATHS.fusion_curves
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    table: str = "data/clean.parquet"
-    split: str = "data/split.parquet"
-    data: str = "data/raw"
-    bag_dir: str = "models/bag"
-    fusion_dir: str = "models/fusion"
-    out: str = "models/gate.json"
-    predictions: str = "data/gate_predictions.parquet"
-    metrics: str = "reports/gate_metrics.json"
+    table: str = PATHS.clean
+    split: str = PATHS.split
+    data: str = PATHS.raw
+    bag_dir: str = PATHS.bag_models
+    fusion_dir: str = PATHS.fusion_models
+    out: str = PATHS.gate
+    predictions: str = PATHS.gate_predictions
+    metrics: str = PATHS.gate_metrics
     ocr_bins: int = 10
     quantile: float = 0.99
     off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
@@ -241,13 +300,13 @@ class EvaluateConfig:
     cpu: EvalProfile = EvalProfile(image_size=64, epochs=90, batch_size=32, repeats=5, encoders=("narrow_resnet",))
     cpu_paper_encoders: EvalProfile = EvalProfile(image_size=64, epochs=30, batch_size=32, repeats=3)
     paper: EvalProfile = EvalProfile(image_size=224, epochs=30, batch_size=64, repeats=5, fuse=dict(PAPER_RECIPE))
-    table: str = "data/clean.parquet"
-    data: str = "data/raw"
+    table: str = PATHS.clean
+    data: str = PATHS.raw
     missing_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     grid_ratios: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
     robustness_encoder: str = "vgg16"       # Table 2 and the sweeps (the paper uses VGG16)
-    out_dir: str = "reports"
-    metrics: str = "reports/evaluation.json"
+    out_dir: str = PATHS.evaluation_dir
+    metrics: str = PATHS.evaluation
     device: str = "auto"
 
     def chosen(self) -> EvalProfile:
@@ -262,7 +321,7 @@ class RegisterConfig:
     experiment: str = "oanet"
     tracking_uri: str | None = None        # None: $MLFLOW_TRACKING_URI, else the project's mlruns/mlflow.db
     artifact_root: str = "mlruns/artifacts"
-    bundle_dir: str = "models/bundle"
+    bundle_dir: str = PATHS.bundle
     min_recall_gain: float = 0.0
     max_accuracy_drop: float = 0.01
     max_robust_recall_drop: float = 0.02
@@ -285,15 +344,15 @@ class NightlyConfig:
 
 @dataclass(frozen=True)
 class ReportConfig:
-    out: str = "reports/metrics.json"
+    out: str = PATHS.metrics
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     """Stage `drift` (oanet/drift): a night against the reference of the rows the models learned on.
     The rows (table, split, images) and the models are the gate section's: what the gate was calibrated on."""
-    reference: str = "models/drift_reference.json"
-    out_dir: str = "reports/drift"
+    reference: str = PATHS.drift_reference
+    out_dir: str = PATHS.drift_reports
     ocr_bins: int = 10
     box_size: int = 64                     # object boxes are read at this square size for the image statistics
     quantile: float = 0.99                 # alert threshold: factor x this quantile of clean nights of the same size
@@ -317,6 +376,7 @@ class ServeConfig:
 
 @dataclass(frozen=True)
 class Params:
+    paths: PathsConfig = PathsConfig()
     data: DataConfig = DataConfig()
     synth: SynthConfig = SynthConfig()
     ingest: IngestConfig = IngestConfig()
@@ -447,7 +507,35 @@ def from_dict(cls, raw: dict, where: str = ""):
     return built
 
 
+def params_from(raw: dict) -> Params:
+    """Params from a params.yaml mapping: each section gets its paths from the `paths` section
+    (PATH_FIELDS); a section that names one of them itself is refused, so no path is written twice."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params: expected a mapping of sections, got {raw!r}")
+    paths = from_dict(PathsConfig, raw.get("paths") or {}, "paths")
+    raw = dict(raw)
+    for section, fields in PATH_FIELDS.items():
+        given = raw.get(section) or {}
+        if not isinstance(given, dict):
+            continue                     # from_dict names the section
+        repeated = sorted(set(given) & set(fields))
+        if repeated:
+            key = repeated[0]
+            raise ConfigError(f"{section}.{key} is a path, named once in the paths section: set "
+                              f"paths.{fields[key]} instead (dvc.yaml reads it there too)")
+        raw[section] = {**given, **{field: getattr(paths, key) for field, key in fields.items()}}
+    return from_dict(Params, raw, "params")
+
+
+def section_as_params(name: str, cfg) -> dict:
+    """A built section as params.yaml would hold it: {"paths": its paths, name: its other keys}
+    (the inverse of what params_from does to one section)."""
+    values, wired = dataclasses.asdict(cfg), PATH_FIELDS.get(name, {})
+    return {"paths": {wired[k]: v for k, v in values.items() if k in wired},
+            name: {k: v for k, v in values.items() if k not in wired}}
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     path = Path(path)
     raw = yaml.safe_load(path.read_text()) if path.exists() else {}
-    return from_dict(Params, raw or {}, "params")
+    return params_from(raw or {})

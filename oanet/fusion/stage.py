@@ -11,7 +11,7 @@ are the OCR's to find). Writes
   "history": {model: [per-epoch metrics]}};
 - cfg.out_dir/{cnn,fusion}.pt: state_dict + architecture + config + tabular schema +
   object box + image size (everything `load_bundle` needs to predict on raw images);
-- a training-curve PNG beside the metrics file.
+- cfg.curves: the training curves (a PNG).
 """
 from __future__ import annotations
 
@@ -266,5 +266,5 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     pred.to_parquet(cfg.predictions, index=False)
     Path(cfg.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
-    curves = plot_curves(histories, Path(cfg.metrics).with_name("fusion_curves.png"))
+    curves = plot_curves(histories, Path(cfg.curves))
     return FuseResult(metrics, Path(cfg.predictions), paths, curves, seconds)

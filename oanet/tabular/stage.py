@@ -16,7 +16,7 @@ Writes
   "seconds": {model: fit seconds}}  (the bag is in "cv" and "cv_folds" as well)
 - `cfg.out_dir`: <model>.joblib (refitted on the `train` rows), schema.joblib, manifest.json (with the
   files' sha256, checked by `load_bag` before unpickling, and the params the bag was made with)
-- `<dir of cfg.metrics>/bag_importances.png`: importances per model, as shares of each model's total
+- cfg.importances (a PNG): importances per model, as shares of each model's total
 """
 from __future__ import annotations
 
@@ -41,7 +41,6 @@ from oanet.metrics import binary_metrics, mean_std
 from oanet.split import load_rows
 
 BAG = "bag"
-IMPORTANCES_PNG = "bag_importances.png"
 
 
 class BagInputError(OanetError, ValueError):
@@ -228,7 +227,7 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
                "seconds": seconds, "rows": {"cv": int(train.sum()), "fit": int(fit_rows.sum()), "test": int(test.sum())}}
     Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(cfg.metrics).write_text(json.dumps(strict_json(metrics), indent=2))
-    png = plot_importances(importances, Path(cfg.metrics).parent / IMPORTANCES_PNG) if plot else None
+    png = plot_importances(importances, Path(cfg.importances)) if plot else None
     return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=int(train.sum()), n_fit=int(fit_rows.sum()), n_test=int(test.sum()),
                      predictions=Path(cfg.predictions), metrics=Path(cfg.metrics), models=paths,
                      schema=schema_path, plot=png)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from oanet.config import ValidateConfig, load_params
+from oanet.config import ValidateConfig, load_params, section_as_params
 from oanet.quality import expectations as qe
 from oanet.synth.aoi_layout import aoi_v1_layout
 
@@ -255,7 +255,8 @@ def test_command_exit_codes(tmp_path, validate, make_table):
     data.mkdir()
     LAYOUT.save(data / "layout.yaml")
     cfg = _stage(tmp_path, make_table(30))
-    params = {"ingest": {"data": str(data)}, "validate": dataclasses.asdict(cfg)}
+    params = section_as_params("validate", cfg)
+    params["paths"]["raw"] = str(data)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     argv = ["validate", "--params", str(tmp_path / "params.yaml"), "--expectations", str(EXPECTATIONS)]
     passed = CliRunner().invoke(app, argv)

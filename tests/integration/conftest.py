@@ -47,20 +47,15 @@ def tiny_training_params(params: dict, work, data) -> dict:
     """params.yaml with every training output under `work` and sizes that train in seconds on a CPU."""
     params = tiny_sizes_params(params)
     w = str(work)
-    params["data"].update(raw=str(data))        # the layout and images of the training set
-    params["ingest"].update(data=str(data))
-    params["split"].update(table=f"{w}/clean.parquet", out=f"{w}/split.parquet")
-    params["bag"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet",
-                         out_dir=f"{w}/models/bag", predictions=f"{w}/bag.parquet", metrics=f"{w}/bag.json")
-    params["fuse"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", data=str(data),
-                          out_dir=f"{w}/models/fusion", predictions=f"{w}/fusion.parquet", metrics=f"{w}/fusion.json")
-    params["gate"].update(table=f"{w}/clean.parquet", split=f"{w}/split.parquet", data=str(data),
-                          bag_dir=f"{w}/models/bag", fusion_dir=f"{w}/models/fusion", out=f"{w}/models/gate.json",
-                          predictions=f"{w}/gate.parquet", metrics=f"{w}/gate.json")
-    params["report"] = {"out": f"{w}/metrics.json"}
-    params["evaluate"].update(table=f"{w}/clean.parquet", data=str(data), out_dir=f"{w}/eval",
-                              metrics=f"{w}/eval/evaluation.json")
-    params["drift"].update(reference=f"{w}/models/drift_reference.json", out_dir=f"{w}/drift")
+    params["paths"].update(
+        raw=str(data), clean=f"{w}/clean.parquet", split=f"{w}/split.parquet",   # data: the training set's images
+        bag_models=f"{w}/models/bag", bag_predictions=f"{w}/bag.parquet", bag_metrics=f"{w}/bag.json",
+        bag_importances=f"{w}/bag_importances.png", fusion_models=f"{w}/models/fusion",
+        fusion_predictions=f"{w}/fusion.parquet", fusion_metrics=f"{w}/fusion.json",
+        fusion_curves=f"{w}/fusion_curves.png", gate=f"{w}/models/gate.json", gate_predictions=f"{w}/gate.parquet",
+        gate_metrics=f"{w}/gate.json", metrics=f"{w}/metrics.json", evaluation_dir=f"{w}/eval",
+        evaluation=f"{w}/eval/evaluation.json", drift_reference=f"{w}/models/drift_reference.json",
+        drift_reports=f"{w}/drift")
     return params
 
 

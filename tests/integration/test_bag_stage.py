@@ -57,7 +57,8 @@ def bag_run(tmp_path_factory):
     split.to_parquet(work / "split.parquet", index=False)
     cfg = BagConfig(table=str(work / "clean.parquet"), split=str(work / "split.parquet"), models=MODELS,
                     out_dir=str(work / "models"), predictions=str(work / "pred.parquet"),
-                    metrics=str(work / "reports" / "bag_metrics.json"))
+                    metrics=str(work / "reports" / "bag_metrics.json"),
+                    importances=str(work / "reports" / "bag_importances.png"))
     result = run(cfg, work / "layout.yaml", progress=False)
     return work, cfg, split, result
 
@@ -147,10 +148,11 @@ def test_cli_runs_the_stage_from_params(bag_run, tmp_path, capsys):
     from oanet.cli import app
 
     work, cfg, _, _ = bag_run
-    params = {"fuse": {"data": str(work)},
-              "bag": {"table": cfg.table, "split": cfg.split, "models": ["lightgbm", "gbm"],
-                      "out_dir": str(tmp_path / "models"), "predictions": str(tmp_path / "pred.parquet"),
-                      "metrics": str(tmp_path / "bag_metrics.json")}}
+    params = {"paths": {"raw": str(work), "clean": cfg.table, "split": cfg.split, "bag_models": str(tmp_path / "models"),
+                        "bag_predictions": str(tmp_path / "pred.parquet"),
+                        "bag_metrics": str(tmp_path / "bag_metrics.json"),
+                        "bag_importances": str(tmp_path / "bag_importances.png")},
+              "bag": {"models": ["lightgbm", "gbm"]}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = CliRunner().invoke(app, ["bag", "--params", str(tmp_path / "params.yaml")])
     assert out.exit_code == 0, out.output

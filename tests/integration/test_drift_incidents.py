@@ -54,7 +54,8 @@ def project(tmp_path_factory, repo_root):
                               64, source="the 480-unit demo set's train lots")
     path = reference.save(work / "drift_reference.json")
     params = yaml.safe_load((repo_root / "params.yaml").read_text())
-    params["drift"].update(reference=str(path), out_dir=str(work / "reports"), draws=300)
+    params["paths"].update(drift_reference=str(path), drift_reports=str(work / "reports"))
+    params["drift"].update(draws=300)
     params["ingest"].update(cache=None)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     return work / "params.yaml", path, work
@@ -76,7 +77,7 @@ def drift(params: Path, folder: Path, table: Path | None = None) -> dict:
     args = ["drift", "--data", str(folder), "--params", str(params), "--fail-on-alert"]
     res = CliRunner().invoke(app, args + (["--table", str(table)] if table else []))
     assert res.exit_code in (0, 3), res.output
-    out = yaml.safe_load((params.parent / "params.yaml").read_text())["drift"]["out_dir"]
+    out = yaml.safe_load((params.parent / "params.yaml").read_text())["paths"]["drift_reports"]
     summary = json.loads((Path(out) / folder.name / "summary.json").read_text())
     assert (res.exit_code == 3) == summary["alert"], res.output          # the exit status says it too
     assert summary["headline"] in res.output                               # the one-line summary is printed
@@ -119,7 +120,7 @@ def test_the_report_opens_offline_styled_with_its_tables_filled(project, tmp_pat
     params, _, work = project
     folder = night(work, "camera-page", seed=41, incident="camera")
     summary = drift(params, folder, work / "camera-page.parquet")
-    page = Path(yaml.safe_load(params.read_text())["drift"]["out_dir"]) / folder.name / "index.html"
+    page = Path(yaml.safe_load(params.read_text())["paths"]["drift_reports"]) / folder.name / "index.html"
     html = page.read_text()
     assert not browser.external_refs(html) and "<script" not in html
     rendered = browser.open_offline(page, tmp_path, "drift")

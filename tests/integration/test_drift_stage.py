@@ -16,14 +16,14 @@ pytestmark = pytest.mark.slow   # reads the session's `trained` fixture: `oanet 
 @pytest.fixture(scope="module")
 def drift_paths(trained):
     work, data, output = trained
-    return work, data, output, yaml.safe_load((work / "params.yaml").read_text())["drift"]
+    return work, data, output, yaml.safe_load((work / "params.yaml").read_text())["paths"]
 
 
 def test_train_writes_the_reference_and_reports_the_test_rows(drift_paths):
     from oanet.drift.reference import DriftReference
 
     work, _, output, cfg = drift_paths
-    reference = DriftReference.load(cfg["reference"])
+    reference = DriftReference.load(cfg["drift_reference"])
     split = pd.read_parquet(work / "split.parquet")
     assert reference.n_rows == int((split["split"] == "train").sum())
     assert len(reference.calibration["ocr:gray_mean"]) == int((split["split"] == "val").sum())

@@ -19,10 +19,9 @@ def project(repo_root, tmp_path, monkeypatch, tiny_params):
                                   tmp_path / "data/raw")
     params["synth"].update(n=N, units_per_lot=8, seed=5)
     params["data"].update(settle_s=0)      # the test delivers and runs at once: nothing to wait for
-    params["ingest"].update(data="data/raw", cache=str(tmp_path / "ocr.sqlite"))
-    params["validate"].update(out=str(tmp_path / "clean.parquet"))
-    params["register"].update(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "art"),
-                              bundle_dir=str(tmp_path / "models/bundle"))
+    params["ingest"].update(cache=str(tmp_path / "ocr.sqlite"))
+    params["paths"].update(raw="data/raw", bundle=str(tmp_path / "models/bundle"))
+    params["register"].update(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db", artifact_root=str(tmp_path / "art"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
     return tmp_path

@@ -56,9 +56,9 @@ def test_prefect_flow_ocrs_then_validates(repo_root, tmp_path, monkeypatch):
     data = tmp_path / "aoi"
     synth(SynthConfig(n=N, seed=3), data, progress=False)
     params = _params(tmp_path, tmp_path / "ocr-cache.sqlite")
-    params["ingest"].update(data=str(data), out=str(tmp_path / "ocr.parquet"), quarantine=str(tmp_path / "q.parquet"))
-    params["validate"].update(out=str(tmp_path / "clean.parquet"), out_quarantine=str(tmp_path / "quarantine.parquet"),
-                              reports=str(tmp_path / "reports"))
+    params["paths"].update(raw=str(data), ocr=str(tmp_path / "ocr.parquet"), ocr_quarantine=str(tmp_path / "q.parquet"),
+                           clean=str(tmp_path / "clean.parquet"), quarantine=str(tmp_path / "quarantine.parquet"),
+                           validation_reports=str(tmp_path / "reports"))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(repo_root)   # the flow reads expectations/ from the project
 

@@ -27,8 +27,9 @@ def store(trained, tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
     params = yaml.safe_load((w / "params.yaml").read_text())
     uri = f"sqlite:///{root}/mlflow.db"
+    params["paths"]["bundle"] = str(w / "bundle-register")
     params["register"] = {"model_name": MODEL, "experiment": "oanet-test", "tracking_uri": uri,
-                          "artifact_root": str(root / "artifacts"), "bundle_dir": str(w / "bundle-register"),
+                          "artifact_root": str(root / "artifacts"),
                           "min_accuracy": 0.5}     # the 72-image model is weak (accuracy 0.5); the rule, not it, is tested
     path = root / "params.yaml"
     path.write_text(yaml.safe_dump(params))
@@ -57,7 +58,7 @@ def registered(store, trained):
     outputs = {"first": cli("register", "--params", str(params))}
     after_first = aliases(uri)
 
-    gate_metrics, gate_artifact = Path(p["gate"]["metrics"]), Path(p["gate"]["out"])
+    gate_metrics, gate_artifact = Path(p["paths"]["gate_metrics"]), Path(p["paths"]["gate"])
     original, original_gate = gate_metrics.read_text(), gate_artifact.read_text()
     worse = json.loads(original_gate)       # a challenger that flags almost nothing: its recall collapses
     worse["gate"]["threshold"] = {regime: 0.999 for regime in worse["gate"]["threshold"]}

@@ -36,15 +36,17 @@ def fuse_setup(tmp_path_factory):
     table.to_parquet(root / "table.parquet", index=False)
     make_split(table, load_layout(data / "layout.yaml"), SplitConfig(group_by_lot=False)).to_parquet(
         root / "split.parquet", index=False)
-    fuse = dict(table=str(root / "table.parquet"), split=str(root / "split.parquet"), data=str(data),
-                image_size=32, epochs=2, batch_size=8, align_dim=16, refine_dim=8, tab_hidden=16,
-                head_hidden=16, device="cpu", num_threads=1, seed=7, out_dir=str(root / "models"),
+    paths = dict(clean=str(root / "table.parquet"), split=str(root / "split.parquet"), raw=str(data),
+                 fusion_models=str(root / "models"), fusion_predictions=str(root / "pred.parquet"),
+                 fusion_metrics=str(root / "reports" / "fusion_metrics.json"),
+                 fusion_curves=str(root / "reports" / "fusion_curves.png"))
+    fuse = dict(image_size=32, epochs=2, batch_size=8, align_dim=16, refine_dim=8, tab_hidden=16,
+                head_hidden=16, device="cpu", num_threads=1, seed=7,
                 encoder="resnet18", optimizer="sgd", lr=0.01, weight_decay=0.0005, schedule="cosine",
                 image_norm="dataset", jitter=0.0, tta=False, image_label="unit", staged=False,   # the paper's recipe
-                fill_occlusion=False,
-                predictions=str(root / "pred.parquet"), metrics=str(root / "reports" / "fusion_metrics.json"))
+                fill_occlusion=False)
     params = root / "params.yaml"
-    params.write_text(yaml.safe_dump({"fuse": fuse}))
+    params.write_text(yaml.safe_dump({"paths": paths, "fuse": fuse}))
     return root, data, params, table
 
 
@@ -121,7 +123,7 @@ def test_same_seed_gives_the_same_metrics(fuse_run, tmp_path):
 
     root, data, params, _, _ = fuse_run
     cfg = dataclasses.replace(_cfg(params), out_dir=str(tmp_path / "m"), predictions=str(tmp_path / "p.parquet"),
-                              metrics=str(tmp_path / "r" / "m.json"))
+                              metrics=str(tmp_path / "r" / "m.json"), curves=str(tmp_path / "r" / "curves.png"))
     again = run(cfg, data / "layout.yaml")
     first = json.loads((root / "reports" / "fusion_metrics.json").read_text())
     for name in ("cnn", "fusion"):

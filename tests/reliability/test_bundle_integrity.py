@@ -33,7 +33,8 @@ def saved_bag(tmp_path_factory) -> Path:
     table.to_parquet(work / "clean.parquet", index=False)
     make_split(table, layout, SplitConfig(folds=2)).to_parquet(work / "split.parquet", index=False)
     cfg = BagConfig(table=str(work / "clean.parquet"), split=str(work / "split.parquet"), models=("gbm",),
-                    out_dir=str(work / "bag"), predictions=str(work / "pred.parquet"), metrics=str(work / "m.json"))
+                    out_dir=str(work / "bag"), predictions=str(work / "pred.parquet"), metrics=str(work / "m.json"),
+                    importances=str(work / "importances.png"))
     run(cfg, work / "layout.yaml", progress=False, plot=False)
     return work / "bag"
 

@@ -41,9 +41,9 @@ def make_work(trained, store, tmp_path_factory):
         copy = tmp_path_factory.mktemp(name) / "w"
         shutil.copytree(w, copy)
         params = yaml.safe_load((w / "params.yaml").read_text().replace(str(w), str(copy)))
-        params["data"]["raw"] = str(copy / "aoi")
+        params["paths"].update(raw=str(copy / "aoi"), bundle=str(copy / "bundle"))
         params["register"] = {"model_name": name, "experiment": name, "tracking_uri": uri,
-                              "artifact_root": str(root / "artifacts"), "bundle_dir": str(copy / "bundle"),
+                              "artifact_root": str(root / "artifacts"),
                               "min_accuracy": 0.5}   # the 72-image model is weak (accuracy 0.5): floors below it
         for section, values in sections.items():
             params[section].update(values)
@@ -126,7 +126,7 @@ def test_an_unloadable_champion_does_not_block_registration(make_work):
 
     params = make_work("orphan")
     p = yaml.safe_load(params.read_text())
-    gate_metrics = Path(p["gate"]["metrics"])
+    gate_metrics = Path(p["paths"]["gate_metrics"])
     gate_metrics.rename(gate_metrics.with_suffix(".away"))
     register.run(params, echo=lambda *_: None)                      # v1: incomplete, no model logged
     gate_metrics.with_suffix(".away").rename(gate_metrics)
@@ -149,7 +149,7 @@ def test_a_fusion_model_left_by_an_older_run_is_not_shipped(make_work):
     from flows import register
 
     params = make_work("stale-fusion")
-    path = Path(yaml.safe_load(params.read_text())["fuse"]["out_dir"]) / "fusion.pt"
+    path = Path(yaml.safe_load(params.read_text())["paths"]["fusion_models"]) / "fusion.pt"
     saved = torch.load(path, weights_only=True)
     saved["state_dict"] = {k: v + 0.05 * torch.randn_like(v) if v.is_floating_point() else v
                            for k, v in saved["state_dict"].items()}
@@ -179,7 +179,7 @@ def test_outputs_of_another_split_are_stale(make_work):
     from flows import register
 
     params = make_work("stale-split")
-    split_path = Path(yaml.safe_load(params.read_text())["split"]["out"])
+    split_path = Path(yaml.safe_load(params.read_text())["paths"]["split"])
     split = pd.read_parquet(split_path)
     dropped = split.loc[split["split"] == "test", "image"].iloc[0]
     split[split["image"] != dropped].to_parquet(split_path, index=False)    # a new split; the stages did not re-run

@@ -105,8 +105,8 @@ def test_a_stage_command_runs_the_tables_function_under_the_project_lock(tmp_pat
     metrics = {"accuracy": 0.9, "recall": 0.8, "precision": 0.7, "f1": 0.75, "roc_auc": 0.95}
     (tmp_path / "bag.json").write_text(json.dumps({"test": {"gbm": metrics}}))
     (tmp_path / "fusion.json").write_text(json.dumps({"cnn": metrics, "fusion": metrics}))
-    params = {"bag": {"metrics": str(tmp_path / "bag.json")}, "fuse": {"metrics": str(tmp_path / "fusion.json")},
-              "gate": {"metrics": str(tmp_path / "gate.json")}, "report": {"out": str(tmp_path / "metrics.json")}}
+    params = {"paths": {"bag_metrics": str(tmp_path / "bag.json"), "fusion_metrics": str(tmp_path / "fusion.json"),
+                        "gate_metrics": str(tmp_path / "gate.json"), "metrics": str(tmp_path / "metrics.json")}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     res = CliRunner().invoke(app, ["report", "--params", str(tmp_path / "params.yaml")])
     assert res.exit_code == 0, res.output

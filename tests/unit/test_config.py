@@ -141,3 +141,63 @@ def test_ingest_cluster_settings_are_checked(tmp_path, raw, words):
 def test_the_defaults_are_the_shipped_params_yaml(repo_root):
     """One set of defaults: a section left out of a project's params.yaml behaves as the shipped file says."""
     assert load_params(repo_root / "params.yaml") == Params()
+
+
+# ------------------------------------------------------------------ paths: named once
+
+def test_a_path_set_once_reaches_every_stage_that_reads_it(tmp_path):
+    (tmp_path / "params.yaml").write_text("paths:\n  clean: elsewhere/clean.parquet\n  raw: /mnt/aoi\n")
+    p = load_params(tmp_path / "params.yaml")
+    assert p.validate.out == "elsewhere/clean.parquet"                        # the stage that writes it
+    assert {p.split.table, p.bag.table, p.fuse.table, p.gate.table, p.evaluate.table} == {"elsewhere/clean.parquet"}
+    assert {p.data.raw, p.ingest.data, p.fuse.data, p.gate.data, p.evaluate.data} == {"/mnt/aoi"}
+    assert p.paths.clean == "elsewhere/clean.parquet" and p.bag.split == "data/split.parquet"   # the rest: defaults
+
+
+@pytest.mark.parametrize("section, key, paths_key", [("fuse", "table", "clean"), ("gate", "out", "gate"),
+                                                     ("register", "bundle_dir", "bundle")])
+def test_a_section_that_names_a_path_itself_is_refused(tmp_path, section, key, paths_key):
+    (tmp_path / "params.yaml").write_text(f"{section}:\n  {key}: x.parquet\n")
+    with pytest.raises(ConfigError, match=rf"{section}\.{key} is a path.*paths\.{paths_key}"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_every_path_field_of_a_section_is_wired_to_the_paths_section():
+    """A new path field in a section, defaulting to a value of `paths`, must be in PATH_FIELDS (or
+    params.yaml would have to repeat it)."""
+    from oanet.config import PATH_FIELDS, PATHS
+
+    values = set(dataclasses.asdict(PATHS).values())
+    for section in dataclasses.fields(Params):
+        if section.name == "paths":
+            continue
+        for f in dataclasses.fields(section.type if isinstance(section.type, type) else type(section.default)):
+            if isinstance(f.default, str) and f.default in values:
+                assert PATH_FIELDS.get(section.name, {}).get(f.name), f"{section.name}.{f.name} is not in PATH_FIELDS"
+    for section, fields in PATH_FIELDS.items():
+        for field, key in fields.items():
+            assert getattr(getattr(Params(), section), field) == getattr(PATHS, key), f"{section}.{field}"
+
+
+def test_dvc_yaml_names_each_path_only_through_the_paths_section(repo_root):
+    import re
+
+    from oanet.config import PATHS
+
+    text = (repo_root / "dvc.yaml").read_text()
+    keys = set(re.findall(r"\$\{paths\.([a-z_]+)\}", text))
+    assert keys and keys <= set(dataclasses.asdict(PATHS)), keys - set(dataclasses.asdict(PATHS))
+    entries = re.findall(r"^\s*-\s+([^\s:#]+)", text, re.M)
+    literal = sorted(set(entries) & set(dataclasses.asdict(PATHS).values()))
+    assert literal == [], f"dvc.yaml writes these paths itself instead of ${{paths.*}}: {literal}"
+
+
+def test_a_built_section_written_as_params_loads_back_as_itself(tmp_path):
+    from oanet.config import FuseConfig, section_as_params
+
+    cfg = dataclasses.replace(FuseConfig(), table="t.parquet", out_dir="m", epochs=3)
+    raw = section_as_params("fuse", cfg)
+    assert raw["paths"]["clean"] == "t.parquet" and "table" not in raw["fuse"]
+    raw["fuse"]["process_defects"] = list(cfg.process_defects)          # YAML has lists, not tuples
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert load_params(tmp_path / "params.yaml").fuse == cfg

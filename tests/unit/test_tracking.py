@@ -17,7 +17,7 @@ def test_one_data_version_the_content_hash_the_nightly_uses(tmp_path):
     (raw / "images").mkdir(parents=True)
     (raw / "labels.csv").write_text("image,label\n")
     params = tmp_path / "params.yaml"
-    params.write_text(f"data:\n  raw: {raw}\n")
+    params.write_text(f"paths:\n  raw: {raw}\n")
     version = data_version(params)
     assert version == dataset_version(raw)
     (raw / "images" / "a.png").write_bytes(b"not really a png")
