@@ -297,7 +297,7 @@ PAPER_RECIPE = {
 class EvaluateConfig:
     profile: str = "quick"                  # quick | cpu | cpu_paper_encoders | paper
     quick: EvalProfile = EvalProfile()
-    cpu: EvalProfile = EvalProfile(image_size=64, epochs=90, batch_size=32, repeats=5, encoders=("narrow_resnet",))
+    cpu: EvalProfile = EvalProfile(image_size=64, epochs=120, batch_size=32, repeats=5, encoders=("narrow_resnet",))
     cpu_paper_encoders: EvalProfile = EvalProfile(image_size=64, epochs=30, batch_size=32, repeats=3)
     paper: EvalProfile = EvalProfile(image_size=224, epochs=30, batch_size=64, repeats=5, fuse=dict(PAPER_RECIPE))
     table: str = PATHS.clean
