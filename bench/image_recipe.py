@@ -44,7 +44,7 @@ VARIANTS = {
     "no GridMask while training": ({"gridmask_prob": 0.0, "cnn_gridmask_prob": 0.0}, {}),
     "GridMask on one batch in ten": ({"gridmask_prob": 0.1, "cnn_gridmask_prob": 0.1}, {}),
     "wider encoder (24-48-96-192)": ({"encoder": "narrow_resnet_wide"}, {}),
-    "120 epochs": ({"epochs": 120}, {}),
+    "90 epochs (the profile trained 90 until 2026-11-30)": ({"epochs": 90}, {}),
 }
 
 
