@@ -87,8 +87,7 @@ def run_variant(name: str, cfg, load: dict, table, layout, data_dir: Path, parts
     p = predict_proba(trained.model, TrainData.build(images[te], None, None))
     p_grid = predict_proba(trained.model, TrainData.build(grid_mask_images(images[te], 0.5, seed=0), None, None))
     return {"auc": float(roc_auc_score(y_obj[te], p)), "auc_gridmask": float(roc_auc_score(y_obj[te], p_grid)),
-            "seconds": trained.seconds, "test_rows": te.tolist(),   # row probabilities: ensembles scored afterwards
-            "prob": p.tolist(), "prob_gridmask": p_grid.tolist()}
+            "seconds": trained.seconds}
 
 
 def markdown(results: dict, seeds: list[int], recipe: dict) -> str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from oanet.files import write_text_atomic
+
 HISTORY = "history.jsonl"
 
 
@@ -38,11 +40,7 @@ def record(out_dir: str | Path, summary: dict) -> list[dict]:
     entry = history_entry(summary)
     entries = [e for e in read_history(out_dir) if e.get("night") != entry["night"]] + [entry]
     entries.sort(key=lambda e: e.get("created", ""))
-    path = Path(out_dir) / HISTORY
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(e) + "\n" for e in entries))
-    tmp.replace(path)
+    write_text_atomic(Path(out_dir) / HISTORY, "".join(json.dumps(e) + "\n" for e in entries))
     return entries
 
 

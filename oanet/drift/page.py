@@ -126,12 +126,3 @@ def render(summary: dict, histograms: str | None, thumbnails: list[tuple[str, st
     body = "\n".join(parts)
     return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>Drift: {html.escape(summary['night'])}"
             f"</title><style>{STYLE}</style></head><body>{body}</body></html>\n")
-
-
-def write_page(path: str | Path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
-    return path

@@ -30,6 +30,7 @@ import pandas as pd
 
 from oanet.drift.statistics import IMAGE_STATISTICS
 from oanet.errors import OanetError
+from oanet.files import write_text_atomic
 from oanet.gate.reference import OcrReference, smoothed_kl
 
 FORMAT = "oanet-drift-reference/1"
@@ -78,16 +79,11 @@ class DriftReference:
         return out
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         raw = {"format": FORMAT, "ocr": self.ocr.to_dict(), "image": self.image.to_dict(),
                "calibration": self.calibration, "missing_rate": self.missing_rate, "confidence": self.confidence,
                "object_roi": list(self.object_roi), "box_size": self.box_size, "n_rows": self.n_rows,
                "source": self.source, "decisions": self.decisions}
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(raw) + "\n")
-        tmp.replace(path)
-        return path
+        return write_text_atomic(path, json.dumps(raw) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> DriftReference:

@@ -115,7 +115,8 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, models: GateC
     """Compare, write the page, the JSON summary and (`history`: a night, not the test rows) the history.
     models: the gate section whose gate and models the report shows (None: not shown)."""
     from oanet.drift.history import plot_history, read_history, record
-    from oanet.drift.page import file_data_uri, histogram_figure, png_data_uri, render, write_page
+    from oanet.drift.page import file_data_uri, histogram_figure, png_data_uri, render
+    from oanet.files import write_text_atomic
 
     table = night.table.reset_index(drop=True)
     if not len(table):
@@ -149,7 +150,7 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, models: GateC
     else:
         del figures["history"]
     history_uri = file_data_uri(figures["history"]) if entries else None
-    page = write_page(out / "index.html", render(summary, histograms, thumbs, history_uri))
+    page = write_text_atomic(out / "index.html", render(summary, histograms, thumbs, history_uri))
     summary_path = out / "summary.json"
     summary_path.write_text(json.dumps(summary, indent=1) + "\n")
     return DriftResult(summary, page, summary_path, figures)

@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from oanet.files import write_text_atomic
 from oanet.ingest.parse import REASONS
 from oanet.quality.expectations import (
     FailedExpectation,
@@ -410,7 +411,4 @@ def render_page(result: dict, counts: dict[str, int], *, table: pd.DataFrame | N
 
 def write_page(path: str | Path, result: dict, counts: dict[str, int], **kwargs) -> Path:
     """`render_page(result, counts, **kwargs)` written to `path` (UTF-8); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_page(result, counts, **kwargs), encoding="utf-8")
-    return path
+    return write_text_atomic(path, render_page(result, counts, **kwargs))
