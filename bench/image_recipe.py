@@ -23,28 +23,29 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# name -> (fuse overrides, load options): each row changes one thing of the full recipe.
+# name -> (fuse overrides, shaped like the fuse section; load options): each row changes one thing of the full recipe.
 VARIANTS = {
     "full recipe": ({}, {}),
     "padded object box (no tight cut)": ({}, {"tight": False}),
-    "one mean/std for all images (no per-image standardisation)": ({"image_norm": "dataset"}, {}),
-    "no photometric jitter": ({"jitter": 0.0}, {}),
-    "128 px": ({"image_size": 128}, {}),
-    "30 epochs": ({"epochs": 30}, {}),
-    "average pooling only": ({"encoder": "narrow_resnet_avg"}, {}),
-    "resnet18 encoder": ({"encoder": "resnet18"}, {}),
-    "SGD + cosine, paper settings": ({"optimizer": "sgd", "lr": 0.01, "weight_decay": 0.0005,
-                                      "schedule": "cosine"}, {}),
-    "no test-time flips": ({"tta": False}, {}),
-    "unit label (process-only defects as positives)": ({"image_label": "unit"}, {}),
-    "GridMask while training (p 0.3)": ({"gridmask_prob": 0.3}, {}),
-    "occluded (black) pixels filled with the mean": ({"fill_occlusion": True}, {}),
-    "GridMask while training, occluded pixels filled": ({"gridmask_prob": 0.3, "fill_occlusion": True}, {}),
+    "one mean/std for all images (no per-image standardisation)": ({"network": {"image_norm": "dataset"}}, {}),
+    "no photometric jitter": ({"training": {"jitter": 0.0}}, {}),
+    "128 px": ({"training": {"image_size": 128}}, {}),
+    "30 epochs": ({"optimiser": {"epochs": 30}}, {}),
+    "average pooling only": ({"network": {"encoder": "narrow_resnet_avg"}}, {}),
+    "resnet18 encoder": ({"network": {"encoder": "resnet18"}}, {}),
+    "SGD + cosine, paper settings": ({"optimiser": {"optimizer": "sgd", "lr": 0.01, "weight_decay": 0.0005,
+                                                    "schedule": "cosine"}}, {}),
+    "no test-time flips": ({"network": {"tta": False}}, {}),
+    "unit label (process-only defects as positives)": ({"training": {"image_label": "unit"}}, {}),
+    "GridMask while training (p 0.3)": ({"training": {"gridmask_prob": 0.3}}, {}),
+    "occluded (black) pixels filled with the mean": ({"network": {"fill_occlusion": True}}, {}),
+    "GridMask while training, occluded pixels filled": ({"training": {"gridmask_prob": 0.3},
+                                                         "network": {"fill_occlusion": True}}, {}),
     # candidates for clearing 0.92 without giving up occlusion robustness (issue 12)
-    "no GridMask while training": ({"gridmask_prob": 0.0, "cnn_gridmask_prob": 0.0}, {}),
-    "GridMask on one batch in ten": ({"gridmask_prob": 0.1, "cnn_gridmask_prob": 0.1}, {}),
-    "wider encoder (24-48-96-192)": ({"encoder": "narrow_resnet_wide"}, {}),
-    "90 epochs (the profile trained 90 until 2026-11-30)": ({"epochs": 90}, {}),
+    "no GridMask while training": ({"training": {"gridmask_prob": 0.0, "cnn_gridmask_prob": 0.0}}, {}),
+    "GridMask on one batch in ten": ({"training": {"gridmask_prob": 0.1, "cnn_gridmask_prob": 0.1}}, {}),
+    "wider encoder (24-48-96-192)": ({"network": {"encoder": "narrow_resnet_wide"}}, {}),
+    "90 epochs (the profile trained 90 until 2026-11-30)": ({"optimiser": {"epochs": 90}}, {}),
 }
 
 
@@ -76,11 +77,12 @@ def run_variant(name: str, cfg, load: dict, table, layout, data_dir: Path, parts
     from oanet.fusion.train import TrainData, predict_proba
     from oanet.perturb import grid_mask_images
 
-    key = (cfg.image_size, load.get("tight", True))
+    size = cfg.training.image_size
+    key = (size, load.get("tight", True))
     if key not in cache:
-        cache[key] = load_rois(data_dir, table["image"].tolist(), layout.object_roi, cfg.image_size, **load)
+        cache[key] = load_rois(data_dir, table["image"].tolist(), layout.object_roi, size, **load)
     images = cache[key]
-    y_obj = image_labels(table, cfg.process_defects)
+    y_obj = image_labels(table, cfg.training.process_defects)
     tr, te = parts["train"], parts["test"]
     data = TrainData.build(images[tr], None, table["label"].to_numpy()[tr])
     trained = train_one(name, cfg, False, 0, data, "cpu", image_labels=torch.from_numpy(y_obj[tr]))
@@ -107,7 +109,7 @@ def markdown(results: dict, seeds: list[int], recipe: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
-    from oanet.config import load_params
+    from oanet.config import load_params, updated
     from oanet.layout import load_layout
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -132,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             overrides, load = VARIANTS[name]
             base = profile.fuse_config(params.fuse, "narrow_resnet", params.fuse.seed + seed)
-            cfg = dataclasses.replace(base, **overrides)
+            cfg = updated(base, overrides, "fuse")
             t0 = time.perf_counter()
             results[name].append(run_variant(name, cfg, load, table, layout, args.data / "raw", parts, cache))
             r = results[name][-1]

@@ -21,7 +21,6 @@ Targets on an H100 at 224 px: (a) >= 0.9 x (b), (a) >= 2.5 x (c), 30 epochs < 20
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import time
 
@@ -29,7 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from oanet.config import FuseConfig
+from oanet.config import FuseConfig, updated
 from oanet.device import resolve_device
 from oanet.fusion.model import ArchConfig
 from oanet.fusion.train import (
@@ -78,17 +77,18 @@ def timed(step, batches, warmup: int, steps: int, device) -> float:
 
 def fusion_rate(cfg: FuseConfig, data: TrainData, device, warmup: int, steps: int) -> float:
     seed_everything(cfg.seed)
-    model = build_model(ArchConfig.from_fuse(cfg, N_COLUMNS, tabular=True), None, device)
+    o = cfg.optimiser
+    model = build_model(ArchConfig.of(cfg.network, N_COLUMNS), None, device)
     model.norm.fit(data.images, data.tab)
     if model.refinement is not None:
-        model.refinement.fit(*embeddings(model, data, cfg.batch_size, train_mode=True))
+        model.refinement.fit(*embeddings(model, data, o.batch_size, train_mode=True))
     model.train()
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
-    step = TrainStep(model, make_optimizer(model, cfg, device), cfg, class_weights(data.labels, True),
+    step = TrainStep(model, make_optimizer(model, o, device), cfg, class_weights(data.labels, True),
                      data.field_of_column, data.n_fields, gen, compile=cfg.compile)
-    bs = cfg.batch_size
-    batches = [(data.images[i:i + bs], data.tab[i:i + bs], data.labels[i:i + bs], cfg.lr)
+    bs = o.batch_size
+    batches = [(data.images[i:i + bs], data.tab[i:i + bs], data.labels[i:i + bs], o.lr)
                for i in range(0, len(data) - bs + 1, bs)]
     return timed(step, batches, warmup, steps, device)
 
@@ -102,8 +102,9 @@ def torchvision_rate(name: str, cfg: FuseConfig, data: TrainData, device, warmup
     model = getattr(torchvision.models, builder)(weights=None, num_classes=2).to(device)
     fmt = torch.channels_last if fast else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    bs = cfg.batch_size
+    o = cfg.optimiser
+    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    bs = o.batch_size
     x = (data.images[:bs].float() / 255).expand(-1, 3, -1, -1).contiguous(memory_format=fmt)   # (b,3,S,S)
     y = data.labels[:bs]
 
@@ -141,7 +142,8 @@ def main(argv=None) -> dict:
     steps, warmup = a.steps or (50 if gpu else 3), a.warmup if a.warmup is not None else (15 if gpu else 1)
     full_epochs = a.full_epochs if a.full_epochs is not None else (30 if gpu else 1)
     full_images = a.full_images or (1344 if gpu else 64)
-    cfg = FuseConfig(encoder=a.encoder, image_size=size, batch_size=bs, compile=a.compile, device=str(device))
+    cfg = updated(FuseConfig(), {"network": {"encoder": a.encoder}, "training": {"image_size": size},
+                                 "optimiser": {"batch_size": bs}, "compile": a.compile, "device": str(device)})
     name = torch.cuda.get_device_name(device) if gpu else f"CPU ({torch.get_num_threads()} threads)"
     print(f"device: {name}; torch {torch.__version__}; {a.encoder} at {size} px, batch {bs}, "
           f"{steps} timed steps after {warmup}")
@@ -159,10 +161,10 @@ def main(argv=None) -> dict:
     print(f"(a)/(b) = {ra:.2f} (target >= 0.9)   (a)/(c) = {rb:.2f} (target >= 2.5)")
     if full_epochs > 0:
         full_bs = a.full_batch_size or bs
-        fcfg = dataclasses.replace(cfg, epochs=full_epochs, batch_size=full_bs)
+        fcfg = updated(cfg, {"optimiser": {"epochs": full_epochs, "batch_size": full_bs}})
         full = random_data(full_images, size, device, seed=1)
         seed_everything(fcfg.seed)
-        model = build_model(ArchConfig.from_fuse(fcfg, N_COLUMNS, tabular=True), None, device)
+        model = build_model(ArchConfig.of(fcfg.network, N_COLUMNS), None, device)
         _sync(device)
         t0 = time.perf_counter()
         fit(model, full, fcfg)

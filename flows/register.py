@@ -107,13 +107,25 @@ def stale_outputs(p) -> list[str]:
     return problems
 
 
+def _differing(pairs: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose (recorded, now) values differ, sub-sections entered key by key."""
+    out = []
+    for k, (was, now) in pairs.items():
+        if isinstance(was, dict) and isinstance(now, dict):
+            out += _differing({j: (was[j], now[j]) for j in was.keys() & now.keys()}, f"{prefix}{k}.")
+        elif was != now:
+            out.append(prefix + k)
+    return out
+
+
 def _params_differ(stage: str, recorded: dict | None, cfg) -> list[str]:
     """The params of `cfg` that differ from those `stage`'s outputs were made with."""
     if not recorded:
         return [f"{stage}: its outputs do not record their params (made by older code): re-run the stage"]
     now = json.loads(json.dumps(dataclasses.asdict(cfg)))       # tuples as lists, like the record
     where = set(PATH_FIELDS.get(stage, ()))                     # where files are, not how they were made
-    changed = sorted(k for k in (recorded.keys() & now.keys()) - {"device"} - where if recorded[k] != now[k])
+    shared = {k: (recorded[k], now[k]) for k in (recorded.keys() & now.keys()) - {"device"} - where}
+    changed = sorted(_differing(shared))
     if changed:
         return [f"{stage}: made with other params than now ({', '.join(changed)}): the stage did not re-run"]
     return []

@@ -21,6 +21,9 @@ STAGE_PANEL = "Stages (one per dvc.yaml stage)"
 RUN_PANEL = "Runs (several stages)"
 TOOL_PANEL = "Tools"
 PARAMS = typer.Option(Path("params.yaml"), help="Parameter file.")
+# options several commands share, declared once
+LAYOUT = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml).")
+DEVICE = typer.Option(None, help="auto | cpu | cuda (default: params).")
 
 commands = typer.Typer()
 
@@ -51,17 +54,34 @@ def _locked(command: str, params: Path):
     return project_lock(f"oanet {command}", params)
 
 
-def _override(cfg, **options):
-    """The config with every command-line option the user gave (not None) replacing params.yaml."""
+def _given(options: dict) -> dict:
+    """The options the user gave (not None) as a mapping shaped like params.yaml; a whole config
+    given as a value keeps every one of its values, None included."""
     import dataclasses
 
-    return dataclasses.replace(cfg, **{k: v for k, v in options.items() if v is not None})
+    out = {}
+    for k, v in options.items():
+        if dataclasses.is_dataclass(v):
+            out[k] = dataclasses.asdict(v)
+        elif isinstance(v, dict):
+            if sub := _given(v):
+                out[k] = sub
+        elif v is not None:
+            out[k] = v
+    return out
+
+
+def _override(cfg, **options):
+    """The config with every command-line option the user gave replacing params.yaml's, checked as
+    params.yaml is (a bad value names its key); sub-sections are given as mappings."""
+    from oanet.config import updated
+
+    return updated(cfg, _given(options))
 
 
 def _overridden(params: Path, section: str, **options):
     """The params of `params`, with the options the user gave replacing theirs in `section`."""
-    p = _params(params)
-    return _override(p, **{section: _override(getattr(p, section), **options)})
+    return _override(_params(params), **{section: options})
 
 
 def run_stage(table: Mapping[str, Stage], name: str, params: Path, p=None, layout: Path | None = None,
@@ -208,7 +228,7 @@ def expectations(
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def split(
-    layout: Path | None = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml)."),
+    layout: Path | None = LAYOUT,
     params: Path = PARAMS,
 ) -> None:
     """Stage `split`: write the stratified 7:3 train/test split and CV folds, grouped by lot."""
@@ -217,7 +237,7 @@ def split(
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def bag(
-    layout: Path | None = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml)."),
+    layout: Path | None = LAYOUT,
     n_jobs: int = typer.Option(1, help="Threads per tabular model."),
     params: Path = PARAMS,
 ) -> None:
@@ -227,23 +247,24 @@ def bag(
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def fuse(
-    layout: Path | None = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml)."),
-    encoder: str | None = typer.Option(None, help="alexnet | vgg16 | resnet18 (default: params)."),
+    layout: Path | None = LAYOUT,
+    encoder: str | None = typer.Option(None, help="narrow_resnet | alexnet | vgg16 | resnet18 (default: params)."),
     image_size: int | None = typer.Option(None, help="Object image side in pixels (default: params)."),
     epochs: int | None = typer.Option(None, help="Training epochs (default: params)."),
-    device: str | None = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    device: str | None = DEVICE,
     quiet: bool = typer.Option(False, help="No per-epoch progress lines."),
     params: Path = PARAMS,
 ) -> None:
     """Stage `fuse`: train the image-only CNN and the OANet fusion model; score the test split."""
-    p = _overridden(params, "fuse", encoder=encoder, image_size=image_size, epochs=epochs, device=device)
+    p = _overridden(params, "fuse", network={"encoder": encoder}, training={"image_size": image_size},
+                    optimiser={"epochs": epochs}, device=device)
     run_stage(STAGES, "fuse", params, p, layout=layout, echo=None if quiet else typer.echo)
 
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def gate(
     min_accuracy: float | None = typer.Option(None, help="Accuracy floor of the calibration (default: params)."),
-    device: str | None = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    device: str | None = DEVICE,
     params: Path = PARAMS,
 ) -> None:
     """Stage `gate`: calibrate the KL-divergence gate over all models on the val rows; score the test split."""
@@ -286,14 +307,13 @@ def evaluate(
         None, help="quick | cpu | cpu_paper_encoders | paper (default: params evaluate.profile)."),
     repeats: int | None = typer.Option(None, help="Override the profile's number of repeats."),
     encoders: str | None = typer.Option(None, help="Comma-separated encoders, overriding the profile's."),
-    device: str | None = typer.Option(None, help="auto | cpu | cuda (default: params)."),
+    device: str | None = DEVICE,
     params: Path = PARAMS,
 ) -> None:
     """Stage `evaluate`: paper Tables 1 and 2, the baselines and the robustness sweeps over repeated splits."""
     p = _overridden(params, "evaluate", profile=profile, device=device)
-    chosen = _override(p.evaluate.chosen(), repeats=repeats,
-                       encoders=tuple(e.strip() for e in encoders.split(",")) if encoders else None)
-    p = _override(p, evaluate=_override(p.evaluate, **{p.evaluate.profile: chosen}))
+    chosen = {"repeats": repeats, "encoders": [e.strip() for e in encoders.split(",")] if encoders else None}
+    p = _override(p, evaluate={p.evaluate.profile: chosen})
     run_stage(STAGES, "evaluate", params, p, layout=layout)
 
 

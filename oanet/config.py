@@ -27,8 +27,8 @@ class PathsConfig:
     """Every file and folder the stages hand each other, named once (params.yaml `paths`).
 
     dvc.yaml interpolates these (`${paths.clean}`) and `load_params` gives each stage's
-    section its own (PATH_FIELDS), so a path is changed in one place. The stage sections'
-    path fields below default to these values for sections built directly in code.
+    section its own (its fields declared with `wired`, listed in PATH_FIELDS), so a path is
+    changed in one place; built directly in code, a section takes these defaults.
     """
     raw: str = "data/raw"                          # the raw dataset every later stage reads
     incoming: str = "incoming"                     # drop folder for new images: images/ + labels.csv
@@ -58,25 +58,11 @@ class PathsConfig:
 
 
 PATHS = PathsConfig()
-# section -> {its path field: the `paths` key it takes}
-PATH_FIELDS = {
-    "data": {"raw": "raw", "incoming": "incoming"},
-    "ingest": {"data": "raw", "out": "ocr", "quarantine": "ocr_quarantine"},
-    "validate": {"table": "ocr", "quarantine": "ocr_quarantine", "out": "clean", "out_quarantine": "quarantine",
-                 "reports": "validation_reports"},
-    "split": {"table": "clean", "out": "split"},
-    "bag": {"table": "clean", "split": "split", "out_dir": "bag_models", "predictions": "bag_predictions",
-            "metrics": "bag_metrics", "importances": "bag_importances"},
-    "fuse": {"table": "clean", "split": "split", "data": "raw", "out_dir": "fusion_models",
-             "predictions": "fusion_predictions", "metrics": "fusion_metrics", "curves": "fusion_curves"},
-    "gate": {"table": "clean", "split": "split", "data": "raw", "bag_dir": "bag_models",
-             "fusion_dir": "fusion_models", "out": "gate", "predictions": "gate_predictions",
-             "metrics": "gate_metrics"},
-    "evaluate": {"table": "clean", "data": "raw", "out_dir": "evaluation_dir", "metrics": "evaluation"},
-    "register": {"bundle_dir": "bundle"},
-    "report": {"out": "metrics"},
-    "drift": {"reference": "drift_reference", "out_dir": "drift_reports"},
-}
+
+
+def wired(key: str):
+    """A section's path field: it takes `paths.<key>` at load (and that default when built in code)."""
+    return field(default=getattr(PATHS, key), metadata={"paths": key})
 
 
 @dataclass(frozen=True)
@@ -120,8 +106,8 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    raw: str = PATHS.raw              # the raw dataset every later stage reads
-    incoming: str = PATHS.incoming         # drop folder for new images: images/ + labels.csv
+    raw: str = wired("raw")              # the raw dataset every later stage reads
+    incoming: str = wired("incoming")         # drop folder for new images: images/ + labels.csv
     seed_demo: bool = True             # an empty raw dataset starts as the synthetic demo set
     settle_s: float = 10.0             # an incoming file is taken once unchanged this long (incoming/README.md)
     max_image_mb: float = 50.0         # larger incoming images are refused, left in incoming with the reason
@@ -130,9 +116,9 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    data: str = PATHS.raw
-    out: str = PATHS.ocr
-    quarantine: str = PATHS.ocr_quarantine
+    data: str = wired("raw")
+    out: str = wired("ocr")
+    quarantine: str = wired("ocr_quarantine")
     min_confidence: float = 0.80
     batch_size: int = 32
     crop_pad: int = 2                  # see params.yaml: 2 px absorbs print-position jitter
@@ -159,11 +145,11 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    table: str = PATHS.ocr
-    quarantine: str = PATHS.ocr_quarantine
-    out: str = PATHS.clean
-    out_quarantine: str = PATHS.quarantine
-    reports: str = PATHS.validation_reports
+    table: str = wired("ocr")
+    quarantine: str = wired("ocr_quarantine")
+    out: str = wired("clean")
+    out_quarantine: str = wired("quarantine")
+    reports: str = wired("validation_reports")
     max_missing_rate: float = 0.10
     min_rows: int = 20
     min_defect_rate: float = 0.05
@@ -173,8 +159,8 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    table: str = PATHS.clean
-    out: str = PATHS.split
+    table: str = wired("clean")
+    out: str = wired("split")
     test_size: float = 0.3
     folds: int = 5
     seed: int = 42
@@ -185,75 +171,95 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class BagConfig:
-    table: str = PATHS.clean
-    split: str = PATHS.split
+    table: str = wired("clean")
+    split: str = wired("split")
     models: tuple[str, ...] = ("lightgbm", "catboost", "gbm", "random_forest")
     seed: int = 42
     mask_prob: float = 0.2      # mask learning: share of fields dropped in each masked copy
     mask_copies: int = 1        # masked copies of the training rows added to every fit (0: off)
-    out_dir: str = PATHS.bag_models
-    predictions: str = PATHS.bag_predictions
-    metrics: str = PATHS.bag_metrics
-    importances: str = PATHS.bag_importances
+    out_dir: str = wired("bag_models")
+    predictions: str = wired("bag_predictions")
+    metrics: str = wired("bag_metrics")
+    importances: str = wired("bag_importances")
 
 
 @dataclass(frozen=True)
-class FuseConfig:
-    table: str = PATHS.clean
-    split: str = PATHS.split
-    data: str = PATHS.raw                 # where the images of the table live
+class NetworkConfig:
+    """fuse.network: the module's shape and its fixed input treatment; with the data's column count
+    it is the `ArchConfig` saved beside the weights."""
     encoder: str = "narrow_resnet"         # the CPU encoder; the paper's: alexnet | vgg16 | resnet18
     weights: str | None = None             # a local pretrained state_dict; nothing is downloaded
-    image_size: int = 64
+    image_norm: str = "per_image"          # dataset | per_image (each image standardised by its own mean/std)
+    fill_occlusion: bool = True            # black (0) pixels of the object are occluded: filled with its mean
+    tta: bool = True                       # predict as the mean over the 8 flips of the object image
+    tab_hidden: int = 128
+    align: bool = True                     # the cosine alignment loss between the two embeddings
+    align_dim: int = 128
+    refine: bool = True                    # PCA refinement of the aligned embeddings
+    refine_dim: int = 64
+    refine_steps: int = 2
+    head_hidden: int = 128
+    dropout: float = 0.2
+
+
+@dataclass(frozen=True)
+class OptimiserConfig:
+    """fuse.optimiser: how the weights move."""
     epochs: int = 90
     batch_size: int = 32
     optimizer: str = "adamw"               # sgd (the paper's) | adamw
     lr: float = 0.003
-    momentum: float = 0.9
+    momentum: float = 0.9                  # sgd only
     weight_decay: float = 0.05
-    warmup_epochs: int = 1
-    schedule: str = "onecycle"               # after warm-up: cosine (decay to 0) | constant | onecycle
+    warmup_epochs: int = 1                 # cosine only: linear warm-up
+    schedule: str = "onecycle"             # after warm-up: cosine (decay to 0) | constant | onecycle
     class_weighting: bool = True
-    image_norm: str = "per_image"          # dataset | per_image (each image standardised by its own mean/std)
+    align_weight: float = 0.5              # weight of the alignment loss beside the cross-entropy
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """fuse.training: what each network learns from: the images, their augmentation, the labels, the stages."""
+    image_size: int = 64
     jitter: float = 0.2                    # photometric jitter strength while training (0: off)
-    tta: bool = True                       # predict as the mean over the 8 flips of the object image
-    fill_occlusion: bool = True            # black (0) pixels of the object are occluded: filled with its mean
+    gridmask_prob: float = 0.3
+    cnn_gridmask_prob: float | None = None  # GridMask while the image-only CNN trains (None: gridmask_prob); with
+                                            # `staged` the fusion heads still learn on views masked at gridmask_prob
+    mask_prob: float = 0.2                 # mask learning: each OCR field set missing with this probability
     image_label: str = "object"            # what the image-only CNN learns: unit | object (process-only defects are 0)
     process_defects: tuple[str, ...] = ("param",)   # defect_type values that mark a process-only defect
     staged: bool = True                    # fusion models reuse the trained CNN's image encoder, frozen
     staged_views: int = 3                  # staged: augmented views per training image for the fusion head
-    align: bool = True
-    align_dim: int = 128
-    align_weight: float = 0.5
-    refine: bool = True
-    refine_dim: int = 64
-    refine_steps: int = 2
-    tab_hidden: int = 128
-    head_hidden: int = 128
-    mask_prob: float = 0.2
-    gridmask_prob: float = 0.3
-    cnn_gridmask_prob: float | None = None  # GridMask while the image-only CNN trains (None: gridmask_prob); with
-                                            # `staged` the fusion heads still learn on views masked at gridmask_prob
+
+
+@dataclass(frozen=True)
+class FuseConfig:
+    network: NetworkConfig = NetworkConfig()
+    optimiser: OptimiserConfig = OptimiserConfig()
+    training: TrainingConfig = TrainingConfig()
     seed: int = 42
     device: str = "auto"                   # auto | cpu | cuda
     compile: bool = False
     num_threads: int = 0                   # CPU threads for torch; 0 = torch's default
-    out_dir: str = PATHS.fusion_models
-    predictions: str = PATHS.fusion_predictions
-    metrics: str = PATHS.fusion_metrics
-    curves: str = PATHS.fusion_curves
+    table: str = wired("clean")
+    split: str = wired("split")
+    data: str = wired("raw")                  # where the images of the table live
+    out_dir: str = wired("fusion_models")
+    predictions: str = wired("fusion_predictions")
+    metrics: str = wired("fusion_metrics")
+    curves: str = wired("fusion_curves")
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    table: str = PATHS.clean
-    split: str = PATHS.split
-    data: str = PATHS.raw
-    bag_dir: str = PATHS.bag_models
-    fusion_dir: str = PATHS.fusion_models
-    out: str = PATHS.gate
-    predictions: str = PATHS.gate_predictions
-    metrics: str = PATHS.gate_metrics
+    table: str = wired("clean")
+    split: str = wired("split")
+    data: str = wired("raw")
+    bag_dir: str = wired("bag_models")
+    fusion_dir: str = wired("fusion_models")
+    out: str = wired("gate")
+    predictions: str = wired("gate_predictions")
+    metrics: str = wired("gate_metrics")
     ocr_bins: int = 10
     quantile: float = 0.99
     off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
@@ -273,24 +279,23 @@ class EvalProfile:
     batch_size: int = 16
     repeats: int = 2
     encoders: tuple[str, ...] = ("alexnet", "vgg16", "resnet18")
-    fuse: dict = field(default_factory=dict)    # the profile's own training recipe: keys of the fuse section
+    fuse: dict = field(default_factory=dict)    # the profile's own recipe: the fuse section's keys, nested
 
     def fuse_config(self, base: FuseConfig, encoder: str, seed: int) -> FuseConfig:
-        """The fuse settings one network of this profile trains with."""
-        unknown = set(self.fuse) - {f.name for f in dataclasses.fields(FuseConfig)}
-        if unknown:
-            raise ConfigError(f"evaluate profile fuse: unknown keys {sorted(unknown)}; use keys of the fuse section")
-        recipe = from_dict(FuseConfig, {**dataclasses.asdict(base), **self.fuse}, "evaluate profile fuse")
-        return dataclasses.replace(recipe, encoder=encoder, image_size=self.image_size, epochs=self.epochs,
-                                   batch_size=self.batch_size, seed=seed)
+        """The fuse settings one network of this profile trains with: its recipe over `base`, then its
+        encoder, size, epochs and batch."""
+        recipe = updated(base, self.fuse, "evaluate profile fuse")
+        return updated(recipe, {"network": {"encoder": encoder}, "training": {"image_size": self.image_size},
+                                "optimiser": {"epochs": self.epochs, "batch_size": self.batch_size}, "seed": seed})
 
 
 PROFILES = ("quick", "cpu", "cpu_paper_encoders", "paper")
 # The paper's training recipe (GPU), over the CPU recipe that is the fuse section's default.
 PAPER_RECIPE = {
-    "optimizer": "sgd", "lr": 0.01, "weight_decay": 0.0005, "schedule": "cosine", "image_norm": "dataset",
-    "jitter": 0.0, "tta": False, "image_label": "unit", "staged": False, "gridmask_prob": 0.3,
-    "cnn_gridmask_prob": None, "fill_occlusion": False}
+    "network": {"image_norm": "dataset", "tta": False, "fill_occlusion": False},
+    "optimiser": {"optimizer": "sgd", "lr": 0.01, "weight_decay": 0.0005, "schedule": "cosine"},
+    "training": {"jitter": 0.0, "image_label": "unit", "staged": False, "gridmask_prob": 0.3,
+                 "cnn_gridmask_prob": None}}
 
 
 @dataclass(frozen=True)
@@ -300,13 +305,13 @@ class EvaluateConfig:
     cpu: EvalProfile = EvalProfile(image_size=64, epochs=120, batch_size=32, repeats=5, encoders=("narrow_resnet",))
     cpu_paper_encoders: EvalProfile = EvalProfile(image_size=64, epochs=30, batch_size=32, repeats=3)
     paper: EvalProfile = EvalProfile(image_size=224, epochs=30, batch_size=64, repeats=5, fuse=dict(PAPER_RECIPE))
-    table: str = PATHS.clean
-    data: str = PATHS.raw
+    table: str = wired("clean")
+    data: str = wired("raw")
     missing_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     grid_ratios: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
     robustness_encoder: str = "vgg16"       # Table 2 and the sweeps (the paper uses VGG16)
-    out_dir: str = PATHS.evaluation_dir
-    metrics: str = PATHS.evaluation
+    out_dir: str = wired("evaluation_dir")
+    metrics: str = wired("evaluation")
     device: str = "auto"
 
     def chosen(self) -> EvalProfile:
@@ -321,7 +326,7 @@ class RegisterConfig:
     experiment: str = "oanet"
     tracking_uri: str | None = None        # None: $MLFLOW_TRACKING_URI, else the project's mlruns/mlflow.db
     artifact_root: str = "mlruns/artifacts"
-    bundle_dir: str = PATHS.bundle
+    bundle_dir: str = wired("bundle")
     min_recall_gain: float = 0.0
     max_accuracy_drop: float = 0.01
     max_robust_recall_drop: float = 0.02
@@ -344,15 +349,15 @@ class NightlyConfig:
 
 @dataclass(frozen=True)
 class ReportConfig:
-    out: str = PATHS.metrics
+    out: str = wired("metrics")
 
 
 @dataclass(frozen=True)
 class DriftConfig:
     """Stage `drift` (oanet/drift): a night against the reference of the rows the models learned on.
     The rows (table, split, images) and the models are the gate section's: what the gate was calibrated on."""
-    reference: str = PATHS.drift_reference
-    out_dir: str = PATHS.drift_reports
+    reference: str = wired("drift_reference")
+    out_dir: str = wired("drift_reports")
     ocr_bins: int = 10
     box_size: int = 64                     # object boxes are read at this square size for the image statistics
     quantile: float = 0.99                 # alert threshold: factor x this quantile of clean nights of the same size
@@ -391,6 +396,17 @@ class Params:
     nightly: NightlyConfig = NightlyConfig()
     drift: DriftConfig = DriftConfig()
 
+
+
+def _path_fields() -> dict[str, dict[str, str]]:
+    """section -> {its path field: the `paths` key it takes}, from the `wired` fields."""
+    sections = typing.get_type_hints(Params)
+    out = {name: {f.name: f.metadata["paths"] for f in dataclasses.fields(tp) if "paths" in f.metadata}
+           for name, tp in sections.items() if name != "paths"}
+    return {name: fields for name, fields in out.items() if fields}
+
+
+PATH_FIELDS = _path_fields()
 
 # Ranges by key name, in whichever section the key sits. Shares, probabilities, accuracies and the
 # promotion's drops are in [0, 1] (by the name's ending, so new keys follow); counts and sizes >= 1;
@@ -487,7 +503,10 @@ def from_dict(cls, raw: dict, where: str = ""):
     hints = typing.get_type_hints(cls)
     unknown = set(raw) - set(hints)
     if unknown:
-        raise ConfigError(f"{where or cls.__name__}: unknown keys {sorted(unknown)}; known: {sorted(hints)}")
+        moved = {k: f"{s}.{k}" for s, tp in hints.items() if dataclasses.is_dataclass(tp)
+                 for k in unknown if k in {f.name for f in dataclasses.fields(tp)}}
+        hint = f" (sub-sections: {', '.join(f'{k} is now {v}' for k, v in sorted(moved.items()))})" if moved else ""
+        raise ConfigError(f"{where or cls.__name__}: unknown keys {sorted(unknown)}; known: {sorted(hints)}{hint}")
     values, problems = {}, []
     for k, v in raw.items():
         try:
@@ -525,6 +544,18 @@ def params_from(raw: dict) -> Params:
                               f"paths.{fields[key]} instead (dvc.yaml reads it there too)")
         raw[section] = {**given, **{field: getattr(paths, key) for field, key in fields.items()}}
     return from_dict(Params, raw, "params")
+
+
+def updated(cfg, changes: dict, where: str = ""):
+    """`cfg` with `changes` applied, checked as params.yaml is: `changes` is shaped like the section
+    (sub-sections as mappings, e.g. {"optimiser": {"epochs": 3}}), and an unknown key or a bad value
+    is named."""
+    def merged(base: dict, over: dict) -> dict:
+        return {**base, **{k: merged(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+                           for k, v in over.items()}}
+    if not isinstance(changes, dict):
+        raise ConfigError(f"{where or type(cfg).__name__}: expected a mapping, got {changes!r}")
+    return from_dict(type(cfg), merged(dataclasses.asdict(cfg), changes), where)
 
 
 def section_as_params(name: str, cfg) -> dict:

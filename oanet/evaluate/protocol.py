@@ -30,6 +30,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from oanet.config import updated
 from oanet.features import TabularSchema
 from oanet.metrics import binary_metrics
 
@@ -64,19 +65,20 @@ def train_networks(fuse_cfg, schema: TabularSchema, images, rows: pd.DataFrame, 
     from oanet.fusion.train import TrainData, staged_training_data
 
     data = TrainData.build(images, tabular_input(schema, rows), rows["label"], schema.field_of_column(), device)
-    y_image = torch.from_numpy(image_labels(rows, fuse_cfg.process_defects))
+    training, encoder = fuse_cfg.training, fuse_cfg.network.encoder
+    y_image = torch.from_numpy(image_labels(rows, training.process_defects))
     out, encoder_from = {}, None
     for name, (tabular, align, refine) in VARIANTS.items():
-        cfg = dataclasses.replace(fuse_cfg, align=align, refine=refine)
-        trained = train_one(f"{fuse_cfg.encoder}/{name}", cfg, tabular, len(schema.columns), data, device,
+        cfg = updated(fuse_cfg, {"network": {"align": align, "refine": refine}})
+        trained = train_one(f"{encoder}/{name}", cfg, tabular, len(schema.columns), data, device,
                             echo=echo if name == "cnn" else None,     # per-epoch lines for the long one
                             image_labels=y_image, encoder_from=encoder_from)
-        out[name] = FusionBundle(name, trained.model, schema, (0, 0, 0, 0), fuse_cfg.image_size, {})
-        if name == "cnn" and fuse_cfg.staged:      # the fusion variants learn on the CNN's frozen embeddings
+        out[name] = FusionBundle(name, trained.model, schema, (0, 0, 0, 0), training.image_size, {})
+        if name == "cnn" and training.staged:      # the fusion variants learn on the CNN's frozen embeddings
             encoder_from = trained.model
-            data = staged_training_data(trained.model, data, fuse_cfg, fuse_cfg.staged_views)
+            data = staged_training_data(trained.model, data, fuse_cfg, training.staged_views)
         if echo:
-            echo(f"    {fuse_cfg.encoder:<8} {name:<7} trained in {trained.seconds:6.1f} s")
+            echo(f"    {encoder:<8} {name:<7} trained in {trained.seconds:6.1f} s")
     return out
 
 
@@ -124,7 +126,7 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
     for enc in profile.encoders:
         cfg = profile.fuse_config(params.fuse, enc, params.fuse.seed + r)
         nets = train_networks(cfg, schema, ims["train"], rows["train"], device, echo)
-        scorer = Members(schema, tabular, nets, embed=shared_embedder(nets, cfg.staged))
+        scorer = Members(schema, tabular, nets, embed=shared_embedder(nets, cfg.training.staged))
         val = score_scenarios(scorer, refs, rows["val"], ims["val"], params.gate.scenarios, params.gate.seed + r, device)
         gate_members = ("cnn", "fusion", *tabular)
         gate, report = calibrate(y["val"], val, gate_members, quantile=params.gate.quantile,
@@ -134,7 +136,7 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
         best = max(tabular, key=lambda m: skill_of(y["val"], val["clean"].probs[m]))
         val_probs = with_baselines(val["clean"].probs, tuple(tabular), best)
         cuts = val_thresholds(y["val"], val_probs, params.gate.min_accuracy)
-        y_object = {p: image_labels(rows[p], cfg.process_defects) for p in ("val", "test")}
+        y_object = {p: image_labels(rows[p], cfg.training.process_defects) for p in ("val", "test")}
         cuts["cnn_object"] = val_thresholds(y_object["val"], {"cnn": val["clean"].probs["cnn"]},
                                             params.gate.min_accuracy)["cnn"]
         per_condition = {}

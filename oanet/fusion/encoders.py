@@ -101,7 +101,7 @@ def _set_module(root, dotted: str, module) -> None:
 def _read_state_dict(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"weights file not found: {path} (fuse.weights in params.yaml; nothing is downloaded)")
+        raise WeightsError(f"weights file not found: {path} (fuse.network.weights in params.yaml; nothing is downloaded)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unpickling failure means the same to the user

@@ -21,35 +21,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from oanet.config import NetworkConfig, from_dict
 from oanet.fusion.data import flip8
 from oanet.fusion.encoders import get_encoder
 
 
 @dataclass(frozen=True)
 class ArchConfig:
-    """Everything needed to rebuild the module; saved next to its state_dict."""
-    encoder: str = "resnet18"
+    """Everything needed to rebuild the module; saved next to its state_dict: the `fuse.network`
+    section and what the data decides."""
+    network: NetworkConfig = NetworkConfig()
     n_columns: int = 0            # C: tabular input columns (0 with the tabular branch off)
-    tabular: bool = True          # False: the image-only CNN
-    tab_hidden: int = 128
-    align: bool = True            # add the cosine alignment loss to the training loss
-    align_dim: int = 128
-    refine: bool = True           # PCA refinement of the aligned embeddings
-    refine_dim: int = 64
-    refine_steps: int = 2
-    head_hidden: int = 128
-    dropout: float = 0.2
-    image_norm: str = "dataset"   # dataset: one mean/std from the training pixels | per_image: each image's own
-    tta: bool = False             # predict as the mean over the 8 flips and transposes of the image
-    fill_occlusion: bool = False  # per_image: black (0) pixels are occluded, filled with the image's own mean
+    tabular: bool = True          # False: the image-only CNN (no alignment, no refinement)
 
     @classmethod
-    def from_fuse(cls, cfg, n_columns: int, tabular: bool = True) -> ArchConfig:
-        names = {f.name for f in dataclasses.fields(cls)} - {"n_columns", "tabular", "dropout"}
-        kw = {k: getattr(cfg, k) for k in names if hasattr(cfg, k)}
+    def of(cls, network: NetworkConfig, n_columns: int, tabular: bool = True) -> ArchConfig:
         if not tabular:
-            kw.update(align=False, refine=False)
-        return cls(n_columns=n_columns if tabular else 0, tabular=tabular, **kw)
+            network = dataclasses.replace(network, align=False, refine=False)
+        return cls(network, n_columns if tabular else 0, tabular)
+
+    @classmethod
+    def from_saved(cls, raw: dict) -> ArchConfig:
+        """From `dataclasses.asdict(arch)`; also the flat form saved before `fuse.network` existed."""
+        if "network" not in raw:
+            known = {f.name for f in dataclasses.fields(NetworkConfig)}
+            raw = {"network": {k: v for k, v in raw.items() if k in known},
+                   **{k: v for k, v in raw.items() if k not in known}}
+        return from_dict(cls, raw, "saved arch")
 
 
 class OANetOutput(NamedTuple):
@@ -284,22 +282,22 @@ class OANet(nn.Module):
 
     def __init__(self, arch: ArchConfig, weights: str | None = None):
         super().__init__()
-        self.arch = arch
-        self.norm = InputNorm(arch.n_columns, arch.image_norm, arch.fill_occlusion)
-        self.image_encoder = get_encoder(arch.encoder, in_channels=1, weights=weights)
+        self.arch, net = arch, arch.network
+        self.norm = InputNorm(arch.n_columns, net.image_norm, net.fill_occlusion)
+        self.image_encoder = get_encoder(net.encoder, in_channels=1, weights=weights)
         di = self.image_encoder.dim
         self.tab_encoder = self.alignment = self.refinement = None
         if arch.tabular:
             if arch.n_columns < 1:
                 raise ValueError("the fusion model needs at least one tabular column")
-            self.tab_encoder = TabularEncoder(arch.n_columns, arch.tab_hidden)
-            self.alignment = Alignment(di, arch.tab_hidden, arch.align_dim)
-            if arch.refine:
-                self.refinement = PCARefinement(arch.align_dim, arch.align_dim, arch.refine_dim, arch.refine_steps)
-            fused = self.refinement.out_dim if arch.refine else 2 * arch.align_dim
+            self.tab_encoder = TabularEncoder(arch.n_columns, net.tab_hidden)
+            self.alignment = Alignment(di, net.tab_hidden, net.align_dim)
+            if net.refine:
+                self.refinement = PCARefinement(net.align_dim, net.align_dim, net.refine_dim, net.refine_steps)
+            fused = self.refinement.out_dim if net.refine else 2 * net.align_dim
         else:
             fused = di
-        self.head = Head(fused, arch.head_hidden, arch.dropout)
+        self.head = Head(fused, net.head_hidden, net.dropout)
 
     def embed(self, image: torch.Tensor) -> torch.Tensor:
         """(n,1,S,S) uint8 -> (n, Di); a (n, Di) float input is taken as precomputed embeddings.
@@ -309,7 +307,7 @@ class OANet(nn.Module):
         """
         if image.ndim == 2:
             return image
-        if self.arch.tta and not self.training:
+        if self.arch.network.tta and not self.training:
             return torch.stack([self.image_encoder(self.norm.image(flip8(image, k))) for k in range(8)]).mean(0)
         return self.image_encoder(self.norm.image(image))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oanet.config import FuseConfig
+from oanet.config import PATH_FIELDS, FuseConfig, updated
 from oanet.errors import OanetError
 from oanet.features import TabularSchema
 from oanet.layout import load_layout
@@ -33,28 +33,25 @@ from oanet.metrics import binary_metrics
 from oanet.split import load_parts
 
 MODELS = ("cnn", "fusion")
-FORMAT = "oanet-fusion/1"
+FORMAT = "oanet-fusion/2"     # /2: the arch holds the fuse.network section (/1, flat, still loads)
+READABLE = (FORMAT, "oanet-fusion/1")
 
 
 @dataclass(frozen=True)
 class FuseResult:
-    metrics: dict
-    predictions: Path
-    models: dict[str, Path]
-    curves: Path
-    seconds: dict[str, float]
+    metrics: dict                   # as written to cfg.metrics
+    written: tuple[Path, ...]       # every file the stage wrote
 
     def summary(self) -> str:
-        lines = [f"fuse: {self.metrics['settings']['encoder']} at {self.metrics['settings']['image_size']} px, "
-                 f"{self.metrics['settings']['epochs']} epochs on {self.metrics['settings']['device']}, "
-                 f"{self.metrics['settings']['n_train']} train / {self.metrics['settings']['n_test']} test rows"]
+        s = self.metrics["settings"]
+        lines = [f"fuse: {s['network']['encoder']} at {s['training']['image_size']} px, "
+                 f"{s['optimiser']['epochs']} epochs on {s['device']}, {s['n_train']} train / {s['n_test']} test rows"]
         for name in MODELS:
             m = self.metrics[name]
             lines.append(f"  {name:6s} accuracy {m['accuracy']:.3f} recall {m['recall']:.3f} "
                          f"precision {m['precision']:.3f} f1 {m['f1']:.3f} auc {m['roc_auc']:.3f} "
-                         f"(train {self.seconds[name]:.1f} s)")
-        lines.append(f"  written: {self.predictions}, {self.curves}, "
-                     + ", ".join(str(p) for p in self.models.values()))
+                         f"(train {self.metrics['seconds'][name]:.1f} s)")
+        lines.append("  written: " + ", ".join(map(str, self.written)))
         return "\n".join(lines)
 
 
@@ -118,9 +115,9 @@ def load_bundle(path: str | Path) -> FusionBundle:
     from oanet.fusion.model import ArchConfig, OANet
 
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    if raw.get("format") != FORMAT:
-        raise OanetError(f"{path} is not a saved fusion model ({FORMAT})")
-    model = OANet(ArchConfig(**raw["arch"]))
+    if raw.get("format") not in READABLE:
+        raise OanetError(f"{path} is not a saved fusion model ({' or '.join(READABLE)})")
+    model = OANet(ArchConfig.from_saved(raw["arch"]))
     model.load_state_dict(raw["state_dict"])
     model.eval()
     return FusionBundle(raw["name"], model, _schema_from(raw["schema"]), tuple(raw["object_roi"]),
@@ -144,19 +141,19 @@ def train_one(name: str, cfg: FuseConfig, tabular: bool, n_columns: int, data_tr
               callbacks: Iterable = (), echo=None, *, image_labels=None, encoder_from=None) -> Trained:
     """Seed, build, fit and (for fusion) refit the PCA on clean training embeddings.
 
-    image_labels (N,) long: what an image-only model learns when `cfg.image_label` is
+    image_labels (N,) long: what an image-only model learns when `cfg.training.image_label` is
     `object`. encoder_from: a trained model whose image encoder this one takes over,
     frozen (staged training); `data_train.images` may then hold its embeddings (N, Di).
     """
     from oanet.fusion.model import ArchConfig
     from oanet.fusion.train import PrintProgress, build_model, fit, refit_refinement, seed_everything
 
-    if not tabular and cfg.cnn_gridmask_prob is not None:
-        cfg = dataclasses.replace(cfg, gridmask_prob=cfg.cnn_gridmask_prob)
+    if not tabular and cfg.training.cnn_gridmask_prob is not None:
+        cfg = updated(cfg, {"training": {"gridmask_prob": cfg.training.cnn_gridmask_prob}})
     seed_everything(cfg.seed)
-    arch = ArchConfig.from_fuse(cfg, n_columns=n_columns, tabular=tabular)
-    model = build_model(arch, cfg.weights, device)
-    if not tabular and cfg.image_label == "object" and image_labels is not None:
+    arch = ArchConfig.of(cfg.network, n_columns=n_columns, tabular=tabular)
+    model = build_model(arch, cfg.network.weights, device)
+    if not tabular and cfg.training.image_label == "object" and image_labels is not None:
         data_train = dataclasses.replace(data_train, labels=image_labels.to(data_train.labels.device))
     if encoder_from is not None:
         model.image_encoder.load_state_dict(encoder_from.image_encoder.state_dict())
@@ -166,7 +163,7 @@ def train_one(name: str, cfg: FuseConfig, tabular: bool, n_columns: int, data_tr
     cbs = list(callbacks) + ([PrintProgress(name, echo)] if echo else [])
     t0 = time.perf_counter()
     fitted = fit(model, data_train, cfg, cbs)
-    extra = refit_refinement(model, data_train, cfg.batch_size) if arch.tabular and arch.refine else {}
+    extra = refit_refinement(model, data_train, cfg.optimiser.batch_size) if arch.network.refine else {}
     return Trained(model, fitted.history, time.perf_counter() - t0, extra)
 
 
@@ -177,7 +174,7 @@ def model_inputs(cfg: FuseConfig, schema: TabularSchema, object_roi, parts: dict
     from oanet.fusion.train import TrainData
 
     names = pd.concat([df["image"] for df in parts.values()]).tolist()
-    images = load_rois(cfg.data, names, object_roi, cfg.image_size)
+    images = load_rois(cfg.data, names, object_roi, cfg.training.image_size)
     out, start = {}, 0
     for part, df in parts.items():
         out[part] = TrainData.build(images[start:start + len(df)], tabular_input(schema, df), df["label"],
@@ -221,9 +218,10 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     from oanet.fusion.encoders import WeightsError, encoder_dim
     from oanet.fusion.train import predict_proba, staged_training_data
 
-    encoder_dim(cfg.encoder)                            # fail before any work on an unknown name
-    if cfg.weights and not Path(cfg.weights).is_file():
-        raise WeightsError(f"weights file not found: {cfg.weights} (fuse.weights; nothing is downloaded)")
+    net, size = cfg.network, cfg.training.image_size
+    encoder_dim(net.encoder)                            # fail before any work on an unknown name
+    if net.weights and not Path(net.weights).is_file():
+        raise WeightsError(f"weights file not found: {net.weights} (fuse.network.weights; nothing is downloaded)")
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
     device = resolve_device(cfg.device)
@@ -238,26 +236,25 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     pred = pd.DataFrame({"image": scored["image"], "split": scored["split"],
                          "label": scored["label"].to_numpy().astype(int)})
     histories, paths, extra = {}, {}, {}
-    y_image = torch.from_numpy(image_labels(parts["train"], cfg.process_defects))
+    y_image = torch.from_numpy(image_labels(parts["train"], cfg.training.process_defects))
     train, encoder_from = data["train"], None
     for name, (vcfg, tabular) in variants(cfg).items():
         trained = train_one(name, vcfg, tabular, len(schema.columns), train, device, callbacks, echo,
                             image_labels=y_image, encoder_from=encoder_from)
-        if name == "cnn" and cfg.staged:              # fusion learns on the trained CNN's frozen embeddings
+        if name == "cnn" and cfg.training.staged:     # fusion learns on the trained CNN's frozen embeddings
             encoder_from = trained.model
-            train = staged_training_data(trained.model, data["train"], cfg, cfg.staged_views)
+            train = staged_training_data(trained.model, data["train"], cfg, cfg.training.staged_views)
         seconds[name], histories[name] = trained.seconds, trained.history
         extra.update(trained.extra)
-        pred[f"prob_{name}"] = np.concatenate([predict_proba(trained.model, data[p], cfg.batch_size)
+        pred[f"prob_{name}"] = np.concatenate([predict_proba(trained.model, data[p], cfg.optimiser.batch_size)
                                                for p in ("val", "test")])
         paths[name] = save_bundle(Path(cfg.out_dir) / f"{name}.pt", name, trained.model, vcfg, schema,
-                                  layout.object_roi, cfg.image_size)
+                                  layout.object_roi, size)
 
     test = pred[pred["split"] == "test"]
     y = test["label"].to_numpy()
     metrics = {name: binary_metrics(y, test[f"prob_{name}"].to_numpy()) for name in MODELS}
-    metrics["settings"] = {**{k: v for k, v in dataclasses.asdict(cfg).items()
-                              if k not in ("table", "split", "data", "out_dir", "predictions", "metrics")},
+    metrics["settings"] = {**{k: v for k, v in dataclasses.asdict(cfg).items() if k not in PATH_FIELDS["fuse"]},
                            "device": str(device), "n_train": len(parts["train"]), "n_val": len(parts["val"]),
                            "n_test": len(parts["test"]), "torch": torch.__version__, **extra}
     metrics["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
@@ -267,4 +264,4 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     pred.to_parquet(cfg.predictions, index=False)
     Path(cfg.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
     curves = plot_curves(histories, Path(cfg.curves))
-    return FuseResult(metrics, Path(cfg.predictions), paths, curves, seconds)
+    return FuseResult(metrics, (Path(cfg.predictions), Path(cfg.metrics), curves, *paths.values()))

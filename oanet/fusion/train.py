@@ -123,7 +123,7 @@ def lr_at(step: int, total: int, warmup: int, base: float, schedule: str = "cosi
     if schedule == "constant":
         return base
     if schedule != "cosine":
-        raise ValueError(f"fuse.schedule must be cosine, onecycle or constant, got {schedule!r}")
+        raise ValueError(f"fuse.optimiser.schedule must be cosine, onecycle or constant, got {schedule!r}")
     rest = max(1, total - warmup)
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / rest)))
 
@@ -138,13 +138,14 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def make_optimizer(model, cfg, device: torch.device) -> torch.optim.Optimizer:
-    """SGD with momentum (the paper's) or AdamW (trains a narrow network from scratch in fewer epochs)."""
+    """SGD with momentum (the paper's) or AdamW (trains a narrow network from scratch in fewer epochs);
+    `cfg` is the fuse.optimiser section."""
     kw = {"fused": True} if device.type == "cuda" else {}
     groups = param_groups(model, cfg.weight_decay)
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=cfg.lr, **kw)
     if cfg.optimizer != "sgd":
-        raise ValueError(f"fuse.optimizer must be sgd or adamw, got {cfg.optimizer!r}")
+        raise ValueError(f"fuse.optimiser.optimizer must be sgd or adamw, got {cfg.optimizer!r}")
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, **kw)
 
 
@@ -172,22 +173,22 @@ class TrainStep:
         self.weights, self.foc, self.n_fields, self.gen = weights, field_of_column, n_fields, generator
         self.device = next(model.parameters()).device
         self.forward = torch.compile(model) if compile else model
-        self.use_align = model.arch.tabular and model.arch.align and cfg.align_weight > 0
+        self.use_align = model.arch.tabular and model.arch.network.align and cfg.optimiser.align_weight > 0
 
     def __call__(self, images: torch.Tensor, tab: torch.Tensor, labels: torch.Tensor, lr: float):
-        cfg = self.cfg
+        cfg, aug = self.cfg, self.cfg.training
         x = images
         if images.ndim == 4:                  # raw images; precomputed embeddings (b, Di) are used as they are
-            x = augment_images(images, cfg.gridmask_prob, self.gen, cfg.jitter)  # (b,1,S,S) uint8
+            x = augment_images(images, aug.gridmask_prob, self.gen, aug.jitter)  # (b,1,S,S) uint8
         if x.ndim == 4:
             x = x.contiguous(memory_format=torch.channels_last)
-        t = mask_fields(tab, self.foc, self.n_fields, cfg.mask_prob, self.gen) if self.model.arch.tabular else None
+        t = mask_fields(tab, self.foc, self.n_fields, aug.mask_prob, self.gen) if self.model.arch.tabular else None
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with _autocast(self.device):
             out = self.forward(x, t)
             ce = F.cross_entropy(out.logits.float(), labels, weight=self.weights)
-            loss = ce + cfg.align_weight * out.align_loss if self.use_align else ce
+            loss = ce + cfg.optimiser.align_weight * out.align_loss if self.use_align else ce
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -253,7 +254,8 @@ def staged_training_data(model: OANet, data: TrainData, cfg, copies: int) -> Tra
     """
     gen = torch.Generator(device=data.images.device)
     gen.manual_seed(cfg.seed + 1)
-    views = [data.images] + [augment_images(data.images, cfg.gridmask_prob, gen, cfg.jitter) for _ in range(copies)]
+    aug = cfg.training
+    views = [data.images] + [augment_images(data.images, aug.gridmask_prob, gen, aug.jitter) for _ in range(copies)]
     emb = torch.cat([image_embeddings(model, v) for v in views])                  # ((1+copies) N, Di)
     k = len(views)
     return dataclasses.replace(data, images=emb, tab=data.tab.repeat(k, 1), labels=data.labels.repeat(k))
@@ -351,26 +353,27 @@ def fit(model: OANet, data: TrainData, cfg, callbacks: Iterable[Callback] = ()) 
         raise ValueError(f"need at least 2 training rows, got {n}")
     frozen = getattr(model, "image_frozen", False)       # staged: the image statistics came with the encoder
     model.norm.fit(None if frozen else data.images, data.tab if model.arch.tabular else None)
-    opt = make_optimizer(model, cfg, device)
-    step = TrainStep(model, opt, cfg, class_weights(data.labels, cfg.class_weighting), data.field_of_column,
+    o = cfg.optimiser
+    opt = make_optimizer(model, o, device)
+    step = TrainStep(model, opt, cfg, class_weights(data.labels, o.class_weighting), data.field_of_column,
                      data.n_fields, gen, compile=cfg.compile)
-    steps_per_epoch = max(1, n // cfg.batch_size) if n > cfg.batch_size else 1
-    total, warmup = cfg.epochs * steps_per_epoch, cfg.warmup_epochs * steps_per_epoch
+    steps_per_epoch = max(1, n // o.batch_size) if n > o.batch_size else 1
+    total, warmup = o.epochs * steps_per_epoch, o.warmup_epochs * steps_per_epoch
     ref = model.refinement
     if ref is not None:                   # a first basis from the untrained network, training rows only
-        ref.fit(*embeddings(model, data, cfg.batch_size, train_mode=True))
-        bank_a = torch.zeros((n, model.arch.align_dim), device=device)
+        ref.fit(*embeddings(model, data, o.batch_size, train_mode=True))
+        bank_a = torch.zeros((n, model.arch.network.align_dim), device=device)
         bank_b = torch.zeros_like(bank_a)
     history, t_start, k = [], time.perf_counter(), 0
     model.train()
-    for epoch in range(cfg.epochs):
+    for epoch in range(o.epochs):
         t0 = time.perf_counter()
         sums = torch.zeros(4, device=device, dtype=torch.float64)        # loss, ce, align, correct (x rows)
         seen = torch.zeros(n, dtype=torch.bool, device=device)
         rows = 0
-        lr = cfg.lr
-        for idx in _batches(n, cfg.batch_size, gen, device):
-            lr = lr_at(k, total, warmup, cfg.lr, cfg.schedule)
+        lr = o.lr
+        for idx in _batches(n, o.batch_size, gen, device):
+            lr = lr_at(k, total, warmup, o.lr, o.schedule)
             loss, ce, align, correct, out = step(data.images[idx], data.tab[idx], data.labels[idx], lr)
             b = idx.shape[0]
             sums += torch.stack([loss.double() * b, ce.double() * b, align.double() * b, correct.double()])
@@ -380,7 +383,7 @@ def fit(model: OANet, data: TrainData, cfg, callbacks: Iterable[Callback] = ()) 
                 seen[idx] = True
             rows += b
             k += 1
-        if ref is not None and epoch < cfg.epochs - 1:
+        if ref is not None and epoch < o.epochs - 1:
             # new basis, nearly the same function (the next epoch trains the head on it; after the
             # last epoch nothing would, so that refit is refit_refinement's, exact); fc1's momentum
             # belongs to the old basis

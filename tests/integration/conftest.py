@@ -34,7 +34,10 @@ def tiny_sizes_params(params: dict) -> dict:
     """params.yaml with sizes that train in seconds on a CPU; every path as it was."""
     params["split"].update(folds=2)
     params["bag"].update(models=["gbm", "random_forest"])
-    params["fuse"].update(image_size=32, epochs=1, batch_size=16, align_dim=16, refine_dim=8, device="cpu")
+    params["fuse"]["network"].update(align_dim=16, refine_dim=8)
+    params["fuse"]["optimiser"].update(epochs=1, batch_size=16)
+    params["fuse"]["training"].update(image_size=32)
+    params["fuse"].update(device="cpu")
     params["gate"].update(device="cpu", off_factors=[2.0, 5.0], temperatures=[1.0])
     params["drift"].update(draws=100, thumbnails=2, plots=2)
     params["evaluate"].update(robustness_encoder="alexnet", device="cpu", missing_rates=[0.0, 1.0],

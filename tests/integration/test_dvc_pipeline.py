@@ -2,7 +2,7 @@
 
 One module fixture runs, in order, in a `dvc init`'ed copy with a local DVC remote:
 `oanet nightly` (the demo set, OCR, every stage, `dvc commit` and `dvc push`), `dvc status`
-(clean) and `dvc repro` (nothing to run), then `fuse.epochs` edited in params.yaml and
+(clean) and `dvc repro` (nothing to run), then `fuse.optimiser.epochs` edited in params.yaml and
 `dvc repro` (fuse and what reads its outputs or its params, nothing before it), then a second
 `dvc repro` (nothing). The nightly trains the first models, so the whole pipeline runs once
 and the test stays within minutes. The tests read what the fixture recorded, so they pass in
@@ -84,9 +84,9 @@ def dvc_project(repo_root, tmp_path_factory, tiny_sizes):
     record.runs["remote status after nightly"] = sh("dvc", "status", "--cloud")
     record.runs["repro after nightly"] = sh("dvc", "repro")
     record.clean_rows = len(pd.read_parquet(project / "data/clean.parquet"))
-    params["fuse"]["epochs"] = 2
+    params["fuse"]["optimiser"]["epochs"] = 2
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    record.runs["fuse.epochs"] = sh("dvc", "repro")
+    record.runs["fuse.optimiser.epochs"] = sh("dvc", "repro")
     record.runs["again"] = sh("dvc", "repro")
     record.runs["status after repro"] = sh("dvc", "status")
     return record
@@ -136,16 +136,16 @@ def test_a_nightly_in_a_dvc_project_records_every_stage_and_leaves_dvc_status_cl
 
 def test_a_changed_fuse_param_reruns_fuse_and_the_stages_after_it_only(dvc_project):
     stages = yaml.safe_load((dvc_project.project / "dvc.yaml").read_text())["stages"]
-    expected = after_a_param(stages, "fuse", "epochs")
+    expected = after_a_param(stages, "fuse", "optimiser.epochs")
     # the promise, whatever dvc.yaml grows: nothing before fuse reruns; fuse, the gate on its models,
     # the report and the registration do (evaluate too: its recipe starts from the fuse section)
     assert {"fuse", "gate", "report", "register"} <= expected
     assert not expected & {"data", "ingest", "validate", "split", "bag"}
-    ran = dvc_project.ran("fuse.epochs")
+    ran = dvc_project.ran("fuse.optimiser.epochs")
     assert sorted(ran) == sorted(expected)
     assert ran.index("fuse") < ran.index("gate") < ran.index("report") < ran.index("register")
     metrics = yaml.safe_load((dvc_project.project / "reports/fusion_metrics.json").read_text())
-    assert metrics["settings"]["epochs"] == 2
+    assert metrics["settings"]["optimiser"]["epochs"] == 2
 
 
 def test_a_second_repro_runs_nothing(dvc_project):

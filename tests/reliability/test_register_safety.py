@@ -166,11 +166,11 @@ def test_outputs_made_with_other_params_are_stale(make_work):
 
     params = make_work("stale-params")
     p = yaml.safe_load(params.read_text())
-    p["fuse"]["epochs"] += 1                       # changed, but `oanet fuse` failed: old models remain
+    p["fuse"]["optimiser"]["epochs"] += 1                       # changed, but `oanet fuse` failed: old models remain
     params.write_text(yaml.safe_dump(p))
     said = []
     assert not register.run(params, echo=said.append).complete
-    assert any("fuse: made with other params" in line and "epochs" in line for line in said)
+    assert any("fuse: made with other params" in line and "optimiser.epochs" in line for line in said)
 
 
 def test_outputs_of_another_split_are_stale(make_work):

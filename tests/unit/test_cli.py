@@ -125,3 +125,17 @@ def test_the_prefect_tasks_are_the_stage_table():
 
     assert list(TASKS) == list(PIPELINE)
     assert {name: task.retries for name, task in TASKS.items() if task.retries} == RETRIES == {"register": 3}
+
+
+def test_fuse_options_land_in_their_sub_sections_and_are_checked_like_params_yaml(tmp_path):
+    from oanet.cli import _overridden
+    from oanet.config import ConfigError
+
+    params = tmp_path / "params.yaml"
+    params.write_text("fuse:\n  optimiser:\n    lr: 0.01\n")
+    p = _overridden(params, "fuse", network={"encoder": "alexnet"}, training={"image_size": None},
+                    optimiser={"epochs": 3}, device=None)
+    assert (p.fuse.network.encoder, p.fuse.optimiser.epochs, p.fuse.optimiser.lr) == ("alexnet", 3, 0.01)
+    assert p.fuse.training.image_size == 64 and p.fuse.device == "auto"        # not given: params.yaml's
+    with pytest.raises(ConfigError, match="fuse.optimiser.epochs must be >= 1"):
+        _overridden(params, "fuse", optimiser={"epochs": 0})

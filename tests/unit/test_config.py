@@ -163,8 +163,8 @@ def test_a_section_that_names_a_path_itself_is_refused(tmp_path, section, key, p
 
 
 def test_every_path_field_of_a_section_is_wired_to_the_paths_section():
-    """A new path field in a section, defaulting to a value of `paths`, must be in PATH_FIELDS (or
-    params.yaml would have to repeat it)."""
+    """A new path field in a section, defaulting to a value of `paths`, must be declared with `wired`
+    (or params.yaml would have to repeat it)."""
     from oanet.config import PATH_FIELDS, PATHS
 
     values = set(dataclasses.asdict(PATHS).values())
@@ -173,7 +173,7 @@ def test_every_path_field_of_a_section_is_wired_to_the_paths_section():
             continue
         for f in dataclasses.fields(section.type if isinstance(section.type, type) else type(section.default)):
             if isinstance(f.default, str) and f.default in values:
-                assert PATH_FIELDS.get(section.name, {}).get(f.name), f"{section.name}.{f.name} is not in PATH_FIELDS"
+                assert PATH_FIELDS.get(section.name, {}).get(f.name), f"{section.name}.{f.name} is not wired"
     for section, fields in PATH_FIELDS.items():
         for field, key in fields.items():
             assert getattr(getattr(Params(), section), field) == getattr(PATHS, key), f"{section}.{field}"
@@ -193,11 +193,11 @@ def test_dvc_yaml_names_each_path_only_through_the_paths_section(repo_root):
 
 
 def test_a_built_section_written_as_params_loads_back_as_itself(tmp_path):
-    from oanet.config import FuseConfig, section_as_params
+    from oanet.config import FuseConfig, section_as_params, updated
 
-    cfg = dataclasses.replace(FuseConfig(), table="t.parquet", out_dir="m", epochs=3)
+    cfg = updated(FuseConfig(), {"table": "t.parquet", "out_dir": "m", "optimiser": {"epochs": 3}})
     raw = section_as_params("fuse", cfg)
     assert raw["paths"]["clean"] == "t.parquet" and "table" not in raw["fuse"]
-    raw["fuse"]["process_defects"] = list(cfg.process_defects)          # YAML has lists, not tuples
+    raw["fuse"]["training"]["process_defects"] = list(cfg.training.process_defects)   # YAML has lists, not tuples
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert load_params(tmp_path / "params.yaml").fuse == cfg

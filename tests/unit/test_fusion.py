@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
-from oanet.config import PAPER_RECIPE, FuseConfig
+from oanet.config import PAPER_RECIPE, FuseConfig, NetworkConfig, updated
 from oanet.features import TabularSchema
 from oanet.fusion.data import augment_images, gridmask, mask_fields, tabular_input
 from oanet.fusion.encoders import (
@@ -42,10 +42,11 @@ def tiny_data(n: int = 24, columns: int = 6, seed: int = 0) -> TrainData:
     return TrainData.build(images, tab, y, np.r_[np.arange(columns - 2), [columns - 2] * 2])
 
 
-def tiny_cfg(**kw) -> FuseConfig:
-    base = dict(PAPER_RECIPE, encoder="resnet18", image_size=SIZE, epochs=2, batch_size=8, align_dim=16,
-                refine_dim=8, tab_hidden=16, head_hidden=16, device="cpu", seed=3)   # the paper's recipe, small
-    return FuseConfig(**{**base, **kw})
+def tiny_cfg(**changes) -> FuseConfig:
+    """The paper's recipe, small; `changes` are shaped like the fuse section."""
+    small = {"network": {"encoder": "resnet18", "align_dim": 16, "refine_dim": 8, "tab_hidden": 16, "head_hidden": 16},
+             "optimiser": {"epochs": 2, "batch_size": 8}, "training": {"image_size": SIZE}, "device": "cpu", "seed": 3}
+    return updated(updated(updated(FuseConfig(), PAPER_RECIPE), small), changes)
 
 
 # --- encoder registry -------------------------------------------------------------------------
@@ -65,7 +66,8 @@ def test_every_registered_encoder_builds_and_embeds_a_small_gray_batch(name):
 
 @pytest.mark.parametrize("name", encoder_names())
 def test_every_registered_encoder_runs_inside_oanet(name):
-    model = OANet(ArchConfig(encoder=name, n_columns=4, align_dim=8, refine_dim=4, tab_hidden=8, head_hidden=8))
+    net = NetworkConfig(encoder=name, align_dim=8, refine_dim=4, tab_hidden=8, head_hidden=8, tta=False)
+    model = OANet(ArchConfig(net, n_columns=4))
     model.eval()
     images = torch.randint(0, 256, (3, 1, SIZE, SIZE), dtype=torch.uint8)
     out = model(images, torch.randn(3, 4))
@@ -152,8 +154,9 @@ def test_alignment_cannot_collapse_to_a_constant():
 def test_alignment_loss_falls_when_training_the_fusion_model():
     data = tiny_data(32)
     seed_everything(0)
-    model = OANet(ArchConfig.from_fuse(tiny_cfg(), data.tab.shape[1]))
-    hist = fit(model, data, tiny_cfg(epochs=4, warmup_epochs=0, mask_prob=0.0, gridmask_prob=0.0)).history
+    model = OANet(ArchConfig.of(tiny_cfg().network, data.tab.shape[1]))
+    cfg = tiny_cfg(optimiser={"epochs": 4, "warmup_epochs": 0}, training={"mask_prob": 0.0, "gridmask_prob": 0.0})
+    hist = fit(model, data, cfg).history
     assert hist[-1]["align"] < hist[0]["align"]
 
 
@@ -206,8 +209,8 @@ def test_refit_within_is_exactly_affine_for_rows_it_never_saw(steps):
 def test_refit_refinement_sees_training_rows_only_and_keeps_the_head():
     train, test = tiny_data(32, seed=1), tiny_data(12, seed=2)
     seed_everything(0)
-    model = OANet(ArchConfig.from_fuse(tiny_cfg(), train.tab.shape[1]))
-    fit(model, train, tiny_cfg(epochs=3))
+    model = OANet(ArchConfig.of(tiny_cfg().network, train.tab.shape[1]))
+    fit(model, train, tiny_cfg(optimiser={"epochs": 3}))
     before, before_train = predict_proba(model, test), predict_proba(model, train)
     za, zb = embeddings(model, train)                     # the clean (eval-mode) training embeddings
     info = refit_refinement(model, train)
@@ -284,9 +287,9 @@ def test_learning_rate_warms_up_linearly_then_decays():
 
 
 def test_image_only_cnn_is_the_same_module_without_the_tabular_branch():
-    arch = ArchConfig.from_fuse(tiny_cfg(), n_columns=6, tabular=False)
+    arch = ArchConfig.of(tiny_cfg().network, n_columns=6, tabular=False)
     model = OANet(arch).eval()
-    assert model.tab_encoder is None and model.refinement is None and not arch.align
+    assert model.tab_encoder is None and model.refinement is None and not arch.network.align
     out = model(torch.zeros(2, 1, SIZE, SIZE, dtype=torch.uint8))
     assert out.tab_emb is None and out.logits.shape == (2, 2) and float(out.align_loss) == 0.0
 
@@ -299,14 +302,15 @@ def test_fusion_code_imports_and_trains_without_catboost_lightgbm_or_cnocr():
     code = (f"import sys\nfor m in {HEAVY!r}: sys.modules[m] = None   # any import of them now fails\n"
             "import torch, numpy as np\n"
             "import oanet.fusion, oanet.fusion.encoders, oanet.fusion.data, oanet.fusion.stage\n"
-            "from oanet.config import FuseConfig\n"
+            "from oanet.config import FuseConfig, updated\n"
             "from oanet.fusion.model import ArchConfig, OANet\n"
             "from oanet.fusion.train import TrainData, fit, predict_proba\n"
             "torch.set_num_threads(1)\n"
-            "cfg = FuseConfig(image_size=32, epochs=1, batch_size=8, device='cpu', align_dim=8, refine_dim=4)\n"
+            "cfg = updated(FuseConfig(), {'training': {'image_size': 32}, 'optimiser': {'epochs': 1, 'batch_size': 8},"
+            " 'device': 'cpu', 'network': {'align_dim': 8, 'refine_dim': 4}})\n"
             "d = TrainData.build(torch.zeros(16, 1, 32, 32, dtype=torch.uint8), np.zeros((16, 3), np.float32),"
             " [0, 1] * 8)\n"
-            "m = OANet(ArchConfig.from_fuse(cfg, 3))\n"
+            "m = OANet(ArchConfig.of(cfg.network, 3))\n"
             "fit(m, d, cfg)\n"
             "print(predict_proba(m, d).shape)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -326,8 +330,8 @@ def test_a_training_set_one_row_past_a_full_batch_trains(n):
     """The refinement's first basis embeds in train mode; a last chunk of one row used to crash batch norm."""
     data = tiny_data(n, seed=3)
     seed_everything(0)
-    model = OANet(ArchConfig.from_fuse(tiny_cfg(batch_size=16), data.tab.shape[1]))
-    fit(model, data, tiny_cfg(epochs=1, batch_size=16))
+    model = OANet(ArchConfig.of(tiny_cfg().network, data.tab.shape[1]))
+    fit(model, data, tiny_cfg(optimiser={"epochs": 1, "batch_size": 16}))
     za, _ = embeddings(model, data, batch_size=16, train_mode=True)
     assert za.shape[0] == n
 
@@ -338,7 +342,8 @@ def test_refitting_the_pca_on_few_rows_keeps_the_head_bounded():
     from oanet.fusion.train import refit_keeping_head
 
     torch.manual_seed(0)
-    model = OANet(ArchConfig(encoder="narrow_resnet", n_columns=6, align_dim=16, refine_dim=16, refine_steps=2))
+    model = OANet(ArchConfig(NetworkConfig(encoder="narrow_resnet", align_dim=16, refine_dim=16, refine_steps=2),
+                             n_columns=6))
     za, zb = torch.randn(20, 16), torch.randn(20, 16)                 # 20 rows, 32 refined features
     model.refinement.fit(za, zb)
     start = model.head.fc1.weight.detach().norm()

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from oanet.config import FuseConfig, load_params
+from oanet.config import FuseConfig, NetworkConfig, OptimiserConfig, load_params, updated
 from oanet.fusion.data import flip8, image_labels, photometric_jitter, roi_of, tight_box
 from oanet.fusion.encoders import encoder_dim, get_encoder
 from oanet.fusion.model import ArchConfig, InputNorm, OANet
@@ -97,16 +97,17 @@ def test_one_cycle_rises_then_anneals_to_zero():
 
 
 def test_optimizer_by_name():
-    model = OANet(ArchConfig(encoder="narrow_resnet", tabular=False))
-    assert isinstance(make_optimizer(model, FuseConfig(optimizer="adamw"), torch.device("cpu")), torch.optim.AdamW)
-    assert isinstance(make_optimizer(model, FuseConfig(optimizer="sgd"), torch.device("cpu")), torch.optim.SGD)
+    model = OANet(ArchConfig(NetworkConfig(encoder="narrow_resnet"), tabular=False))
+    cpu = torch.device("cpu")
+    assert isinstance(make_optimizer(model, OptimiserConfig(optimizer="adamw"), cpu), torch.optim.AdamW)
+    assert isinstance(make_optimizer(model, OptimiserConfig(optimizer="sgd"), cpu), torch.optim.SGD)
     with pytest.raises(ValueError, match="adamw"):
-        make_optimizer(model, FuseConfig(optimizer="lion"), torch.device("cpu"))
+        make_optimizer(model, OptimiserConfig(optimizer="lion"), cpu)
 
 
 def test_test_time_flips_make_the_prediction_orientation_free():
     torch.manual_seed(0)
-    model = OANet(ArchConfig(encoder="narrow_resnet", tabular=False, tta=True)).eval()
+    model = OANet(ArchConfig(NetworkConfig(encoder="narrow_resnet", tta=True), tabular=False)).eval()
     x = torch.from_numpy(np.random.default_rng(4).integers(0, 256, (3, 1, 32, 32)).astype(np.uint8))
     p = predict_proba(model, TrainData.build(x, None, None))
     p_flipped = predict_proba(model, TrainData.build(flip8(x, 5), None, None))
@@ -129,9 +130,11 @@ def test_staged_training_keeps_the_cnn_encoder_frozen_and_scores_from_embeddings
     tab = rng.normal(size=(n, cols)).astype(np.float32)
     y = np.r_[np.zeros(16), np.ones(8)].astype(int)
     data = TrainData.build(images, tab, y, np.arange(cols))
-    cfg = FuseConfig(encoder="narrow_resnet", image_size=32, epochs=1, batch_size=8, align_dim=8, refine_dim=4,
-                     tab_hidden=8, head_hidden=8, device="cpu", seed=1, image_norm="per_image", tta=True,
-                     optimizer="adamw", lr=0.003, schedule="onecycle", staged=True)
+    cfg = updated(FuseConfig(), {
+        "network": {"encoder": "narrow_resnet", "align_dim": 8, "refine_dim": 4, "tab_hidden": 8, "head_hidden": 8,
+                    "image_norm": "per_image", "tta": True},
+        "optimiser": {"epochs": 1, "batch_size": 8, "optimizer": "adamw", "lr": 0.003, "schedule": "onecycle"},
+        "training": {"image_size": 32, "staged": True}, "device": "cpu", "seed": 1})
     cnn = train_one("cnn", cfg, False, cols, data, "cpu").model
     before = {k: v.clone() for k, v in cnn.image_encoder.state_dict().items()}
     emb = image_embeddings(cnn, data.images)
@@ -147,14 +150,19 @@ def test_staged_training_keeps_the_cnn_encoder_frozen_and_scores_from_embeddings
 def test_profiles_build_their_recipes_and_reject_unknown_keys():
     params = load_params()
     cpu = params.evaluate.cpu.fuse_config(params.fuse, "narrow_resnet", 7)
-    assert (cpu.encoder, cpu.image_size, cpu.seed, cpu.optimizer, cpu.staged) == \
+    assert (cpu.network.encoder, cpu.training.image_size, cpu.seed, cpu.optimiser.optimizer, cpu.training.staged) == \
         ("narrow_resnet", params.evaluate.cpu.image_size, 7, "adamw", True)
+    assert cpu.optimiser.epochs == params.evaluate.cpu.epochs and cpu.network == dataclasses.replace(
+        params.fuse.network, encoder="narrow_resnet")                       # the rest of the section is the fuse's
     paper = params.evaluate.paper.fuse_config(params.fuse, "vgg16", 0)      # the paper's recipe, unchanged
-    assert (paper.image_size, paper.optimizer, paper.lr, paper.image_norm, paper.staged, paper.image_label) == \
-        (224, "sgd", 0.01, "dataset", False, "unit")
-    bad = dataclasses.replace(params.evaluate.cpu, fuse={"learning_rate": 1})
+    assert (paper.training.image_size, paper.optimiser.optimizer, paper.optimiser.lr, paper.network.image_norm,
+            paper.training.staged, paper.training.image_label) == (224, "sgd", 0.01, "dataset", False, "unit")
+    bad = dataclasses.replace(params.evaluate.cpu, fuse={"optimiser": {"learning_rate": 1}})
     with pytest.raises(ValueError, match="learning_rate"):
         bad.fuse_config(params.fuse, "narrow_resnet", 0)
+    flat = dataclasses.replace(params.evaluate.cpu, fuse={"lr": 1})          # a key of a sub-section, at the top
+    with pytest.raises(ValueError, match="lr is now optimiser.lr"):
+        flat.fuse_config(params.fuse, "narrow_resnet", 0)
 
 
 def test_filled_occlusion_reads_as_plain_surface_not_as_a_dark_defect():
@@ -172,7 +180,6 @@ def test_filled_occlusion_reads_as_plain_surface_not_as_a_dark_defect():
 
 def test_the_image_only_cnn_can_train_with_its_own_gridmask_probability(monkeypatch):
     """cnn_gridmask_prob overrides gridmask_prob for the image-only CNN only (staged fusion heads keep it)."""
-    import dataclasses
 
     import oanet.fusion.train as train_mod
     from oanet.config import FuseConfig
@@ -182,13 +189,13 @@ def test_the_image_only_cnn_can_train_with_its_own_gridmask_probability(monkeypa
     seen = {}
 
     def fake_fit(model, data, cfg, callbacks):
-        seen.setdefault("probs", []).append(cfg.gridmask_prob)
+        seen.setdefault("probs", []).append(cfg.training.gridmask_prob)
         return type("Fitted", (), {"history": []})()
 
     monkeypatch.setattr(train_mod, "fit", fake_fit)
     monkeypatch.setattr(train_mod, "refit_refinement", lambda *a, **k: {})
-    cfg = dataclasses.replace(FuseConfig(), encoder="narrow_resnet", image_size=32, gridmask_prob=0.3,
-                              cnn_gridmask_prob=0.0, device="cpu")
+    cfg = updated(FuseConfig(), {"network": {"encoder": "narrow_resnet"}, "device": "cpu",
+                                 "training": {"image_size": 32, "gridmask_prob": 0.3, "cnn_gridmask_prob": 0.0}})
     data = TrainData.build(torch.zeros((4, 1, 32, 32), dtype=torch.uint8), np.zeros((4, 3), np.float32), [0, 1, 0, 1],
                            np.array([0, 1, 2]), "cpu")
     train_one("cnn", cfg, False, 3, data, "cpu")
