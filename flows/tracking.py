@@ -73,7 +73,7 @@ def setup(cfg):
 
 
 def flatten(d: dict, prefix: str = "") -> dict[str, str]:
-    """{"fuse.epochs": "8", ...}: nested params as MLflow params (values as short strings,
+    """{"fuse.optimiser.epochs": "8", ...}: nested params as MLflow params (values as short strings,
     credentials redacted: MLflow params are readable by everyone with access to the experiment)."""
     out = {}
     for k, v in d.items():
