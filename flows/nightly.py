@@ -142,7 +142,7 @@ def _night(p: Params, params_path: str, force: bool, fresh: bool) -> NightlyRepo
     recorded = dvc_record(p.nightly, ["data"]) if intake.new_data else ""
     ingested = ocr_panels(replace(p.ingest, data=p.data.raw))
     validate_table(replace(p.validate, table=p.ingest.out, quarantine=p.ingest.quarantine),
-                   Path(p.data.raw) / "layout.yaml")
+                   p.paths.layout)
     ingest_line = ingested.summary().splitlines()[1].strip()
     drift = drift_task(params_path, list(intake.taken), datetime.now(UTC).strftime("night-%Y%m%dT%H%M%S"))
     if not p.nightly.train:

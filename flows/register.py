@@ -301,7 +301,7 @@ def log_pipeline_run(p, params_path: Path, outputs: dict[str, Path], problems: l
         mlflow.log_params(flatten(yaml.safe_load(params_path.read_text())))   # credentials redacted
         log_stage_runs(outputs)
         log_reports(p)
-        mlflow.log_artifact(str(Path(p.fuse.data) / "layout.yaml"), artifact_path="reports")
+        mlflow.log_artifact(str(p.paths.layout), artifact_path="reports")
         if Path(p.split.out).is_file():    # which rows this model saw: the next promotion compares on others
             log_as(Path(p.split.out), f"data/{SPLIT_ARTIFACT}")
         if bundle is None:
@@ -352,7 +352,7 @@ def checked_bundle(p) -> tuple[list[str], Path | None, str | None]:
     problems = missing_outputs(stage_outputs(p)) or stale_outputs(p)
     if problems:
         return problems, None, None
-    bundle = package_bundle(p.register.bundle_dir, Path(p.fuse.data) / "layout.yaml", p.ingest,
+    bundle = package_bundle(p.register.bundle_dir, p.paths.layout, p.ingest,
                             p.bag.out_dir, p.fuse.out_dir, p.gate.out, p.drift.reference)
     problems = bundle_mismatch(p, bundle)
     return (problems, None, None) if problems else ([], bundle, bundle_sha256(bundle))

@@ -22,7 +22,7 @@ def _validate(p: Params, params_path: Path, layout: Path | None, echo: Echo, *,
     from flows.validate import run
     from oanet.layout import load_layout
 
-    outcome = run(p.validate, load_layout(layout_path(p.ingest.data, layout)), expectations_dir=expectations)
+    outcome = run(p.validate, load_layout(layout_path(p, layout)), expectations_dir=expectations)
     return outcome.summary()
 
 

@@ -56,6 +56,11 @@ class PathsConfig:
     metrics: str = "reports/metrics.json"
     bundle: str = "models/bundle"                  # register: the serving bundle
 
+    @property
+    def layout(self) -> Path:
+        """The layout of the raw set: what every stage after ingest reads unless given another."""
+        return Path(self.raw) / "layout.yaml"
+
 
 PATHS = PathsConfig()
 

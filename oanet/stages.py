@@ -41,9 +41,9 @@ class Stage:
     outputs: Callable[[Params], list[str]]     # what it writes; a finished result counts only while they exist
 
 
-def layout_path(images: str | Path, layout: Path | None) -> Path:
-    """The layout a stage reads: the one given, else the `layout.yaml` beside the images."""
-    return Path(layout) if layout else Path(images) / "layout.yaml"
+def layout_path(p: Params, layout: Path | None = None) -> Path:
+    """The layout a stage reads: the one given, else the `layout.yaml` of the raw set (paths.raw)."""
+    return Path(layout) if layout else p.paths.layout
 
 
 def _data(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
@@ -61,19 +61,19 @@ def _ingest(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> st
 def _split(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.split import describe, run
 
-    return describe(run(p.split, layout_path(p.ingest.data, layout))) + f"\n  written: {p.split.out}"
+    return describe(run(p.split, layout_path(p, layout))) + f"\n  written: {p.split.out}"
 
 
 def _bag(p: Params, params_path: Path, layout: Path | None, echo: Echo, *, n_jobs: int = 1) -> str:
     from oanet.tabular.stage import run
 
-    return run(p.bag, layout_path(p.fuse.data or p.ingest.data, layout), n_jobs=n_jobs).summary()
+    return run(p.bag, layout_path(p, layout), n_jobs=n_jobs).summary()
 
 
 def _fuse(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.fusion.stage import run
 
-    return run(p.fuse, layout_path(p.fuse.data, layout), echo=echo).summary()
+    return run(p.fuse, layout_path(p, layout), echo=echo).summary()
 
 
 def _gate(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
@@ -85,7 +85,7 @@ def _gate(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
 def _drift(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.drift.stage import pipeline_stage
 
-    reference, result = pipeline_stage(p.drift, p.gate, layout_path(p.gate.data, layout))
+    reference, result = pipeline_stage(p.drift, p.gate, layout_path(p, layout))
     return (f"drift: reference of {reference.n_rows} train rows written to {p.drift.reference}\n"
             f"  test rows: {result.line()}\n  written: {result.page}, {result.summary_path}")
 
@@ -93,7 +93,7 @@ def _drift(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str
 def _evaluate(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.evaluate.stage import run
 
-    return run(p, layout_path(p.evaluate.data, layout), echo=echo).summary()
+    return run(p, layout_path(p, layout), echo=echo).summary()
 
 
 def _report(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
