@@ -111,8 +111,8 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    raw: str = wired("raw")              # the raw dataset every later stage reads
-    incoming: str = wired("incoming")         # drop folder for new images: images/ + labels.csv
+    raw: str = wired("raw")            # the raw dataset every later stage reads
+    incoming: str = wired("incoming")  # drop folder for new images: images/ + labels.csv
     seed_demo: bool = True             # an empty raw dataset starts as the synthetic demo set
     settle_s: float = 10.0             # an incoming file is taken once unchanged this long (incoming/README.md)
     max_image_mb: float = 50.0         # larger incoming images are refused, left in incoming with the reason
