@@ -272,6 +272,7 @@ class GateConfig:
     min_accuracy: float = 0.9
     degraded_min_accuracy: float | None = None   # the floor in regimes where a modality is off (None: min_accuracy)
     combine: str = "stack"               # stack: logistic model on the members' scaled logits | mean: weighted mean
+    cross_fit: int = 5                   # stack: >= 2 judges thresholds on out-of-fold stacked probabilities (k folds)
     scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")
     seed: int = 42
     device: str = "auto"

@@ -132,7 +132,7 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
         gate, report = calibrate(y["val"], val, gate_members, quantile=params.gate.quantile,
                                  off_factors=params.gate.off_factors, temperatures=params.gate.temperatures,
                                  min_accuracy=params.gate.min_accuracy, combine=params.gate.combine,
-                                 degraded_min_accuracy=params.gate.degraded_min_accuracy)
+                                 degraded_min_accuracy=params.gate.degraded_min_accuracy, cross_fit=params.gate.cross_fit)
         best = max(tabular, key=lambda m: skill_of(y["val"], val["clean"].probs[m]))
         val_probs = with_baselines(val["clean"].probs, tuple(tabular), best)
         cuts = val_thresholds(y["val"], val_probs, params.gate.min_accuracy)

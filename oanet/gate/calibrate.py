@@ -63,10 +63,33 @@ def fit_stack(gate: Gate, y: np.ndarray, scenarios: Mapping[str, Scenario]) -> G
     return dataclasses.replace(gate, combine="stack", coef=(*map(float, lr.coef_[0]), float(lr.intercept_[0])))
 
 
+def out_of_fold_stack(gate: Gate, y: np.ndarray, scenarios: Mapping[str, Scenario], folds: int,
+                      seed: int = 0) -> np.ndarray:
+    """Stacked probabilities of every scenario's rows (pooled, in scenario order), each from a
+    stack fitted without that row's unit: a unit's rows in every scenario sit in one fold, so
+    thresholds chosen on them are not chosen on the rows the coefficients were fitted to."""
+    from sklearn.model_selection import StratifiedKFold
+
+    def rows(s: Scenario, keep: np.ndarray) -> Scenario:
+        return Scenario({m: np.asarray(v)[keep] for m, v in s.probs.items()},
+                        {mod: np.asarray(v)[keep] for mod, v in s.divergence.items()})
+
+    out = {name: np.zeros(len(y)) for name in scenarios}
+    for fit_idx, held in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+        fitted = fit_stack(gate, y[fit_idx], {n: rows(s, fit_idx) for n, s in scenarios.items()})
+        for name, s in scenarios.items():
+            part = rows(s, held)
+            out[name][held] = fitted.decide(part.probs, part.divergence).prob
+    return np.concatenate([out[name] for name in scenarios])
+
+
 def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members: Sequence[str], *,
               quantile: float, off_factors: Sequence[float], temperatures: Sequence[float],
               min_accuracy: float, combine: str = "mean",
-              degraded_min_accuracy: float | None = None) -> tuple[Gate, dict]:
+              degraded_min_accuracy: float | None = None, cross_fit: int = 0) -> tuple[Gate, dict]:
+    """The gate chosen on the validation rows (module docstring). `cross_fit` >= 2 (stack only):
+    thresholds and the grid are judged on out-of-fold stacked probabilities (out_of_fold_stack);
+    the gate keeps the stack fitted on every row."""
     if "clean" not in scenarios:
         raise GateError("gate calibration needs a 'clean' scenario")
     y = np.asarray(labels).astype(int)
@@ -88,6 +111,8 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
             gate = fit_stack(gate, y, scenarios)
         decisions = [gate.decide(s.probs, s.divergence) for s in scenarios.values()]
         prob = np.concatenate([d.prob for d in decisions])
+        if combine == "stack" and cross_fit >= 2:
+            prob = out_of_fold_stack(gate, y, scenarios, cross_fit)
         regime = np.concatenate([d.regime for d in decisions])
         cut = _regime_thresholds(pooled_y, prob, regime, floors)
         pred = prob >= np.array([cut[r] for r in regime])
@@ -102,7 +127,7 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
     gate = Gate(tuple(members), skill, limits, baselines, best["off_factor"], best["temperature"],
                 best["threshold"], combine, best.get("coef", ()), best["fallback"])
     report = {"rows": int(len(y)), "scenarios": list(scenarios), "quantile": quantile,
-              "min_accuracy": min_accuracy, "floors": floors, "floor_met": bool(feasible), "chosen": best, "grid": grid,
+              "min_accuracy": min_accuracy, "cross_fit": cross_fit, "floors": floors, "floor_met": bool(feasible), "chosen": best, "grid": grid,
               "skill": dict(zip(members, skill, strict=True)), "divergence_limits": limits,
               "baselines": baselines}
     return gate, report

@@ -89,7 +89,7 @@ def run(cfg: GateConfig) -> GateResult:
     gate, report = calibrate(val_rows["label"], val, members.names, quantile=cfg.quantile,
                              off_factors=cfg.off_factors, temperatures=cfg.temperatures,
                              min_accuracy=cfg.min_accuracy, combine=cfg.combine,
-                             degraded_min_accuracy=cfg.degraded_min_accuracy)
+                             degraded_min_accuracy=cfg.degraded_min_accuracy, cross_fit=cfg.cross_fit)
     artifact = GateArtifact(gate, references, report)
     artifact.save(cfg.out)
 
