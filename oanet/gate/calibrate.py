@@ -63,6 +63,9 @@ def fit_stack(gate: Gate, y: np.ndarray, scenarios: Mapping[str, Scenario]) -> G
     return dataclasses.replace(gate, combine="stack", coef=(*map(float, lr.coef_[0]), float(lr.intercept_[0])))
 
 
+MIN_FOLD_CLASS_ROWS = 10    # cross-fitting needs this many rows of each class in every fold
+
+
 def out_of_fold_stack(gate: Gate, y: np.ndarray, scenarios: Mapping[str, Scenario], folds: int,
                       seed: int = 0) -> np.ndarray:
     """Stacked probabilities of every scenario's rows (pooled, in scenario order), each from a
@@ -89,7 +92,9 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
               degraded_min_accuracy: float | None = None, cross_fit: int = 0) -> tuple[Gate, dict]:
     """The gate chosen on the validation rows (module docstring). `cross_fit` >= 2 (stack only):
     thresholds and the grid are judged on out-of-fold stacked probabilities (out_of_fold_stack);
-    the gate keeps the stack fitted on every row."""
+    the gate keeps the stack fitted on every row. With fewer than MIN_FOLD_CLASS_ROWS rows of
+    either class per fold, a fold's stack is too unlike the full one for its probabilities to set
+    the full stack's thresholds: the calibration is in-sample then, and the report says so."""
     if "clean" not in scenarios:
         raise GateError("gate calibration needs a 'clean' scenario")
     y = np.asarray(labels).astype(int)
@@ -102,6 +107,8 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
               for mod in MODALITIES}
     skill = tuple(skill_of(y, clean.probs[m]) for m in members)
     pooled_y = np.concatenate([y for _ in scenarios])
+    fold_rows = int(np.bincount(y, minlength=2).min()) // max(cross_fit, 1)
+    cross_fitted = combine == "stack" and cross_fit >= 2 and fold_rows >= MIN_FOLD_CLASS_ROWS
     floors = regime_floors(min_accuracy, degraded_min_accuracy)
     grid = []
     for k, tau, fallback in itertools.product(off_factors, temperatures, ("calm", *MODALITIES)):
@@ -111,7 +118,7 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
             gate = fit_stack(gate, y, scenarios)
         decisions = [gate.decide(s.probs, s.divergence) for s in scenarios.values()]
         prob = np.concatenate([d.prob for d in decisions])
-        if combine == "stack" and cross_fit >= 2:
+        if cross_fitted:
             prob = out_of_fold_stack(gate, y, scenarios, cross_fit)
         regime = np.concatenate([d.regime for d in decisions])
         cut = _regime_thresholds(pooled_y, prob, regime, floors)
@@ -127,7 +134,7 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
     gate = Gate(tuple(members), skill, limits, baselines, best["off_factor"], best["temperature"],
                 best["threshold"], combine, best.get("coef", ()), best["fallback"])
     report = {"rows": int(len(y)), "scenarios": list(scenarios), "quantile": quantile,
-              "min_accuracy": min_accuracy, "cross_fit": cross_fit, "floors": floors, "floor_met": bool(feasible), "chosen": best, "grid": grid,
+              "min_accuracy": min_accuracy, "cross_fit": cross_fit if cross_fitted else 0, "floors": floors, "floor_met": bool(feasible), "chosen": best, "grid": grid,
               "skill": dict(zip(members, skill, strict=True)), "divergence_limits": limits,
               "baselines": baselines}
     return gate, report

@@ -285,3 +285,10 @@ def test_cross_fitted_calibration_keeps_the_stack_fitted_on_every_row(refs):
     crossed, report = calibrate(y, clean, MEMBERS, cross_fit=5, **kw)
     assert report["cross_fit"] == 5 and report["floor_met"]
     assert crossed.coef == plain.coef                       # the shipped stack saw every val row
+    few = np.arange(60)
+    assert np.bincount(y[few]).min() // 5 < 10                          # under 10 rows of a class a fold
+    small = {"clean": Scenario({m: p[few] for m, p in clean["clean"].probs.items()},
+                               {mod: d[few] for mod, d in clean["clean"].divergence.items()})}
+    in_sample, _ = calibrate(y[few], small, MEMBERS, **kw)
+    fallback, report = calibrate(y[few], small, MEMBERS, cross_fit=5, **kw)
+    assert report["cross_fit"] == 0 and fallback == in_sample            # in-sample, and said so
