@@ -55,15 +55,10 @@ def _locked(command: str, params: Path):
 
 
 def _given(options: dict) -> dict:
-    """The options the user gave (not None) as a mapping shaped like params.yaml; a whole config
-    given as a value keeps every one of its values, None included."""
-    import dataclasses
-
+    """The options the user gave (not None) as a mapping shaped like params.yaml."""
     out = {}
     for k, v in options.items():
-        if dataclasses.is_dataclass(v):
-            out[k] = dataclasses.asdict(v)
-        elif isinstance(v, dict):
+        if isinstance(v, dict):
             if sub := _given(v):
                 out[k] = sub
         elif v is not None:
@@ -155,13 +150,12 @@ def ingest(
     """Stage `ingest`: OCR every panel, parse its fields by the layout, and quarantine unusable images."""
     import dataclasses
 
-    p = _params(params)
     q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else None)
-    cfg = _override(p.ingest, data=_text(data), out=_text(out), quarantine=_text(q), workers=workers,
+    p = _overridden(params, "ingest", data=_text(data), out=_text(out), quarantine=_text(q), workers=workers,
                     scheduler=scheduler)
-    if no_cache:
-        cfg = dataclasses.replace(cfg, cache=None)
-    run_stage(STAGES, "ingest", params, _override(p, ingest=cfg), layout=layout)
+    if no_cache:                         # None is "not given" to _overridden: set it here
+        p = dataclasses.replace(p, ingest=dataclasses.replace(p.ingest, cache=None))
+    run_stage(STAGES, "ingest", params, p, layout=layout)
 
 
 def _text(path: Path | None) -> str | None:

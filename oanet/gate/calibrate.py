@@ -117,9 +117,8 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
         if combine == "stack":
             gate = fit_stack(gate, y, scenarios)
         decisions = [gate.decide(s.probs, s.divergence) for s in scenarios.values()]
-        prob = np.concatenate([d.prob for d in decisions])
-        if cross_fitted:
-            prob = out_of_fold_stack(gate, y, scenarios, cross_fit)
+        prob = (out_of_fold_stack(gate, y, scenarios, cross_fit) if cross_fitted
+                else np.concatenate([d.prob for d in decisions]))
         regime = np.concatenate([d.regime for d in decisions])
         cut = _regime_thresholds(pooled_y, prob, regime, floors)
         pred = prob >= np.array([cut[r] for r in regime])
@@ -134,7 +133,8 @@ def calibrate(labels: Sequence[int], scenarios: Mapping[str, Scenario], members:
     gate = Gate(tuple(members), skill, limits, baselines, best["off_factor"], best["temperature"],
                 best["threshold"], combine, best.get("coef", ()), best["fallback"])
     report = {"rows": int(len(y)), "scenarios": list(scenarios), "quantile": quantile,
-              "min_accuracy": min_accuracy, "cross_fit": cross_fit if cross_fitted else 0, "floors": floors, "floor_met": bool(feasible), "chosen": best, "grid": grid,
+              "min_accuracy": min_accuracy, "cross_fit": cross_fit if cross_fitted else 0, "floors": floors,
+              "floor_met": bool(feasible), "chosen": best, "grid": grid,
               "skill": dict(zip(members, skill, strict=True)), "divergence_limits": limits,
               "baselines": baselines}
     return gate, report
