@@ -9,11 +9,10 @@ logging and a run history.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 from prefect import flow, task
 
-from oanet.config import IngestConfig, ValidateConfig, load_params
+from oanet.config import IngestConfig, PathsConfig, ValidateConfig, load_params
 
 
 def _transient_io_error(task, task_run, state) -> bool:
@@ -23,20 +22,20 @@ def _transient_io_error(task, task_run, state) -> bool:
 
 
 @task(name="ocr-panels", retries=2, retry_delay_seconds=10, retry_condition_fn=_transient_io_error)
-def ocr_panels(cfg: IngestConfig):
+def ocr_panels(cfg: IngestConfig, paths: PathsConfig):
     from oanet.ingest.stage import run
 
-    result = run(cfg, cfg.data, cfg.out, cfg.quarantine)
+    result = run(cfg, paths.raw, paths.ocr, paths.ocr_quarantine)
     print(result.summary())
     return result
 
 
 @task(name="validate-table")
-def validate_table(cfg: ValidateConfig, layout_path: Path):
+def validate_table(cfg: ValidateConfig, paths: PathsConfig):
     from flows.validate import run
     from oanet.layout import load_layout
 
-    outcome = run(cfg, load_layout(layout_path), cfg.table, cfg.quarantine)
+    outcome = run(cfg, load_layout(paths.layout), paths)
     print(outcome.summary())
     return outcome
 
@@ -44,8 +43,7 @@ def validate_table(cfg: ValidateConfig, layout_path: Path):
 @flow(name="oanet-ingest", log_prints=True)
 def ingest_flow(params_path: str = "params.yaml", data: str | None = None):
     params = load_params(params_path)
-    ingest_cfg = params.ingest if data is None else replace(params.ingest, data=data)
-    validate_cfg = replace(params.validate, table=ingest_cfg.out, quarantine=ingest_cfg.quarantine)
-    ocr_panels(ingest_cfg)
-    return validate_table(validate_cfg, Path(ingest_cfg.data) / "layout.yaml")
+    paths = params.paths if data is None else replace(params.paths, raw=data)
+    ocr_panels(params.ingest, paths)
+    return validate_table(params.validate, paths)
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,7 +61,7 @@ def intake_task(params_path: str) -> IntakeResult:
     from oanet.intake import run
 
     p = load_params(params_path)
-    result = run(p.data, p.synth, progress=False)
+    result = run(p.data, p.synth, p.paths, progress=False)
     print(result.summary())
     return result
 
@@ -138,11 +138,10 @@ def nightly_flow(params_path: str = "params.yaml", force: bool = False, fresh: b
 def _night(p: Params, params_path: str, force: bool, fresh: bool) -> NightlyReport:
     fresh = fresh or force        # forcing a retrain must not be answered from the resume cache
     intake = intake_task(params_path)
-    version = dataset_version(p.data.raw)
+    version = dataset_version(p.paths.raw)
     recorded = dvc_record(p.nightly, ["data"]) if intake.new_data else ""
-    ingested = ocr_panels(replace(p.ingest, data=p.data.raw))
-    validate_table(replace(p.validate, table=p.ingest.out, quarantine=p.ingest.quarantine),
-                   p.paths.layout)
+    ingested = ocr_panels(p.ingest, p.paths)
+    validate_table(p.validate, p.paths)
     ingest_line = ingested.summary().splitlines()[1].strip()
     drift = drift_task(params_path, list(intake.taken), datetime.now(UTC).strftime("night-%Y%m%dT%H%M%S"))
     if not p.nightly.train:

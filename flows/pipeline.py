@@ -14,7 +14,7 @@ from oanet.intake import dataset_version
 
 
 def stages_flow(stages: tuple[str, ...], params_path: str, data_version: str | None, fresh: bool) -> list[str]:
-    version = data_version or dataset_version(load_params(params_path).data.raw)
+    version = data_version or dataset_version(load_params(params_path).paths.raw)
     return [run_stage(name, params_path, version, fresh) for name in stages]
 
 

@@ -30,7 +30,6 @@ from pathlib import Path
 
 import yaml
 
-from oanet.config import PATH_FIELDS
 from oanet.promotion import HeadToHead, candidate_metrics, gate_scorer, head_to_head
 from oanet.report import read_json
 
@@ -75,8 +74,9 @@ REQUIRED = ("bag", "fuse", "gate", "gate_artifact")    # evaluate is logged when
 
 
 def stage_outputs(p) -> dict[str, Path]:
-    return {"bag": Path(p.bag.metrics), "fuse": Path(p.fuse.metrics), "gate": Path(p.gate.metrics),
-            "gate_artifact": Path(p.gate.out), "evaluate": Path(p.evaluate.metrics)}
+    q = p.paths
+    return {"bag": Path(q.bag_metrics), "fuse": Path(q.fusion_metrics), "gate": Path(q.gate_metrics),
+            "gate_artifact": Path(q.gate), "evaluate": Path(q.evaluation)}
 
 
 def missing_outputs(outputs: dict[str, Path]) -> list[str]:
@@ -88,21 +88,22 @@ def stale_outputs(p) -> list[str]:
     (empty: they are). A stage that failed leaves its previous outputs behind."""
     import pandas as pd
 
-    if not Path(p.split.out).is_file():
-        return [f"split: {p.split.out} missing"]
-    split = pd.read_parquet(p.split.out, columns=["image", "split"])
-    scored = {"bag": (p.bag.predictions, split), "fuse": (p.fuse.predictions, split[split["split"] != "train"]),
-              "gate": (p.gate.predictions, split[split["split"] == "test"])}
+    q = p.paths
+    if not Path(q.split).is_file():
+        return [f"split: {q.split} missing"]
+    split = pd.read_parquet(q.split, columns=["image", "split"])
+    scored = {"bag": (q.bag_predictions, split), "fuse": (q.fusion_predictions, split[split["split"] != "train"]),
+              "gate": (q.gate_predictions, split[split["split"] == "test"])}
     problems = []
     for stage, (path, rows) in scored.items():
         if not Path(path).is_file():
             problems.append(f"{stage}: {path} missing")
         elif sorted(pd.read_parquet(path, columns=["image"])["image"]) != sorted(rows["image"]):
-            problems.append(f"{stage}: {path} scored other rows than {p.split.out} holds "
+            problems.append(f"{stage}: {path} scored other rows than {q.split} holds "
                             "(the stage did not re-run after the split changed)")
-    manifest = Path(p.bag.out_dir) / "manifest.json"
+    manifest = Path(q.bag_models) / "manifest.json"
     bag_params = json.loads(manifest.read_text()).get("params") if manifest.is_file() else None
-    problems += _params_differ("fuse", read_json(Path(p.fuse.metrics)).get("settings"), p.fuse)
+    problems += _params_differ("fuse", read_json(Path(q.fusion_metrics)).get("settings"), p.fuse)
     problems += _params_differ("bag", bag_params, p.bag)
     return problems
 
@@ -123,8 +124,7 @@ def _params_differ(stage: str, recorded: dict | None, cfg) -> list[str]:
     if not recorded:
         return [f"{stage}: its outputs do not record their params (made by older code): re-run the stage"]
     now = json.loads(json.dumps(dataclasses.asdict(cfg)))       # tuples as lists, like the record
-    where = set(PATH_FIELDS.get(stage, ()))                     # where files are, not how they were made
-    shared = {k: (recorded[k], now[k]) for k in (recorded.keys() & now.keys()) - {"device"} - where}
+    shared = {k: (recorded[k], now[k]) for k in (recorded.keys() & now.keys()) - {"device"}}
     changed = sorted(_differing(shared))
     if changed:
         return [f"{stage}: made with other params than now ({', '.join(changed)}): the stage did not re-run"]
@@ -150,14 +150,15 @@ def bundle_mismatch(p, bundle: Path) -> list[str]:
         pipe = DefectPipeline.load(bundle, device="cpu")
     except OanetError as exc:
         return [f"the bundle does not load: {exc}"]
-    recorded = pd.read_parquet(p.gate.predictions, columns=["image", "prob_gate"])
-    rows = load_parts(p.gate.table, p.gate.split)["test"].set_index("image").loc[recorded["image"]].reset_index()
-    images = load_rois(p.gate.data, rows["image"].tolist(), tuple(pipe.members.object_roi), pipe.members.image_size)
+    q = p.paths
+    recorded = pd.read_parquet(q.gate_predictions, columns=["image", "prob_gate"])
+    rows = load_parts(q.clean, q.split)["test"].set_index("image").loc[recorded["image"]].reset_index()
+    images = load_rois(q.raw, rows["image"].tolist(), tuple(pipe.members.object_roi), pipe.members.image_size)
     _, clean, _ = score_gate(pipe.members, pipe.gate, rows, images, ("clean",), p.gate.seed + 100, "cpu")
     gap = float(np.max(np.abs(clean.prob - recorded["prob_gate"].to_numpy()), initial=0.0))
     if gap > REPRODUCE_TOLERANCE:
         return [f"bag, fusion and gate outputs come from different runs: the bundle does not reproduce "
-                f"{p.gate.predictions} (probabilities differ by up to {gap:.3f})"]
+                f"{q.gate_predictions} (probabilities differ by up to {gap:.3f})"]
     return []
 
 
@@ -197,24 +198,24 @@ def log_stage_runs(outputs: dict[str, Path]) -> None:
 def log_reports(p) -> None:
     import mlflow
 
-    out = Path(p.evaluate.out_dir)
-    for path in [out / "ablation.md", out / "robustness.md", Path(p.report.out), Path(p.gate.out)]:
+    out = Path(p.paths.evaluation_dir)
+    for path in [out / "ablation.md", out / "robustness.md", Path(p.paths.metrics), Path(p.paths.gate)]:
         if path.is_file():
             mlflow.log_artifact(str(path), artifact_path="reports")
-    for folder, dest in ((out / "plots", "reports/plots"), (Path(p.validate.reports), "validation"),
-                         *drift_report_folders(p.drift)):
+    for folder, dest in ((out / "plots", "reports/plots"), (Path(p.paths.validation_reports), "validation"),
+                         *drift_report_folders(p.paths)):
         if folder.is_dir():
             for f in sorted(folder.glob("*.png")) + sorted(folder.glob("*.md")) + sorted(folder.glob("*.json")) \
                     + sorted(folder.glob("index.html")):
                 mlflow.log_artifact(str(f), artifact_path=dest)
 
 
-def drift_report_folders(cfg) -> list[tuple[Path, str]]:
+def drift_report_folders(paths) -> list[tuple[Path, str]]:
     """(folder, artifact path) of the drift reports a run logs: the test rows' and the latest night's."""
     from oanet.drift.history import read_history
     from oanet.drift.stage import TEST_ROWS
 
-    out = Path(cfg.out_dir)
+    out = Path(paths.drift_reports)
     nights = read_history(out)
     latest = [(out / nights[-1]["night"], f"drift/{nights[-1]['night']}")] if nights else []
     history = [(out, "drift")] if (out / "history.png").is_file() else []
@@ -278,10 +279,10 @@ def rescore_champion(client, name: str, p, holder: str | None, device: str = "cp
     except Exception as exc:   # noqa: BLE001 - whatever breaks the old model must not block every new one
         return HeadToHead(None, None, 0, f"champion v{holder} could not be loaded for re-scoring "
                           f"({type(exc).__name__}: {str(exc)[:300]}): compared on the metrics each was registered with")
-    challenger = DefectPipeline.load(p.register.bundle_dir, device=device)
-    test_rows = load_parts(p.gate.table, p.gate.split)["test"]
+    challenger = DefectPipeline.load(p.paths.bundle, device=device)
+    test_rows = load_parts(p.paths.clean, p.paths.split)["test"]
     return head_to_head(challenger, champion, test_rows, _champion_seen_images(client, name, holder),
-                        gate_scorer(p.gate.data, p.gate.seed + 100, device))
+                        gate_scorer(p.paths.raw, p.gate.seed + 100, device))
 
 
 DONE_TAG = "oanet.registered_version"   # set on the run last: its register finished
@@ -302,11 +303,11 @@ def log_pipeline_run(p, params_path: Path, outputs: dict[str, Path], problems: l
         log_stage_runs(outputs)
         log_reports(p)
         mlflow.log_artifact(str(p.paths.layout), artifact_path="reports")
-        if Path(p.split.out).is_file():    # which rows this model saw: the next promotion compares on others
-            log_as(Path(p.split.out), f"data/{SPLIT_ARTIFACT}")
+        if Path(p.paths.split).is_file():    # which rows this model saw: the next promotion compares on others
+            log_as(Path(p.paths.split), f"data/{SPLIT_ARTIFACT}")
         if bundle is None:
             return run.info.run_id, f"runs:/{run.info.run_id}/model"
-        example = sorted((Path(p.fuse.data) / "images").glob("*"))[0]
+        example = sorted((Path(p.paths.raw) / "images").glob("*"))[0]
         info = log_oanet_model(bundle, example)
         mlflow.log_metrics({f"candidate.{k}": v for k, v in metrics.items() if math.isfinite(v)})
         return run.info.run_id, info.model_uri
@@ -327,7 +328,7 @@ def promote(client, p, version: str, echo=print):
                     min_robust_recall=cfg.min_robust_recall, min_robust_accuracy=cfg.min_robust_accuracy)
     from oanet.drift.stage import test_rows_alert
 
-    alert, line = test_rows_alert(p.drift)
+    alert, line = test_rows_alert(p.paths)
     drifted = line if alert else ""
     for _ in range(CAS_TRIES):
         holder = alias_holder(client, name, CHAMPION)
@@ -352,8 +353,8 @@ def checked_bundle(p) -> tuple[list[str], Path | None, str | None]:
     problems = missing_outputs(stage_outputs(p)) or stale_outputs(p)
     if problems:
         return problems, None, None
-    bundle = package_bundle(p.register.bundle_dir, p.paths.layout, p.ingest,
-                            p.bag.out_dir, p.fuse.out_dir, p.gate.out, p.drift.reference)
+    q = p.paths
+    bundle = package_bundle(q.bundle, q.layout, p.ingest, q.bag_models, q.fusion_models, q.gate, q.drift_reference)
     problems = bundle_mismatch(p, bundle)
     return (problems, None, None) if problems else ([], bundle, bundle_sha256(bundle))
 
@@ -367,8 +368,8 @@ def run(params_path: str | Path = "params.yaml", echo=print) -> Registered:
     p = load_params(params_path)
     client, name, lock_dir = setup(p.register), p.register.model_name, p.register.lock_dir
     outputs = stage_outputs(p)
-    if _older(outputs["evaluate"], Path(p.evaluate.table)):   # optional: left out, not blocking
-        echo(f"register: {outputs.pop('evaluate')} is older than {p.evaluate.table}: not logged")
+    if _older(outputs["evaluate"], Path(p.paths.clean)):   # optional: left out, not blocking
+        echo(f"register: {outputs.pop('evaluate')} is older than {p.paths.clean}: not logged")
     gate = read_json(outputs["gate"])
     metrics = candidate_metrics(gate) if gate else {}
     problems, bundle, digest = checked_bundle(p)

@@ -22,7 +22,7 @@ def _validate(p: Params, params_path: Path, layout: Path | None, echo: Echo, *,
     from flows.validate import run
     from oanet.layout import load_layout
 
-    outcome = run(p.validate, load_layout(layout_path(p, layout)), expectations_dir=expectations)
+    outcome = run(p.validate, load_layout(layout_path(p, layout)), p.paths, expectations_dir=expectations)
     return outcome.summary()
 
 
@@ -34,7 +34,7 @@ def _register(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> 
 
 PIPELINE: dict[str, Stage] = {
     **{name: LIBRARY_STAGES[name] for name in ("data", "ingest")},
-    "validate": Stage(_validate, "validate", lambda p: [p.validate.out, p.validate.out_quarantine]),
+    "validate": Stage(_validate, "validate", lambda p: [p.paths.clean, p.paths.quarantine]),
     **{name: stage for name, stage in LIBRARY_STAGES.items() if name not in ("data", "ingest")},
-    "register": Stage(_register, "register", lambda p: [p.register.bundle_dir]),
+    "register": Stage(_register, "register", lambda p: [p.paths.bundle]),
 }

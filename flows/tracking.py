@@ -104,7 +104,7 @@ def data_version(params_path: str | Path) -> str:
     from oanet.config import load_params
     from oanet.intake import dataset_version
 
-    return dataset_version(load_params(params_path).data.raw)
+    return dataset_version(load_params(params_path).paths.raw)
 
 
 def lineage_tags(params_path: Path) -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from oanet.config import ValidateConfig
+from oanet.config import PathsConfig, ValidateConfig
 from oanet.ingest.inventory import QUARANTINE_COLUMNS
 from oanet.jsonsafe import strict_json
 from oanet.layout import Layout
@@ -192,9 +192,7 @@ def combined_suite(cfg: ValidateConfig, layout: Layout, expectations_dir: str | 
     })
 
 
-def _read_ingest_quarantine(path: str | Path | None) -> pd.DataFrame:
-    if path is None:
-        return pd.DataFrame({c: pd.Series(dtype="object") for c in QUARANTINE_COLUMNS})
+def _read_ingest_quarantine(path: Path) -> pd.DataFrame:
     q = pd.read_parquet(path)
     missing = [c for c in QUARANTINE_COLUMNS if c not in q.columns]
     if missing:
@@ -216,19 +214,15 @@ def split_rows(df: pd.DataFrame, flags: dict) -> tuple[pd.DataFrame, pd.DataFram
     return df.loc[~bad].reset_index(drop=True), q.reset_index(drop=True)
 
 
-def run(cfg: ValidateConfig, layout: Layout, table_path: str | Path | None = None,
-        quarantine_path: str | Path | None = None, expectations_dir: str | Path = "expectations",
+def run(cfg: ValidateConfig, layout: Layout, paths: PathsConfig, expectations_dir: str | Path = "expectations",
         ) -> ValidationOutcome:
-    """Validate the OCR table; write clean table, quarantine and reports; raise ValidationFailed
-    (after writing the reports) if a critical expectation fails.
-
-    `table_path` / `quarantine_path` default to cfg.table / cfg.quarantine; a cfg whose
-    quarantine is None means the ingest stage quarantined nothing.
+    """Validate the OCR table (paths.ocr, with ingest's quarantine paths.ocr_quarantine); write the clean
+    table (paths.clean), the quarantine (paths.quarantine) and the reports (paths.validation_reports);
+    raise ValidationFailed (after writing the reports) if a critical expectation fails.
     """
     t0 = time.perf_counter()
-    table_path = Path(table_path or cfg.table)
-    quarantine_path = quarantine_path if quarantine_path is not None else cfg.quarantine
-    reports = Path(cfg.reports)
+    table_path, quarantine_path = Path(paths.ocr), Path(paths.ocr_quarantine)
+    reports = Path(paths.validation_reports)
     reports.mkdir(parents=True, exist_ok=True)
     docs_dir = reports / "data_docs"
 
@@ -258,7 +252,7 @@ def run(cfg: ValidateConfig, layout: Layout, table_path: str | Path | None = Non
                              f"{len(df)} input + {len(ingest_q)} ingest-quarantined")
     critical = [f for f in failed if f.critical]
 
-    out, out_q = Path(cfg.out), Path(cfg.out_quarantine)
+    out, out_q = Path(paths.clean), Path(paths.quarantine)
     for p in (out, out_q):
         p.parent.mkdir(parents=True, exist_ok=True)
     quarantine.to_parquet(out_q, index=False)

@@ -1,6 +1,7 @@
 """Typed, frozen configuration: one dataclass per stage, composed into `Params`.
 
-`params.yaml` is loaded once; each stage receives only its own section.
+`params.yaml` is loaded once; each stage receives its own section and `paths`, the files it reads
+and writes (no section holds a path).
 """
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ class ConfigError(OanetError, ValueError):
 class PathsConfig:
     """Every file and folder the stages hand each other, named once (params.yaml `paths`).
 
-    dvc.yaml interpolates these (`${paths.clean}`) and `load_params` gives each stage's
-    section its own (its fields declared with `wired`, listed in PATH_FIELDS), so a path is
-    changed in one place; built directly in code, a section takes these defaults.
+    dvc.yaml interpolates these (`${paths.clean}`) and each stage receives them beside its own
+    section, which holds no path: like a DVC stage, a stage's settings (params) are apart from
+    the files it reads and writes (deps, outs), so a path is changed in one place.
     """
     raw: str = "data/raw"                          # the raw dataset every later stage reads
     incoming: str = "incoming"                     # drop folder for new images: images/ + labels.csv
@@ -62,16 +63,10 @@ class PathsConfig:
         return Path(self.raw) / "layout.yaml"
 
 
-PATHS = PathsConfig()
-
-
-def wired(key: str):
-    """A section's path field: it takes `paths.<key>` at load (and that default when built in code)."""
-    return field(default=getattr(PATHS, key), metadata={"paths": key})
-
 
 @dataclass(frozen=True)
 class LabelModelConfig:
+    """synth.label_model: how the demo generator turns process values into process-only defects."""
     shift_prob: float = 0.70
     temp_shift: Pair = (25.0, 8.0)
     press_drop: Pair = (4.0, 1.0)
@@ -94,6 +89,7 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class SynthConfig:
+    """synth: the synthetic demo set and `oanet synth --out DIR` (oanet/synth)."""
     n: int = 480
     seed: int = 7
     preset: str = "clean"
@@ -111,8 +107,7 @@ class SynthConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    raw: str = wired("raw")            # the raw dataset every later stage reads
-    incoming: str = wired("incoming")  # drop folder for new images: images/ + labels.csv
+    """Stage `data` (oanet/intake.py): how new images are taken from paths.incoming into paths.raw."""
     seed_demo: bool = True             # an empty raw dataset starts as the synthetic demo set
     settle_s: float = 10.0             # an incoming file is taken once unchanged this long (incoming/README.md)
     max_image_mb: float = 50.0         # larger incoming images are refused, left in incoming with the reason
@@ -121,9 +116,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class IngestConfig:
-    data: str = wired("raw")
-    out: str = wired("ocr")
-    quarantine: str = wired("ocr_quarantine")
+    """Stage `ingest` (oanet/ingest): the OCR of every panel and its parse by the layout."""
     min_confidence: float = 0.80
     batch_size: int = 32
     crop_pad: int = 2                  # see params.yaml: 2 px absorbs print-position jitter
@@ -150,11 +143,7 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    table: str = wired("ocr")
-    quarantine: str = wired("ocr_quarantine")
-    out: str = wired("clean")
-    out_quarantine: str = wired("quarantine")
-    reports: str = wired("validation_reports")
+    """Stage `validate` (flows/validate.py): the data-quality gate's thresholds on the OCR table."""
     max_missing_rate: float = 0.10
     min_rows: int = 20
     min_defect_rate: float = 0.05
@@ -164,8 +153,7 @@ class ValidateConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    table: str = wired("clean")
-    out: str = wired("split")
+    """Stage `split` (oanet/split.py): train / val / test by lot, and the cross-validation folds."""
     test_size: float = 0.3
     folds: int = 5
     seed: int = 42
@@ -176,16 +164,11 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class BagConfig:
-    table: str = wired("clean")
-    split: str = wired("split")
+    """Stage `bag` (oanet/tabular): the tabular learners, their intra-bagging and mask learning."""
     models: tuple[str, ...] = ("lightgbm", "catboost", "gbm", "random_forest")
     seed: int = 42
     mask_prob: float = 0.2      # mask learning: share of fields dropped in each masked copy
     mask_copies: int = 1        # masked copies of the training rows added to every fit (0: off)
-    out_dir: str = wired("bag_models")
-    predictions: str = wired("bag_predictions")
-    metrics: str = wired("bag_metrics")
-    importances: str = wired("bag_importances")
 
 
 @dataclass(frozen=True)
@@ -239,6 +222,7 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class FuseConfig:
+    """Stage `fuse` (oanet/fusion): the image-only CNN and the fusion network, in three sub-sections."""
     network: NetworkConfig = NetworkConfig()
     optimiser: OptimiserConfig = OptimiserConfig()
     training: TrainingConfig = TrainingConfig()
@@ -246,25 +230,11 @@ class FuseConfig:
     device: str = "auto"                   # auto | cpu | cuda
     compile: bool = False
     num_threads: int = 0                   # CPU threads for torch; 0 = torch's default
-    table: str = wired("clean")
-    split: str = wired("split")
-    data: str = wired("raw")                  # where the images of the table live
-    out_dir: str = wired("fusion_models")
-    predictions: str = wired("fusion_predictions")
-    metrics: str = wired("fusion_metrics")
-    curves: str = wired("fusion_curves")
 
 
 @dataclass(frozen=True)
 class GateConfig:
-    table: str = wired("clean")
-    split: str = wired("split")
-    data: str = wired("raw")
-    bag_dir: str = wired("bag_models")
-    fusion_dir: str = wired("fusion_models")
-    out: str = wired("gate")
-    predictions: str = wired("gate_predictions")
-    metrics: str = wired("gate_metrics")
+    """Stage `gate` (oanet/gate): the KL references, the calibration grid and the decision rule on val."""
     ocr_bins: int = 10
     quantile: float = 0.99
     off_factors: tuple[float, ...] = (1.5, 2.0, 3.0, 5.0, 10.0)
@@ -280,6 +250,7 @@ class GateConfig:
 
 @dataclass(frozen=True)
 class EvalProfile:
+    """One evaluation profile: the networks' size, epochs, repeats and encoders, and its fuse recipe."""
     image_size: int = 32
     epochs: int = 4
     batch_size: int = 16
@@ -306,18 +277,15 @@ PAPER_RECIPE = {
 
 @dataclass(frozen=True)
 class EvaluateConfig:
+    """Stage `evaluate` (oanet/evaluate): the paper's protocol, its profiles and its sweeps."""
     profile: str = "quick"                  # quick | cpu | cpu_paper_encoders | paper
     quick: EvalProfile = EvalProfile()
     cpu: EvalProfile = EvalProfile(image_size=64, epochs=120, batch_size=32, repeats=5, encoders=("narrow_resnet",))
     cpu_paper_encoders: EvalProfile = EvalProfile(image_size=64, epochs=30, batch_size=32, repeats=3)
     paper: EvalProfile = EvalProfile(image_size=224, epochs=30, batch_size=64, repeats=5, fuse=dict(PAPER_RECIPE))
-    table: str = wired("clean")
-    data: str = wired("raw")
     missing_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
     grid_ratios: tuple[float, ...] = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8)
     robustness_encoder: str = "vgg16"       # Table 2 and the sweeps (the paper uses VGG16)
-    out_dir: str = wired("evaluation_dir")
-    metrics: str = wired("evaluation")
     device: str = "auto"
 
     def chosen(self) -> EvalProfile:
@@ -328,11 +296,11 @@ class EvaluateConfig:
 
 @dataclass(frozen=True)
 class RegisterConfig:
+    """Stage `register` (flows/register.py): MLflow tracking, the registry and the promotion rule."""
     model_name: str = "oanet"
     experiment: str = "oanet"
     tracking_uri: str | None = None        # None: $MLFLOW_TRACKING_URI, else the project's mlruns/mlflow.db
     artifact_root: str = "mlruns/artifacts"
-    bundle_dir: str = wired("bundle")
     min_recall_gain: float = 0.0
     max_accuracy_drop: float = 0.01
     max_robust_recall_drop: float = 0.02
@@ -347,6 +315,7 @@ class RegisterConfig:
 
 @dataclass(frozen=True)
 class NightlyConfig:
+    """The nightly Prefect flow (flows/nightly.py); its schedule is in prefect.yaml."""
     record_dvc: bool = True            # dvc commit the new data version (and the trained stages)
     push: bool = True                  # then dvc push to the default remote, when one is configured
     train: bool = True                 # false: a data-only night (intake, OCR, data-quality gate; no training)
@@ -354,16 +323,9 @@ class NightlyConfig:
 
 
 @dataclass(frozen=True)
-class ReportConfig:
-    out: str = wired("metrics")
-
-
-@dataclass(frozen=True)
 class DriftConfig:
-    """Stage `drift` (oanet/drift): a night against the reference of the rows the models learned on.
-    The rows (table, split, images) and the models are the gate section's: what the gate was calibrated on."""
-    reference: str = wired("drift_reference")
-    out_dir: str = wired("drift_reports")
+    """Stage `drift` (oanet/drift): a night against the reference of the rows the models learned on
+    (paths.clean, paths.split, the images of paths.raw) and what the models (paths) did with it."""
     ocr_bins: int = 10
     box_size: int = 64                     # object boxes are read at this square size for the image statistics
     quantile: float = 0.99                 # alert threshold: factor x this quantile of clean nights of the same size
@@ -398,21 +360,10 @@ class Params:
     gate: GateConfig = GateConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     register: RegisterConfig = RegisterConfig()
-    report: ReportConfig = ReportConfig()
     nightly: NightlyConfig = NightlyConfig()
     drift: DriftConfig = DriftConfig()
 
 
-
-def _path_fields() -> dict[str, dict[str, str]]:
-    """section -> {its path field: the `paths` key it takes}, from the `wired` fields."""
-    sections = typing.get_type_hints(Params)
-    out = {name: {f.name: f.metadata["paths"] for f in dataclasses.fields(tp) if "paths" in f.metadata}
-           for name, tp in sections.items() if name != "paths"}
-    return {name: fields for name, fields in out.items() if fields}
-
-
-PATH_FIELDS = _path_fields()
 
 # Ranges by key name, in whichever section the key sits. Shares, probabilities, accuracies and the
 # promotion's drops are in [0, 1] (by the name's ending, so new keys follow); counts and sizes >= 1;
@@ -532,23 +483,26 @@ def from_dict(cls, raw: dict, where: str = ""):
     return built
 
 
+def _stray_path(raw: dict) -> str | None:
+    """The first `section.key` of `raw` that the section does not know and whose value reads as a path
+    (a folder or a file name); other unknown keys are left to `from_dict`, which lists the known ones."""
+    sections = typing.get_type_hints(Params)
+    for section, given in raw.items():
+        if section != "paths" and section in sections and isinstance(given, dict):
+            known = {f.name for f in dataclasses.fields(sections[section])}
+            stray = sorted(k for k, v in given.items() if k not in known and isinstance(v, str)
+                           and ("/" in v or Path(v).suffix))
+            if stray:
+                return f"{section}.{stray[0]}"
+    return None
+
+
 def params_from(raw: dict) -> Params:
-    """Params from a params.yaml mapping: each section gets its paths from the `paths` section
-    (PATH_FIELDS); a section that names one of them itself is refused, so no path is written twice."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"params: expected a mapping of sections, got {raw!r}")
-    paths = from_dict(PathsConfig, raw.get("paths") or {}, "paths")
-    raw = dict(raw)
-    for section, fields in PATH_FIELDS.items():
-        given = raw.get(section) or {}
-        if not isinstance(given, dict):
-            continue                     # from_dict names the section
-        repeated = sorted(set(given) & set(fields))
-        if repeated:
-            key = repeated[0]
-            raise ConfigError(f"{section}.{key} is a path, named once in the paths section: set "
-                              f"paths.{fields[key]} instead (dvc.yaml reads it there too)")
-        raw[section] = {**given, **{field: getattr(paths, key) for field, key in fields.items()}}
+    """Params from a params.yaml mapping. A stage's section holds its settings only: the files a stage
+    reads and writes are the `paths` section's, so a path written in a section is refused, saying so."""
+    if isinstance(raw, dict) and (stray := _stray_path(raw)):
+        raise ConfigError(f"{stray} is not a setting of {stray.split('.')[0]}: files and folders are named once, "
+                          f"in the paths section ({', '.join(f.name for f in dataclasses.fields(PathsConfig))})")
     return from_dict(Params, raw, "params")
 
 
@@ -562,14 +516,6 @@ def updated(cfg, changes: dict, where: str = ""):
     if not isinstance(changes, dict):
         raise ConfigError(f"{where or type(cfg).__name__}: expected a mapping, got {changes!r}")
     return from_dict(type(cfg), merged(dataclasses.asdict(cfg), changes), where)
-
-
-def section_as_params(name: str, cfg) -> dict:
-    """A built section as params.yaml would hold it: {"paths": its paths, name: its other keys}
-    (the inverse of what params_from does to one section)."""
-    values, wired = dataclasses.asdict(cfg), PATH_FIELDS.get(name, {})
-    return {"paths": {wired[k]: v for k, v in values.items() if k in wired},
-            name: {k: v for k, v in values.items() if k not in wired}}
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from oanet.config import DataConfig, SynthConfig
+from oanet.config import DataConfig, PathsConfig, SynthConfig
 from oanet.csvsafe import escape_formula
 from oanet.errors import OanetError
 from oanet.ingest.inventory import IMAGE_SUFFIXES
@@ -488,11 +488,12 @@ def _clear_taken(incoming: Path, found: Incoming, taken: list[str], cfg: DataCon
         (incoming / "layout.yaml").unlink(missing_ok=True)     # equal to raw's (checked above); nothing needs it
 
 
-def run(cfg: DataConfig, synth: SynthConfig, *, progress: bool = True) -> IntakeResult:
-    """The `data` stage. Callers hold the project lock (oanet.runlock): intake assumes it is the only writer."""
+def run(cfg: DataConfig, synth: SynthConfig, paths: PathsConfig, *, progress: bool = True) -> IntakeResult:
+    """The `data` stage: `paths.incoming` into `paths.raw`. Callers hold the project lock (oanet.runlock):
+    intake assumes it is the only writer."""
     if min(cfg.max_image_mb, cfg.max_labels_mb) <= 0 or cfg.settle_s < 0:
         raise IntakeError("data.max_image_mb and data.max_labels_mb must be > 0, data.settle_s >= 0")
-    raw, incoming = Path(cfg.raw), Path(cfg.incoming)
+    raw, incoming = Path(paths.raw), Path(paths.incoming)
     _remove_temp_files(raw, incoming)
     seeded = _seed_demo(raw, synth, progress) if cfg.seed_demo else ""
     batch = "night-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oanet.config import SplitConfig
+from oanet.config import PathsConfig, SplitConfig
 from oanet.errors import OanetError
 from oanet.layout import Layout, load_layout
 
@@ -115,11 +115,12 @@ def make_split(table: pd.DataFrame, layout: Layout, cfg: SplitConfig) -> pd.Data
                          "split": role, "fold": fold})
 
 
-def run(cfg: SplitConfig, layout_path: str | Path) -> pd.DataFrame:
-    table = pd.read_parquet(cfg.table)
+def run(cfg: SplitConfig, paths: PathsConfig, layout_path: str | Path) -> pd.DataFrame:
+    """The `split` stage: the rows of `paths.clean` assigned to train / val / test, written to `paths.split`."""
+    table = pd.read_parquet(paths.clean)
     split = make_split(table, load_layout(layout_path), cfg)
-    Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-    split.to_parquet(cfg.out, index=False)
+    Path(paths.split).parent.mkdir(parents=True, exist_ok=True)
+    split.to_parquet(paths.split, index=False)
     return split
 
 

@@ -6,7 +6,7 @@ it gets, which layout it reads, what it prints) means changing one function here
 
 A stage function has one signature, `(params, params_path, layout, echo) -> summary`:
 - `params`: the loaded `Params`, with any command-line overrides already applied; the function
-  hands the library code only the sections it needs;
+  hands the library code only the sections it needs, and `params.paths`: the files it reads and writes;
 - `params_path`: the parameter file itself (only `register` reads it: it logs and hashes it);
 - `layout`: a layout file to use instead of the stage's default `<images>/layout.yaml`;
 - `echo`: where progress lines go while the stage runs (None: quiet);
@@ -37,7 +37,7 @@ Echo = Callable[[str], None] | None
 @dataclass(frozen=True)
 class Stage:
     run: Callable[..., str]                    # (params, params_path, layout, echo, **options) -> summary
-    section: str                               # the params.yaml section it is configured by (dvc.yaml `params:`)
+    section: str | None                        # the params.yaml section it is configured by (dvc.yaml `params:`)
     outputs: Callable[[Params], list[str]]     # what it writes; a finished result counts only while they exist
 
 
@@ -49,44 +49,44 @@ def layout_path(p: Params, layout: Path | None = None) -> Path:
 def _data(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.intake import run
 
-    return run(p.data, p.synth).summary()
+    return run(p.data, p.synth, p.paths).summary()
 
 
 def _ingest(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.ingest.stage import run
 
-    return run(p.ingest, p.ingest.data, p.ingest.out, p.ingest.quarantine, layout_path=layout).summary()
+    return run(p.ingest, p.paths.raw, p.paths.ocr, p.paths.ocr_quarantine, layout_path=layout).summary()
 
 
 def _split(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.split import describe, run
 
-    return describe(run(p.split, layout_path(p, layout))) + f"\n  written: {p.split.out}"
+    return describe(run(p.split, p.paths, layout_path(p, layout))) + f"\n  written: {p.paths.split}"
 
 
 def _bag(p: Params, params_path: Path, layout: Path | None, echo: Echo, *, n_jobs: int = 1) -> str:
     from oanet.tabular.stage import run
 
-    return run(p.bag, layout_path(p, layout), n_jobs=n_jobs).summary()
+    return run(p.bag, p.paths, layout_path(p, layout), n_jobs=n_jobs).summary()
 
 
 def _fuse(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.fusion.stage import run
 
-    return run(p.fuse, layout_path(p, layout), echo=echo).summary()
+    return run(p.fuse, p.paths, layout_path(p, layout), echo=echo).summary()
 
 
 def _gate(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.gate.stage import run
 
-    return run(p.gate).summary()
+    return run(p.gate, p.paths).summary()
 
 
 def _drift(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.drift.stage import pipeline_stage
 
-    reference, result = pipeline_stage(p.drift, p.gate, layout_path(p, layout))
-    return (f"drift: reference of {reference.n_rows} train rows written to {p.drift.reference}\n"
+    reference, result = pipeline_stage(p.drift, p.paths, layout_path(p, layout))
+    return (f"drift: reference of {reference.n_rows} train rows written to {p.paths.drift_reference}\n"
             f"  test rows: {result.line()}\n  written: {result.page}, {result.summary_path}")
 
 
@@ -99,19 +99,20 @@ def _evaluate(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> 
 def _report(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.report import run, table
 
-    return table(run(p.bag.metrics, p.fuse.metrics, p.report.out, p.gate.metrics)) + f"\n  written: {p.report.out}"
+    q = p.paths
+    return table(run(q.bag_metrics, q.fusion_metrics, q.metrics, q.gate_metrics)) + f"\n  written: {q.metrics}"
 
 
 STAGES: dict[str, Stage] = {     # in the order they run
-    "data": Stage(_data, "data", lambda p: [p.data.raw]),
-    "ingest": Stage(_ingest, "ingest", lambda p: [p.ingest.out, p.ingest.quarantine]),
-    "split": Stage(_split, "split", lambda p: [p.split.out]),
-    "bag": Stage(_bag, "bag", lambda p: [p.bag.metrics, p.bag.predictions, p.bag.out_dir]),
-    "fuse": Stage(_fuse, "fuse", lambda p: [p.fuse.metrics, p.fuse.predictions, p.fuse.out_dir]),
-    "gate": Stage(_gate, "gate", lambda p: [p.gate.metrics, p.gate.out, p.gate.predictions]),
-    "drift": Stage(_drift, "drift", lambda p: [p.drift.reference, f"{p.drift.out_dir}/test-rows/summary.json"]),
-    "evaluate": Stage(_evaluate, "evaluate", lambda p: [p.evaluate.metrics]),
-    "report": Stage(_report, "report", lambda p: [p.report.out]),
+    "data": Stage(_data, "data", lambda p: [p.paths.raw]),
+    "ingest": Stage(_ingest, "ingest", lambda p: [p.paths.ocr, p.paths.ocr_quarantine]),
+    "split": Stage(_split, "split", lambda p: [p.paths.split]),
+    "bag": Stage(_bag, "bag", lambda p: [p.paths.bag_metrics, p.paths.bag_predictions, p.paths.bag_models]),
+    "fuse": Stage(_fuse, "fuse", lambda p: [p.paths.fusion_metrics, p.paths.fusion_predictions, p.paths.fusion_models]),
+    "gate": Stage(_gate, "gate", lambda p: [p.paths.gate_metrics, p.paths.gate, p.paths.gate_predictions]),
+    "drift": Stage(_drift, "drift", lambda p: [p.paths.drift_reference, f"{p.paths.drift_reports}/test-rows/summary.json"]),
+    "evaluate": Stage(_evaluate, "evaluate", lambda p: [p.paths.evaluation]),
+    "report": Stage(_report, None, lambda p: [p.paths.metrics]),
 }
 MODEL_STAGES = ("split", "bag", "fuse", "gate", "drift")   # the models and their drift reference: the train flow
 TRAIN_STAGES = (*MODEL_STAGES, "report")            # `oanet train`: the models and their metrics table

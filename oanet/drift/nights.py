@@ -28,14 +28,14 @@ def report_night(p, data: str | Path, table: str | Path | None = None, lot: str 
                  against: str | Path | None = None, night: str | None = None) -> DriftResult:
     """`oanet drift --data`: a night's folder (OCR-ed here, or its rows from `table`) against a reference.
 
-    p: the loaded Params (drift and ingest sections)."""
+    p: the loaded Params (drift and ingest sections, paths)."""
     data = Path(data)
     if not data.is_dir():
         raise DriftError(f"night folder not found: {data}")
-    reference = DriftReference.load(against or p.drift.reference)
+    reference = DriftReference.load(against or p.paths.drift_reference)
     name = night_name(night or lot or data.resolve().name)
     if table is None:
-        rows = night_from_folder(data, p.ingest, Path(p.drift.out_dir) / name, name)
+        rows = night_from_folder(data, p.ingest, Path(p.paths.drift_reports) / name, name)
     else:
         frame = pd.read_parquet(table)
         if lot is not None:
@@ -43,18 +43,19 @@ def report_night(p, data: str | Path, table: str | Path | None = None, lot: str 
                 raise DriftError(f"{table} has no lot column to select {lot!r} from")
             frame = frame[frame["lot"].astype(str) == lot]
         rows = Night(name, frame, data)
-    return run(p.drift, rows, reference, p.gate)
+    return run(p.drift, rows, reference, p.paths)
 
 
 def report_taken(p, images: list[str], night: str) -> DriftResult | str:
-    """The nightly's step: the rows of the images taken in tonight (p.ingest.out's OCR table, images under
-    p.data.raw) against the reference of the last training. A string says why there is no report."""
+    """The nightly's step: the rows of the images taken in tonight (the OCR table paths.ocr, images under
+    paths.raw) against the reference of the last training. A string says why there is no report."""
     if not images:
         return "drift: no new images tonight, nothing to compare"
-    if not Path(p.drift.reference).is_file():
-        return f"drift: no reference yet ({p.drift.reference}: the first training writes it), nothing to compare"
-    table = pd.read_parquet(p.ingest.out)
+    paths = p.paths
+    if not Path(paths.drift_reference).is_file():
+        return f"drift: no reference yet ({paths.drift_reference}: the first training writes it), nothing to compare"
+    table = pd.read_parquet(paths.ocr)
     rows = table[table["image"].isin(set(images))]
     if rows.empty:
         return f"drift: none of tonight's {len(images)} images has a readable row (see the quarantine)"
-    return run(p.drift, Night(night, rows, Path(p.data.raw)), DriftReference.load(p.drift.reference), p.gate)
+    return run(p.drift, Night(night, rows, Path(paths.raw)), DriftReference.load(paths.drift_reference), paths)

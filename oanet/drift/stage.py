@@ -5,8 +5,8 @@
     oanet drift --data NIGHT_DIR             a night's folder, read by the OCR (nights.py)
     oanet drift --data RAW --table T [--lot L] [--night NAME]   rows already read
 
-Writes, under cfg.out_dir/<night>/: index.html (one self-contained file), summary.json and
-histograms.png; and cfg.out_dir/history.jsonl + history.png across nights (the test rows are
+Writes, under paths.drift_reports/<night>/: index.html (one self-contained file), summary.json and
+histograms.png; and paths.drift_reports/history.jsonl + history.png across nights (the test rows are
 reported but are no night of the history).
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oanet.config import DriftConfig, GateConfig
+from oanet.config import DriftConfig, PathsConfig
 from oanet.drift.compare import compare, headline, rank
 from oanet.drift.reference import DriftError, DriftReference, fit_reference
 from oanet.drift.statistics import image_statistics
@@ -64,33 +64,33 @@ def object_boxes(data_dir: str | Path, images: list[str], object_roi, size: int)
     return load_rois(data_dir, images, tuple(object_roi), size, tight=False).numpy()[:, 0]
 
 
-def _champion(models: GateConfig | None, table: pd.DataFrame, data_dir, object_roi) -> dict:
-    """What the gate and models of `models` (the gate section: bag_dir, fusion_dir, out) did, if they exist."""
+def _champion(paths: PathsConfig, table: pd.DataFrame, data_dir, object_roi) -> dict:
+    """What the project's gate and models (paths.bag_models, fusion_models, gate) did, if they exist."""
     from oanet.drift.champion import champion_view
 
-    if models is None or not all(Path(p).exists() for p in (models.bag_dir, models.fusion_dir, models.out)):
+    models = (paths.bag_models, paths.fusion_models, paths.gate)
+    if not all(Path(p).exists() for p in models):
         return {}
-    return champion_view(models.bag_dir, models.fusion_dir, models.out, table, data_dir, object_roi)
+    return champion_view(*models, table, data_dir, object_roi)
 
 
-def fit_project_reference(cfg: DriftConfig, gate: GateConfig, layout_path: str | Path) -> DriftReference:
-    """The reference from the split's train rows; the val rows (never fitted on) calibrate the thresholds.
-    gate: the gate section, whose table, split, images and models these are."""
+def fit_project_reference(cfg: DriftConfig, paths: PathsConfig, layout_path: str | Path) -> DriftReference:
+    """The reference from the split's train rows; the val rows (never fitted on) calibrate the thresholds."""
     from oanet.features import TabularSchema
     from oanet.layout import load_layout
     from oanet.split import load_parts
 
     layout = load_layout(layout_path)
-    parts = load_parts(gate.table, gate.split)
+    parts = load_parts(paths.clean, paths.split)
     train, val = parts["train"], parts["val"]
     if len(val) < 2:
         raise DriftError("the split has no val rows to calibrate the drift thresholds on (split.val_fold)")
-    stats = {name: image_statistics(object_boxes(gate.data, rows["image"].tolist(), layout.object_roi, cfg.box_size))
+    stats = {name: image_statistics(object_boxes(paths.raw, rows["image"].tolist(), layout.object_roi, cfg.box_size))
              for name, rows in (("train", train), ("val", val))}
     reference = fit_reference(TabularSchema.from_layout(layout), train, stats["train"], val, stats["val"],
                               layout.object_roi, cfg.box_size, cfg.ocr_bins,
-                              source=f"the train rows of {gate.split} ({gate.table})")
-    return dataclasses.replace(reference, decisions=_champion(gate, val, gate.data, layout.object_roi))
+                              source=f"the train rows of {paths.split} ({paths.clean})")
+    return dataclasses.replace(reference, decisions=_champion(paths, val, paths.raw, layout.object_roi))
 
 
 def _thumbnails(stats: pd.DataFrame, boxes: np.ndarray, images: list[str], reference: DriftReference,
@@ -110,10 +110,10 @@ def _thumbnails(stats: pd.DataFrame, boxes: np.ndarray, images: list[str], refer
                   for j in order]
 
 
-def run(cfg: DriftConfig, night: Night, reference: DriftReference, models: GateConfig | None = None,
+def run(cfg: DriftConfig, night: Night, reference: DriftReference, paths: PathsConfig,
         history: bool = True) -> DriftResult:
-    """Compare, write the page, the JSON summary and (`history`: a night, not the test rows) the history.
-    models: the gate section whose gate and models the report shows (None: not shown)."""
+    """Compare, write the page, the JSON summary and (`history`: a night, not the test rows) the history,
+    under paths.drift_reports; the page shows what the project's gate and models did with the rows."""
     from oanet.drift.history import plot_history, read_history, record
     from oanet.drift.page import file_data_uri, histogram_figure, png_data_uri, render
     from oanet.files import write_text_atomic
@@ -122,7 +122,8 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, models: GateC
     if not len(table):
         raise DriftError(f"night {night.name}: no rows to compare")
     name = night_name(night.name)
-    out = Path(cfg.out_dir) / name
+    reports = Path(paths.drift_reports)
+    out = reports / name
     boxes = object_boxes(night.data_dir, table["image"].tolist(), reference.object_roi, reference.box_size)
     stats = image_statistics(boxes)
     thresholds = reference.thresholds(len(table), cfg.quantile, cfg.factor, cfg.draws, cfg.seed, cfg.min_divergence)
@@ -136,15 +137,15 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, models: GateC
         "drifted": [i.label for i in items if i.score > 1],
         "items": [i.to_dict() for i in items], "thumbnail_statistic": stat,
         "reference": {"source": reference.source, "rows": reference.n_rows, "decisions": reference.decisions},
-        "champion": _champion(models, table, night.data_dir, reference.object_roi),
+        "champion": _champion(paths, table, night.data_dir, reference.object_roi),
         "settings": {"quantile": cfg.quantile, "factor": cfg.factor, "min_rows": cfg.min_rows,
                      "image_derived": list(cfg.image_derived)}})
     out.mkdir(parents=True, exist_ok=True)
-    figures = {"histograms": out / "histograms.png", "history": Path(cfg.out_dir) / "history.png"}
+    figures = {"histograms": out / "histograms.png", "history": reports / "history.png"}
     fig = histogram_figure(summary["items"][:cfg.plots])
     fig.savefig(figures["histograms"], dpi=100)
     histograms = png_data_uri(fig)
-    entries = record(cfg.out_dir, summary) if history else read_history(cfg.out_dir)
+    entries = record(reports, summary) if history else read_history(reports)
     if entries:
         plot_history(entries, figures["history"])
     else:
@@ -159,23 +160,23 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, models: GateC
 TEST_ROWS = "test-rows"
 
 
-def pipeline_stage(cfg: DriftConfig, gate: GateConfig, layout_path: str | Path) -> tuple[DriftReference, DriftResult]:
+def pipeline_stage(cfg: DriftConfig, paths: PathsConfig, layout_path: str | Path) -> tuple[DriftReference, DriftResult]:
     """The DVC stage: fit the reference (train rows; val calibrates) and report the test rows against it.
 
     The test rows are what the challenger is judged on: when they drift past the threshold from
     the rows it learned on, its test numbers do not describe its own data, and register does not
-    promote it (flows/register.py reads the alert from cfg.out_dir/test-rows/summary.json)."""
+    promote it (flows/register.py reads the alert from paths.drift_reports/test-rows/summary.json)."""
     from oanet.split import load_parts
 
-    reference = fit_project_reference(cfg, gate, layout_path)
-    reference.save(cfg.reference)
-    test = load_parts(gate.table, gate.split)["test"]
-    return reference, run(cfg, Night(TEST_ROWS, test, Path(gate.data)), reference, gate, history=False)
+    reference = fit_project_reference(cfg, paths, layout_path)
+    reference.save(paths.drift_reference)
+    test = load_parts(paths.clean, paths.split)["test"]
+    return reference, run(cfg, Night(TEST_ROWS, test, Path(paths.raw)), reference, paths, history=False)
 
 
-def test_rows_alert(cfg: DriftConfig) -> tuple[bool, str]:
+def test_rows_alert(paths: PathsConfig) -> tuple[bool, str]:
     """(alert, headline) of the last pipeline run's test-row report; (False, why) when there is none."""
-    path = Path(cfg.out_dir) / TEST_ROWS / "summary.json"
+    path = Path(paths.drift_reports) / TEST_ROWS / "summary.json"
     if not path.is_file():
         return False, f"no drift report of the test rows at {path} (drift stage not run)"
     summary = json.loads(path.read_text())

@@ -1,7 +1,7 @@
 """Stage `evaluate`: the paper's protocol over repeats, with corruptions, sweeps and baselines.
 
-Writes, under cfg.out_dir: ablation.md (Table 1 and the baselines), robustness.md
-(Table 2 and the sweeps), plots/{sweeps,confusion,pr_curve}.png, and cfg.metrics
+Reads paths.clean and the images of paths.raw. Writes, under paths.evaluation_dir: ablation.md (Table 1 and the baselines), robustness.md
+(Table 2 and the sweeps), plots/{sweeps,confusion,pr_curve}.png, and paths.evaluation
 (DVC metrics: profile, per-encoder clean metrics of every model, Table 2, the goals).
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
     from oanet.fusion.data import load_rois
     from oanet.layout import load_layout
 
-    cfg = params.evaluate
+    cfg, paths = params.evaluate, params.paths
     profile = cfg.chosen()
     if cfg.robustness_encoder not in profile.encoders:     # e.g. the cpu profile's single CPU encoder
         if echo:
@@ -77,8 +77,8 @@ def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
     t0 = time.perf_counter()
     device = resolve_device(cfg.device)
     layout = load_layout(layout_path)
-    table = pd.read_parquet(cfg.table).reset_index(drop=True)
-    images = load_rois(cfg.data, table["image"].tolist(), layout.object_roi, profile.image_size)
+    table = pd.read_parquet(paths.clean).reset_index(drop=True)
+    images = load_rois(paths.raw, table["image"].tolist(), layout.object_roi, profile.image_size)
     repeats = []
     for r in range(profile.repeats):
         if echo:
@@ -88,7 +88,7 @@ def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
     agg = aggregate(repeats)
     prof = {"name": cfg.profile, **dataclasses.asdict(profile), "device": str(device),
             "card": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu"}
-    out = Path(cfg.out_dir)
+    out = Path(paths.evaluation_dir)
     out.mkdir(parents=True, exist_ok=True)
     sweeps = {"missing_rates": list(cfg.missing_rates), "grid_ratios": list(cfg.grid_ratios)}
     (out / "ablation.md").write_text(ablation_md(agg, prof, len(repeats)))
@@ -103,8 +103,9 @@ def run(params, layout_path: str | Path, echo=None) -> EvaluateResult:
                "table2": {c: agg[enc][c] for c in ("clean", "ocr_loss", "gridmask", "both")},
                "goals": goals(agg, enc), "gates": [rep["gate"] for rep in repeats],
                "sweeps": {e: {k: v for k, v in agg[e].items() if "=" in k} for e in agg}}
-    Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.metrics).write_text(json.dumps(metrics, indent=1) + "\n")
+    metrics_file = Path(paths.evaluation)
+    metrics_file.parent.mkdir(parents=True, exist_ok=True)
+    metrics_file.write_text(json.dumps(metrics, indent=1) + "\n")
     predictions = write_predictions(repeats, out / "predictions.parquet")
-    files = [out / "ablation.md", out / "robustness.md", *plots, Path(cfg.metrics), predictions]
+    files = [out / "ablation.md", out / "robustness.md", *plots, metrics_file, predictions]
     return EvaluateResult(metrics, files, time.perf_counter() - t0)

@@ -1,17 +1,17 @@
 """Stage `fuse`: train the image-only CNN and the OANet fusion model, predict the test split.
 
-Reads the OCR table, the split and the images; trains `cnn` (the image encoder alone)
+Reads the OCR table, the split and the images (paths.clean, paths.split, paths.raw); trains `cnn` (the image encoder alone)
 and `fusion` (image + OCR, alignment, refinement, mask learning) on the `train` rows
 (not `val`: the gate is calibrated there). With `staged`, `fusion` takes over the
 trained CNN's image encoder, frozen, and learns on its embeddings (train_one);
 with `image_label: object` the CNN learns object defects only (process-only defects
 are the OCR's to find). Writes
-- cfg.predictions: image, split, label, prob_cnn, prob_fusion for the val and test rows;
-- cfg.metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...,
+- paths.fusion_predictions: image, split, label, prob_cnn, prob_fusion for the val and test rows;
+- paths.fusion_metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...,
   "history": {model: [per-epoch metrics]}};
-- cfg.out_dir/{cnn,fusion}.pt: state_dict + architecture + config + tabular schema +
+- paths.fusion_models/{cnn,fusion}.pt: state_dict + architecture + config + tabular schema +
   object box + image size (everything `load_bundle` needs to predict on raw images);
-- cfg.curves: the training curves (a PNG).
+- paths.fusion_curves: the training curves (a PNG).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oanet.config import PATH_FIELDS, FuseConfig, updated
+from oanet.config import FuseConfig, PathsConfig, updated
 from oanet.errors import OanetError
 from oanet.features import TabularSchema
 from oanet.layout import load_layout
@@ -39,7 +39,7 @@ READABLE = (FORMAT, "oanet-fusion/1")
 
 @dataclass(frozen=True)
 class FuseResult:
-    metrics: dict                   # as written to cfg.metrics
+    metrics: dict                   # as written to paths.fusion_metrics
     written: tuple[Path, ...]       # every file the stage wrote
 
     def summary(self) -> str:
@@ -167,14 +167,14 @@ def train_one(name: str, cfg: FuseConfig, tabular: bool, n_columns: int, data_tr
     return Trained(model, fitted.history, time.perf_counter() - t0, extra)
 
 
-def model_inputs(cfg: FuseConfig, schema: TabularSchema, object_roi, parts: dict[str, pd.DataFrame],
-                 device) -> dict:
+def model_inputs(cfg: FuseConfig, data_dir: str | Path, schema: TabularSchema, object_roi,
+                 parts: dict[str, pd.DataFrame], device) -> dict:
     """{part: TrainData}: every image decoded once, (N,1,S,S) uint8, with its OCR features."""
     from oanet.fusion.data import load_rois, tabular_input
     from oanet.fusion.train import TrainData
 
     names = pd.concat([df["image"] for df in parts.values()]).tolist()
-    images = load_rois(cfg.data, names, object_roi, cfg.training.image_size)
+    images = load_rois(data_dir, names, object_roi, cfg.training.image_size)
     out, start = {}, 0
     for part, df in parts.items():
         out[part] = TrainData.build(images[start:start + len(df)], tabular_input(schema, df), df["label"],
@@ -209,7 +209,7 @@ def plot_curves(histories: dict[str, list[dict]], out: Path) -> Path:
     return out
 
 
-def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo=None) -> FuseResult:
+def run(cfg: FuseConfig, paths: PathsConfig, layout_path: str | Path, callbacks: Iterable = (), echo=None) -> FuseResult:
     """Train `cnn` and `fusion` on the train rows, score val and test, write every output."""
     import torch
 
@@ -227,15 +227,15 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
     device = resolve_device(cfg.device)
     layout = load_layout(layout_path)
     schema = TabularSchema.from_layout(layout)
-    parts = load_parts(cfg.table, cfg.split)
+    parts = load_parts(paths.clean, paths.split)
     t0 = time.perf_counter()
-    data = model_inputs(cfg, schema, layout.object_roi, parts, device)
+    data = model_inputs(cfg, paths.raw, schema, layout.object_roi, parts, device)
     seconds: dict[str, float] = {"decode": time.perf_counter() - t0}
 
     scored = pd.concat([parts["val"], parts["test"]], ignore_index=True)
     pred = pd.DataFrame({"image": scored["image"], "split": scored["split"],
                          "label": scored["label"].to_numpy().astype(int)})
-    histories, paths, extra = {}, {}, {}
+    histories, bundles, extra = {}, {}, {}
     y_image = torch.from_numpy(image_labels(parts["train"], cfg.training.process_defects))
     train, encoder_from = data["train"], None
     for name, (vcfg, tabular) in variants(cfg).items():
@@ -248,20 +248,21 @@ def run(cfg: FuseConfig, layout_path: str | Path, callbacks: Iterable = (), echo
         extra.update(trained.extra)
         pred[f"prob_{name}"] = np.concatenate([predict_proba(trained.model, data[p], cfg.optimiser.batch_size)
                                                for p in ("val", "test")])
-        paths[name] = save_bundle(Path(cfg.out_dir) / f"{name}.pt", name, trained.model, vcfg, schema,
+        bundles[name] = save_bundle(Path(paths.fusion_models) / f"{name}.pt", name, trained.model, vcfg, schema,
                                   layout.object_roi, size)
 
     test = pred[pred["split"] == "test"]
     y = test["label"].to_numpy()
     metrics = {name: binary_metrics(y, test[f"prob_{name}"].to_numpy()) for name in MODELS}
-    metrics["settings"] = {**{k: v for k, v in dataclasses.asdict(cfg).items() if k not in PATH_FIELDS["fuse"]},
+    metrics["settings"] = {**dataclasses.asdict(cfg),
                            "device": str(device), "n_train": len(parts["train"]), "n_val": len(parts["val"]),
                            "n_test": len(parts["test"]), "torch": torch.__version__, **extra}
     metrics["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     metrics["history"] = histories                      # per-epoch training metrics, for tracking
-    for path in (cfg.predictions, cfg.metrics):
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    pred.to_parquet(cfg.predictions, index=False)
-    Path(cfg.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
-    curves = plot_curves(histories, Path(cfg.curves))
-    return FuseResult(metrics, (Path(cfg.predictions), Path(cfg.metrics), curves, *paths.values()))
+    predictions, metrics_file = Path(paths.fusion_predictions), Path(paths.fusion_metrics)
+    for path in (predictions, metrics_file):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    pred.to_parquet(predictions, index=False)
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
+    curves = plot_curves(histories, Path(paths.fusion_curves))
+    return FuseResult(metrics, (predictions, metrics_file, curves, *bundles.values()))

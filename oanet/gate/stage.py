@@ -1,11 +1,12 @@
 """Stage `gate`: fit the modality references, calibrate the gate on val, score the test split.
 
-Reads the OCR table, the split, the images and the bag and fuse stages' models; writes
-- cfg.out: the gate artifact (JSON: references, skills, thresholds, k, tau, decision threshold,
+Reads the OCR table, the split, the images and the bag and fuse stages' models (paths.clean,
+paths.split, paths.raw, paths.bag_models, paths.fusion_models); writes
+- paths.gate: the gate artifact (JSON: references, skills, thresholds, k, tau, decision threshold,
   calibration grid), versioned by DVC beside the models;
-- cfg.predictions: per test row the gate probability and decision, the driving modality,
+- paths.gate_predictions: per test row the gate probability and decision, the driving modality,
   every member's weight and probability;
-- cfg.metrics: {"gate": test metrics (clean), "scenarios": {scenario: {member or gate: metrics}},
+- paths.gate_metrics: {"gate": test metrics (clean), "scenarios": {scenario: {member or gate: metrics}},
   "calibration": chosen constants, "batch_divergence": {part: {modality: KL}}}.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oanet.config import GateConfig
+from oanet.config import GateConfig, PathsConfig
 from oanet.metrics import binary_metrics
 
 
@@ -72,7 +73,7 @@ def score_gate(members, artifact, rows: pd.DataFrame, images, scenarios, seed: i
     return out, clean, scored["clean"].probs if "clean" in scored else {}
 
 
-def run(cfg: GateConfig) -> GateResult:
+def run(cfg: GateConfig, paths: PathsConfig) -> GateResult:
     from oanet.device import resolve_device
     from oanet.gate.calibrate import calibrate
     from oanet.gate.gate import GateArtifact
@@ -81,8 +82,8 @@ def run(cfg: GateConfig) -> GateResult:
 
     t0 = time.perf_counter()
     device = str(resolve_device(cfg.device))
-    members = load_members(cfg.bag_dir, cfg.fusion_dir)
-    parts = gate_inputs(cfg.table, cfg.split, cfg.data, members.image_size, members.object_roi)
+    members = load_members(paths.bag_models, paths.fusion_models)
+    parts = gate_inputs(paths.clean, paths.split, paths.raw, members.image_size, members.object_roi)
     references = References.fit(members.schema, *parts["train"], ocr_bins=cfg.ocr_bins)
     val_rows, val_images = parts["val"]
     val = score_scenarios(members, references, val_rows, val_images, cfg.scenarios, cfg.seed, device)
@@ -91,7 +92,7 @@ def run(cfg: GateConfig) -> GateResult:
                              min_accuracy=cfg.min_accuracy, combine=cfg.combine,
                              degraded_min_accuracy=cfg.degraded_min_accuracy, cross_fit=cfg.cross_fit)
     artifact = GateArtifact(gate, references, report)
-    artifact.save(cfg.out)
+    artifact.save(paths.gate)
 
     test_rows, test_images = parts["test"]
     y = test_rows["label"].to_numpy().astype(int)
@@ -102,13 +103,14 @@ def run(cfg: GateConfig) -> GateResult:
                          "driver": clean.driver,
                          **{f"w_{m}": clean.weights[:, j] for j, m in enumerate(gate.members)},
                          **{f"prob_{m}": clean_probs[m] for m in gate.members}})
-    Path(cfg.predictions).parent.mkdir(parents=True, exist_ok=True)
-    pred.to_parquet(cfg.predictions, index=False)
+    predictions = Path(paths.gate_predictions)
+    predictions.parent.mkdir(parents=True, exist_ok=True)
+    pred.to_parquet(predictions, index=False)
     metrics = {"gate": scenarios["clean"]["gate"], "scenarios": scenarios,
                "calibration": {**report["chosen"], "floor_met": report["floor_met"], "skill": report["skill"],
                                "divergence_limits": report["divergence_limits"], "baselines": report["baselines"]},
                "batch_divergence": {p: references.batch_divergences(*parts[p]) for p in ("val", "test")},
                "drivers": {k: int(v) for k, v in zip(*np.unique(clean.driver, return_counts=True), strict=True)}}
-    Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.metrics).write_text(json.dumps(metrics, indent=2) + "\n")
-    return GateResult(metrics, Path(cfg.out), Path(cfg.predictions), time.perf_counter() - t0)
+    Path(paths.gate_metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(paths.gate_metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+    return GateResult(metrics, Path(paths.gate), predictions, time.perf_counter() - t0)

@@ -10,13 +10,13 @@ val and test rows. The bag average (`prob_bag`) is the
 mean of the models' probabilities, out-of-fold on train rows as well.
 
 Writes
-- `cfg.predictions`: image, split, fold, label, prob_<model>..., prob_bag
-- `cfg.metrics`: {"cv": {model: {metric: {mean, std}}}, "cv_folds": {model: [per fold]},
+- `paths.bag_predictions`: image, split, fold, label, prob_<model>..., prob_bag
+- `paths.bag_metrics`: {"cv": {model: {metric: {mean, std}}}, "cv_folds": {model: [per fold]},
   "test": {model: metrics, "bag": metrics}, "importances": {model: {column: value}},
   "seconds": {model: fit seconds}}  (the bag is in "cv" and "cv_folds" as well)
-- `cfg.out_dir`: <model>.joblib (refitted on the `train` rows), schema.joblib, manifest.json (with the
+- `paths.bag_models`: <model>.joblib (refitted on the `train` rows), schema.joblib, manifest.json (with the
   files' sha256, checked by `load_bag` before unpickling, and the params the bag was made with)
-- cfg.importances (a PNG): importances per model, as shares of each model's total
+- `paths.bag_importances` (a PNG): importances per model, as shares of each model's total
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oanet.config import BagConfig
+from oanet.config import BagConfig, PathsConfig
 from oanet.errors import OanetError
 from oanet.features import TabularSchema
 from oanet.jsonsafe import strict_json
@@ -138,7 +138,7 @@ def plot_importances(importances: dict[str, dict[str, float]], path: Path) -> Pa
     return path
 
 
-def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: bool = True,
+def run(cfg: BagConfig, paths: PathsConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: bool = True,
         learner_params: dict[str, dict] | None = None, plot: bool = True) -> BagResult:
     """Cross-validate, refit and evaluate every model of `cfg.models`; write the outputs.
 
@@ -157,10 +157,10 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
         raise BagInputError(f"bag.models must name distinct registered learners, got {list(models)}; "
                             f"known: {', '.join(learner_names())}")
     schema = TabularSchema.from_layout(load_layout(layout_path))
-    df = load_rows(cfg.table, cfg.split, columns=("image", "label", "split", "fold"))
+    df = load_rows(paths.clean, paths.split, columns=("image", "label", "split", "fold"))
     lacking = [c for c in schema.fields if c not in df.columns]
     if lacking:
-        raise BagInputError(f"{cfg.table} lacks the feature columns {lacking} of the layout {layout_path}")
+        raise BagInputError(f"{paths.clean} lacks the feature columns {lacking} of the layout {layout_path}")
     if not schema.columns:
         raise BagInputError(f"the layout {layout_path} has no feature fields")
     X = schema.matrix(df)
@@ -169,20 +169,20 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
     fit_rows = (df["split"] == "train").to_numpy()       # the final fit
     test = (df["split"] == "test").to_numpy()
     if not fit_rows.any():
-        raise BagInputError(f"{cfg.split} has no training rows")
+        raise BagInputError(f"{paths.split} has no training rows")
     folds = df["fold"].to_numpy().astype(int)
     Xtr, ytr, ftr = X[train], y[train], folds[train]
     _check_folds(ytr, ftr)
 
     masking = FieldMasking.from_schema(schema, cfg.mask_prob, cfg.mask_copies, cfg.seed)
-    out_dir = Path(cfg.out_dir)
+    out_dir = Path(paths.bag_models)
     out_dir.mkdir(parents=True, exist_ok=True)
     probs: dict[str, np.ndarray] = {}
     cv_folds: dict[str, list[dict[str, float]]] = {}
     test_metrics: dict[str, dict[str, float]] = {}
     importances: dict[str, dict[str, float]] = {}
     seconds: dict[str, float] = {}
-    paths: dict[str, Path] = {}
+    model_files: dict[str, Path] = {}
     for name in models:
         t0 = time.perf_counter()
         params = (learner_params or {}).get(name)
@@ -197,8 +197,8 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
         seconds[name] = time.perf_counter() - t0
         probs[name] = prob
         importances[name] = dict(zip(schema.columns, map(float, model.feature_importances_), strict=True))
-        paths[name] = out_dir / f"{name}.joblib"
-        joblib.dump(model, paths[name])
+        model_files[name] = out_dir / f"{name}.joblib"
+        joblib.dump(model, model_files[name])
         if progress:
             cv = mean_std(cv_folds[name])
             t = test_metrics.get(name, {})
@@ -215,21 +215,21 @@ def run(cfg: BagConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: b
 
     predictions = pd.DataFrame({"image": df["image"], "split": df["split"], "fold": folds, "label": y,
                                 **{f"prob_{m}": probs[m] for m in models}, f"prob_{BAG}": bag})
-    Path(cfg.predictions).parent.mkdir(parents=True, exist_ok=True)
-    predictions.to_parquet(cfg.predictions, index=False)
+    Path(paths.bag_predictions).parent.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(paths.bag_predictions, index=False)
 
     schema_path = out_dir / "schema.joblib"
     joblib.dump(schema, schema_path)
-    write_manifest(out_dir, cfg, list(models), list(schema.columns), {m: p.name for m, p in paths.items()},
+    write_manifest(out_dir, cfg, list(models), list(schema.columns), {m: p.name for m, p in model_files.items()},
                    schema_path.name)
 
     metrics = {"cv": cv, "cv_folds": cv_folds, "test": test_metrics, "importances": importances,
                "seconds": seconds, "rows": {"cv": int(train.sum()), "fit": int(fit_rows.sum()), "test": int(test.sum())}}
-    Path(cfg.metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.metrics).write_text(json.dumps(strict_json(metrics), indent=2))
-    png = plot_importances(importances, Path(cfg.importances)) if plot else None
+    Path(paths.bag_metrics).parent.mkdir(parents=True, exist_ok=True)
+    Path(paths.bag_metrics).write_text(json.dumps(strict_json(metrics), indent=2))
+    png = plot_importances(importances, Path(paths.bag_importances)) if plot else None
     return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=int(train.sum()), n_fit=int(fit_rows.sum()), n_test=int(test.sum()),
-                     predictions=Path(cfg.predictions), metrics=Path(cfg.metrics), models=paths,
+                     predictions=Path(paths.bag_predictions), metrics=Path(paths.bag_metrics), models=model_files,
                      schema=schema_path, plot=png)
 
 
@@ -237,15 +237,12 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-PATH_PARAMS = ("table", "split", "out_dir", "predictions", "metrics")   # where, not how: not recorded
-
-
 def write_manifest(out_dir: Path, cfg: BagConfig, models: list[str], columns: list[str], files: dict[str, str],
                    schema: str) -> Path:
     """manifest.json: what the bag holds, the sha256 of every pickle (checked before unpickling),
     and the params it was made with (register checks them against params.yaml)."""
     hashes = {name: _sha256(out_dir / name) for name in [*files.values(), schema]}
-    params = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in PATH_PARAMS}
+    params = dataclasses.asdict(cfg)
     path = out_dir / "manifest.json"
     path.write_text(json.dumps({"models": models, "columns": columns, "seed": cfg.seed, "files": files,
                                 "schema": schema, "sha256": hashes, "params": params,

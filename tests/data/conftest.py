@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from oanet.config import PathsConfig, ValidateConfig
 from oanet.layout import Layout
 from oanet.synth.aoi_layout import aoi_v1_layout
 
@@ -67,6 +68,24 @@ def make_table(n: int = 60, layout: Layout | None = None, seed: int = 0, missing
 def _make_table_fixture():
     """The table generator, as a fixture (tests/data is not a package, so no imports from here)."""
     return make_table
+
+
+def validation_stage(tmp_path, df: pd.DataFrame, n_ingest_q: int = 3, **settings
+                     ) -> tuple[ValidateConfig, PathsConfig]:
+    """The validate stage's settings and files: `df` as the OCR table, `n_ingest_q` images the OCR
+    quarantined, and where the clean table, the quarantine and the reports go."""
+    paths = PathsConfig(ocr=str(tmp_path / "ocr.parquet"), ocr_quarantine=str(tmp_path / "ocr_quarantine.parquet"),
+                        clean=str(tmp_path / "clean.parquet"), quarantine=str(tmp_path / "quarantine.parquet"),
+                        validation_reports=str(tmp_path / "reports" / "validation"))
+    df.to_parquet(paths.ocr, index=False)
+    pd.DataFrame({"image": [f"images/bad_{i}.png" for i in range(n_ingest_q)], "reason": ["unreadable"] * n_ingest_q,
+                  "detail": ["truncated PNG"] * n_ingest_q}).to_parquet(paths.ocr_quarantine, index=False)
+    return ValidateConfig(**settings), paths
+
+
+@pytest.fixture(name="validation_stage")
+def _validation_stage_fixture():
+    return validation_stage
 
 
 @pytest.fixture(scope="session", autouse=True)

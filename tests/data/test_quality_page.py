@@ -4,16 +4,14 @@ opened in headless Chromium with the network cut off: styled, tables filled, not
 """
 from __future__ import annotations
 
-import dataclasses
 import http.server
 import threading
 from pathlib import Path
 
+import browser
 import pandas as pd
 import pytest
 
-import browser
-from oanet.config import ValidateConfig
 from oanet.quality import page as qp
 from oanet.quality.expectations import FailedExpectation
 from oanet.synth.aoi_layout import aoi_v1_layout
@@ -154,28 +152,18 @@ def validate():
     return v
 
 
-def _stage(tmp_path: Path, df: pd.DataFrame, **overrides) -> ValidateConfig:
-    table, q = tmp_path / "ocr.parquet", tmp_path / "ocr_quarantine.parquet"
-    df.to_parquet(table, index=False)
-    pd.DataFrame({"image": [f"images/bad_{i}.png" for i in range(3)], "reason": ["unreadable"] * 3,
-                  "detail": ["truncated PNG"] * 3}).to_parquet(q, index=False)
-    cfg = ValidateConfig(table=str(table), quarantine=str(q), out=str(tmp_path / "clean.parquet"),
-                         out_quarantine=str(tmp_path / "quarantine.parquet"),
-                         reports=str(tmp_path / "reports" / "validation"))
-    return dataclasses.replace(cfg, **overrides)
 
-
-def test_validate_writes_a_page_that_renders_offline(tmp_path, validate, make_table):
+def test_validate_writes_a_page_that_renders_offline(tmp_path, validation_stage, validate, make_table):
     browser.require_chromium()
     df = make_table(60, missing_every=20)
     for i, reason in ((3, "low_confidence"), (4, "low_confidence"), (5, "unparsed")):
         df.loc[i, ["gain_db", "gain_db__conf", "gain_db__reason"]] = [None, None, reason]
     df.loc[7, "thickness_mm"] = 9.0                  # out of range: quarantined
     df.loc[11, "station"] = "AOI-99"                 # not a category: quarantined
-    cfg = _stage(tmp_path, df)
-    out = validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+    cfg, paths = validation_stage(tmp_path, df)
+    out = validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     assert out.success and out.n_gx_quarantine == 2
-    page = Path(cfg.reports) / "index.html"
+    page = Path(paths.validation_reports) / "index.html"
     assert out.page == page and str(page) in out.summary()
     html = page.read_text()
     assert browser.external_refs(html) == [] and "<script" not in html and "<link" not in html
@@ -192,11 +180,11 @@ def test_validate_writes_a_page_that_renders_offline(tmp_path, validate, make_ta
     assert stats["size"] == browser.WINDOW
 
 
-def test_failed_batch_still_gets_its_page(tmp_path, validate, make_table):
-    cfg = _stage(tmp_path, make_table(40).drop(columns=["gain_db__conf"]))
+def test_failed_batch_still_gets_its_page(tmp_path, validation_stage, validate, make_table):
+    cfg, paths = validation_stage(tmp_path, make_table(40).drop(columns=["gain_db__conf"]))
     with pytest.raises(validate.ValidationFailed) as err:
-        validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
-    html = (Path(cfg.reports) / "index.html").read_text()
+        validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
+    html = (Path(paths.validation_reports) / "index.html").read_text()
     assert err.value.outcome.page is not None and "FAILED (critical)" in html
     failed = {t.id: t for t in browser.tables(html)}["failed"]
     assert failed.rows >= 1 and "expect_column_to_exist" in html and "gain_db__conf" in html

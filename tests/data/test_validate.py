@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from oanet.config import ValidateConfig, load_params, section_as_params
+from oanet.config import ValidateConfig, load_params
 from oanet.quality import expectations as qe
 from oanet.synth.aoi_layout import aoi_v1_layout
 
@@ -113,138 +113,122 @@ def test_quality_package_imports_no_orchestration_tools():
 
 @pytest.fixture(scope="module")
 def validate():
-    from flows import validate as v   # GX is imported once for the module
+    from flows import validate as v  # GX is imported once for the module
     return v
 
 
-def make_ingest_quarantine(n: int = 3) -> pd.DataFrame:
-    """What the OCR stage quarantines: images it could not use, with a reason."""
-    return pd.DataFrame({"image": [f"images/bad_{i}.png" for i in range(n)],
-                         "reason": ["unreadable"] * n, "detail": ["truncated PNG"] * n})
-
-
-def _stage(tmp_path: Path, df: pd.DataFrame, n_ingest_q: int = 3, **overrides):
-    table, q = tmp_path / "ocr.parquet", tmp_path / "ocr_quarantine.parquet"
-    df.to_parquet(table, index=False)
-    make_ingest_quarantine(n_ingest_q).to_parquet(q, index=False)
-    cfg = ValidateConfig(table=str(table), quarantine=str(q), out=str(tmp_path / "clean.parquet"),
-                         out_quarantine=str(tmp_path / "quarantine.parquet"),
-                         reports=str(tmp_path / "reports" / "validation"))
-    return dataclasses.replace(cfg, **overrides)
-
-
-def test_good_batch_passes_and_writes_everything(tmp_path, validate, make_table):
+def test_good_batch_passes_and_writes_everything(tmp_path, validation_stage, validate, make_table):
     df = make_table(60, missing_every=40)
-    cfg = _stage(tmp_path, df)
-    out = validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+    cfg, paths = validation_stage(tmp_path, df)
+    out = validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     assert out.success and not out.critical_failures
     assert (out.n_input, out.n_clean, out.n_gx_quarantine, out.n_ingest_quarantine) == (60, 60, 0, 3)
-    clean = pd.read_parquet(cfg.out)
+    clean = pd.read_parquet(paths.clean)
     assert len(clean) == 60 and list(clean.columns) == list(df.columns)
-    quarantine = pd.read_parquet(cfg.out_quarantine)
+    quarantine = pd.read_parquet(paths.quarantine)
     assert list(quarantine.columns) == ["image", "reason", "detail"] and len(quarantine) == 3
     result = json.loads(out.result_path.read_text())
     assert result["success"] and len(result["results"]) == out.n_expectations
     summary = out.summary_path.read_text()
     assert "passed" in summary and "expect_table_row_count_to_be_between" in summary
     assert out.data_docs is not None and out.data_docs.name == "index.html"
-    assert list((Path(cfg.reports) / "data_docs").rglob("validations/**/*.html"))
+    assert list((Path(paths.validation_reports) / "data_docs").rglob("validations/**/*.html"))
 
 
-def test_out_of_range_row_is_quarantined_with_its_reason(tmp_path, validate, make_table):
+def test_out_of_range_row_is_quarantined_with_its_reason(tmp_path, validation_stage, validate, make_table):
     df = make_table(50)
     df.loc[7, "thickness_mm"] = 9.0            # THICK range is [3.5, 4.5]
     df.loc[11, "station"] = "AOI-99"           # not a category
     df.loc[12, "unit_id"] = df.loc[13, "unit_id"]
-    cfg = _stage(tmp_path, df)
-    out = validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+    cfg, paths = validation_stage(tmp_path, df)
+    out = validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     assert out.success and out.n_gx_quarantine == 4 and out.n_clean == 46
-    q = pd.read_parquet(cfg.out_quarantine).set_index("image")
+    q = pd.read_parquet(paths.quarantine).set_index("image")
     assert q.loc["images/00007.png", "reason"] == "gx:expect_column_values_to_be_between:thickness_mm"
     assert "9.0" in q.loc["images/00007.png", "detail"]
     assert q.loc["images/00011.png", "reason"] == "gx:expect_column_values_to_be_in_set:station"
     assert q.loc["images/00012.png", "reason"] == q.loc["images/00013.png", "reason"] \
         == "gx:expect_column_values_to_be_unique:unit_id"
-    clean = pd.read_parquet(cfg.out)
+    clean = pd.read_parquet(paths.clean)
     assert not set(clean["image"]) & set(q.index)
     assert "**FAIL**" in out.summary_path.read_text()
 
 
-def test_row_accounting(tmp_path, validate, make_table):
+def test_row_accounting(tmp_path, validation_stage, validate, make_table):
     df = make_table(40, missing_every=25)
     df.loc[[1, 2], "gain_db"] = 99.0
     df.loc[2, "exposure_ms"] = -1.0            # one row failing two expectations is counted once
-    cfg = _stage(tmp_path, df, n_ingest_q=5)
-    out = validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
-    clean, q = pd.read_parquet(cfg.out), pd.read_parquet(cfg.out_quarantine)
+    cfg, paths = validation_stage(tmp_path, df, n_ingest_q=5)
+    out = validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
+    clean, q = pd.read_parquet(paths.clean), pd.read_parquet(paths.quarantine)
     assert len(clean) + len(q) == len(df) + 5
     assert out.n_gx_quarantine == 2 and set(clean["image"]).isdisjoint(q["image"])
-    assert set(clean["image"]) | set(q["image"]) == set(df["image"]) | set(make_ingest_quarantine(5)["image"])
+    assert set(clean["image"]) | set(q["image"]) == set(df["image"]) | set(pd.read_parquet(paths.ocr_quarantine)["image"])
     detail = q.set_index("image").loc["images/00002.png", "detail"]
     assert "gain_db" in detail and "exposure_ms" in detail
 
 
-def test_missing_column_stops_the_batch_after_writing_reports(tmp_path, validate, make_table):
-    cfg = _stage(tmp_path, make_table(40).drop(columns=["gain_db__conf"]))
+def test_missing_column_stops_the_batch_after_writing_reports(tmp_path, validation_stage, validate, make_table):
+    cfg, paths = validation_stage(tmp_path, make_table(40).drop(columns=["gain_db__conf"]))
     with pytest.raises(validate.ValidationFailed) as err:
-        validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+        validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     names = [f.name for f in err.value.failures]
     assert "expect_column_to_exist(gain_db__conf)" in names
     assert "expect_column_to_exist(gain_db__conf)" in str(err.value)
-    reports = Path(cfg.reports)
+    reports = Path(paths.validation_reports)
     assert (reports / "result.json").exists() and "FAILED" in (reports / "summary.md").read_text()
     assert (reports / "data_docs" / "index.html").exists()
-    assert not Path(cfg.out).exists()          # no clean table behind a failed gate
+    assert not Path(paths.clean).exists()          # no clean table behind a failed gate
 
 
-def test_too_few_rows_stops_the_batch(tmp_path, validate, make_table):
-    cfg = _stage(tmp_path, make_table(12), min_rows=20)
+def test_too_few_rows_stops_the_batch(tmp_path, validation_stage, validate, make_table):
+    cfg, paths = validation_stage(tmp_path, make_table(12), min_rows=20)
     with pytest.raises(validate.ValidationFailed, match="expect_table_row_count_to_be_between") as err:
-        validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+        validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     assert [f.observed for f in err.value.failures] == ["12"]
 
 
-def test_bad_labels_and_confidences_are_critical(tmp_path, validate, make_table):
+def test_bad_labels_and_confidences_are_critical(tmp_path, validation_stage, validate, make_table):
     df = make_table(40)
     df.loc[3, "label"] = 2
     df.loc[4, "press_mpa__conf"] = 1.7
     df.loc[5, "press_mpa__reason"] = "guessed"
-    cfg = _stage(tmp_path, df)
+    cfg, paths = validation_stage(tmp_path, df)
     with pytest.raises(validate.ValidationFailed) as err:
-        validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+        validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     assert {f.name for f in err.value.failures} == {
         "expect_column_values_to_be_in_set(label)", "expect_column_values_to_be_between(press_mpa__conf)",
         "expect_column_values_to_be_in_set(press_mpa__reason)"}
 
 
-def test_low_median_confidence_warns_but_passes(tmp_path, validate, make_table):
+def test_low_median_confidence_warns_but_passes(tmp_path, validation_stage, validate, make_table):
     df = make_table(40)
     df["edge_frac__conf"] = 0.85
-    cfg = _stage(tmp_path, df)
-    out = validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+    cfg, paths = validation_stage(tmp_path, df)
+    out = validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     assert out.success and [f.name for f in out.failed] == ["expect_column_median_to_be_between(edge_frac__conf)"]
     assert out.n_clean == 40
 
 
-def test_quarantining_most_rows_stops_the_batch(tmp_path, validate, make_table):
+def test_quarantining_most_rows_stops_the_batch(tmp_path, validation_stage, validate, make_table):
     df = make_table(30)
     df.loc[:14, "thickness_mm"] = 45.0          # a unit change (mm -> 0.1 mm), not 15 bad units
-    cfg = _stage(tmp_path, df, min_rows=20)
+    cfg, paths = validation_stage(tmp_path, df, min_rows=20)
     with pytest.raises(validate.ValidationFailed, match="clean_row_count_at_least_min_rows") as err:
-        validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+        validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
     assert err.value.outcome.n_gx_quarantine == 15
-    assert "clean_row_count_at_least_min_rows" in Path(cfg.reports, "summary.md").read_text()
+    assert "clean_row_count_at_least_min_rows" in Path(paths.validation_reports, "summary.md").read_text()
 
 
-def test_field_missing_too_often_is_critical(tmp_path, validate, make_table):
+def test_field_missing_too_often_is_critical(tmp_path, validation_stage, validate, make_table):
     df = make_table(40)
     df.loc[:9, "sinter_temp_c"] = None          # 25% > max_missing_rate 10%
-    cfg = _stage(tmp_path, df)
+    cfg, paths = validation_stage(tmp_path, df)
     with pytest.raises(validate.ValidationFailed, match=r"expect_column_values_to_not_be_null\(sinter_temp_c\)"):
-        validate.run(cfg, LAYOUT, cfg.table, cfg.quarantine, expectations_dir=EXPECTATIONS)
+        validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
 
 
-def test_command_exit_codes(tmp_path, validate, make_table):
+def test_command_exit_codes(tmp_path, validation_stage, validate, make_table):
     """`oanet validate` (the DVC stage): 0 on a good batch, 1 with the failed expectation on stderr."""
     import yaml
     from typer.testing import CliRunner
@@ -254,9 +238,8 @@ def test_command_exit_codes(tmp_path, validate, make_table):
     data = tmp_path / "raw"
     data.mkdir()
     LAYOUT.save(data / "layout.yaml")
-    cfg = _stage(tmp_path, make_table(30))
-    params = section_as_params("validate", cfg)
-    params["paths"]["raw"] = str(data)
+    cfg, paths = validation_stage(tmp_path, make_table(30))
+    params = {"paths": {**dataclasses.asdict(paths), "raw": str(data)}, "validate": dataclasses.asdict(cfg)}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     argv = ["validate", "--params", str(tmp_path / "params.yaml"), "--expectations", str(EXPECTATIONS)]
     passed = CliRunner().invoke(app, argv)

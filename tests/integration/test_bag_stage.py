@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from oanet.config import BagConfig, SplitConfig
+from oanet.config import BagConfig, PathsConfig, SplitConfig
 from oanet.layout import Field, Layout
 from oanet.split import make_split
 
@@ -55,17 +55,18 @@ def bag_run(tmp_path_factory):
     table.to_parquet(work / "clean.parquet", index=False)
     split = make_split(table, layout, SplitConfig())
     split.to_parquet(work / "split.parquet", index=False)
-    cfg = BagConfig(table=str(work / "clean.parquet"), split=str(work / "split.parquet"), models=MODELS,
-                    out_dir=str(work / "models"), predictions=str(work / "pred.parquet"),
-                    metrics=str(work / "reports" / "bag_metrics.json"),
-                    importances=str(work / "reports" / "bag_importances.png"))
-    result = run(cfg, work / "layout.yaml", progress=False)
-    return work, cfg, split, result
+    cfg = BagConfig(models=MODELS)
+    paths = PathsConfig(clean=str(work / "clean.parquet"), split=str(work / "split.parquet"),
+                        bag_models=str(work / "models"), bag_predictions=str(work / "pred.parquet"),
+                        bag_metrics=str(work / "reports" / "bag_metrics.json"),
+                        bag_importances=str(work / "reports" / "bag_importances.png"))
+    result = run(cfg, paths, work / "layout.yaml", progress=False)
+    return work, paths, split, result
 
 
 def test_predictions_cover_every_row(bag_run):
-    _, cfg, split, _ = bag_run
-    pred = pd.read_parquet(cfg.predictions)
+    _, paths, split, _ = bag_run
+    pred = pd.read_parquet(paths.bag_predictions)
     assert list(pred.columns) == ["image", "split", "fold", "label", *[f"prob_{m}" for m in MODELS], "prob_bag"]
     assert len(pred) == len(split) == N
     merged = pred.merge(split, on="image", suffixes=("", "_split"))
@@ -73,7 +74,7 @@ def test_predictions_cover_every_row(bag_run):
     probs = pred[[f"prob_{m}" for m in MODELS] + ["prob_bag"]]
     assert probs.notna().all().all()                # OOF on every train row, a prediction on every test row
     test = pred[pred["split"] == "test"]                # the reported test scores are these rows' scores
-    metrics = json.loads(open(cfg.metrics).read())["test"]
+    metrics = json.loads(open(paths.bag_metrics).read())["test"]
     for name in (*MODELS, "bag"):
         decided = test[f"prob_{name}"] >= metrics[name]["threshold"]
         assert metrics[name]["accuracy"] == pytest.approx((decided == (test["label"] == 1)).mean()), name
@@ -83,8 +84,8 @@ def test_predictions_cover_every_row(bag_run):
 
 
 def test_metrics_json_has_cv_test_and_importances(bag_run):
-    _, cfg, _, result = bag_run
-    metrics = json.loads(open(cfg.metrics).read())
+    _, paths, _, result = bag_run
+    metrics = json.loads(open(paths.bag_metrics).read())
     assert {"cv", "test", "importances"} <= set(metrics)
     assert set(metrics["cv"]) == {*MODELS, "bag"} and set(metrics["test"]) == {*MODELS, "bag"}
     for name in MODELS:
@@ -110,14 +111,14 @@ def test_models_schema_and_plot_are_written_and_reload(bag_run):
     from oanet.features import TabularSchema
     from oanet.tabular.stage import load_bag
 
-    work, cfg, _, result = bag_run
+    work, paths, _, result = bag_run
     for name in MODELS:
         assert result.models[name].exists()
     assert result.plot is not None and result.plot.stat().st_size > 1000
     assert result.plot.parent == work / "reports"
-    schema, bag = load_bag(cfg.out_dir)
+    schema, bag = load_bag(paths.bag_models)
     assert schema == TabularSchema.from_layout(make_layout())
-    pred = pd.read_parquet(cfg.predictions)
+    pred = pd.read_parquet(paths.bag_predictions)
     test = pred["split"] == "test"
     X = schema.matrix(make_table()[test.to_numpy()])
     np.testing.assert_allclose(bag.predict_proba(X)[:, 1], pred.loc[test, "prob_bag"])
@@ -132,14 +133,15 @@ def test_unknown_model_and_stale_split_are_explained(bag_run, tmp_path):
     from oanet.errors import OanetError
     from oanet.tabular.stage import run
 
-    work, cfg, split, _ = bag_run
+    work, paths, split, _ = bag_run
     with pytest.raises(OanetError, match="known: .*catboost"):
-        run(dataclasses.replace(cfg, models=("lightgbm", "svm")), work / "layout.yaml", progress=False)
+        run(BagConfig(models=("lightgbm", "svm")), paths, work / "layout.yaml", progress=False)
     stale = split.copy()
     stale.loc[0, "image"] = "images/gone.png"
     stale.to_parquet(tmp_path / "split.parquet", index=False)
     with pytest.raises(OanetError, match="rerun the split stage"):
-        run(dataclasses.replace(cfg, split=str(tmp_path / "split.parquet")), work / "layout.yaml", progress=False)
+        run(BagConfig(models=MODELS), dataclasses.replace(paths, split=str(tmp_path / "split.parquet")),
+            work / "layout.yaml", progress=False)
 
 
 def test_cli_runs_the_stage_from_params(bag_run, tmp_path, capsys):
@@ -147,8 +149,8 @@ def test_cli_runs_the_stage_from_params(bag_run, tmp_path, capsys):
 
     from oanet.cli import app
 
-    work, cfg, _, _ = bag_run
-    params = {"paths": {"raw": str(work), "clean": cfg.table, "split": cfg.split, "bag_models": str(tmp_path / "models"),
+    work, paths, _, _ = bag_run
+    params = {"paths": {"raw": str(work), "clean": paths.clean, "split": paths.split, "bag_models": str(tmp_path / "models"),
                         "bag_predictions": str(tmp_path / "pred.parquet"),
                         "bag_metrics": str(tmp_path / "bag_metrics.json"),
                         "bag_importances": str(tmp_path / "bag_importances.png")},

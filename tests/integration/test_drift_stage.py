@@ -50,7 +50,7 @@ def test_the_nightly_step_reports_only_tonights_rows(drift_paths, tmp_path):
 
     work, data, _, cfg = drift_paths
     p = load_params(work / "params.yaml")
-    p = replace(p, ingest=replace(p.ingest, out=str(work / "clean.parquet")), drift=replace(p.drift, out_dir=str(tmp_path)))
+    p = replace(p, paths=replace(p.paths, ocr=str(work / "clean.parquet"), drift_reports=str(tmp_path)))
     tonight = pd.read_parquet(work / "clean.parquet")["image"].tolist()[:30]
     result = report_taken(p, tonight, "night-test")
     assert result.summary["rows"] == 30 and (tmp_path / "night-test" / "index.html").is_file()

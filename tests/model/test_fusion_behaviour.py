@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from oanet.config import updated
+from oanet.config import PathsConfig, updated
 
 N = 30
 METRICS = {"accuracy", "recall", "precision", "f1", "roc_auc", "pr_auc", "threshold"}
@@ -141,9 +141,12 @@ def test_same_seed_gives_the_same_metrics(fuse_run, tmp_path):
     from oanet.fusion.stage import run
 
     root, data, params, _, _ = fuse_run
-    cfg = dataclasses.replace(_cfg(params), out_dir=str(tmp_path / "m"), predictions=str(tmp_path / "p.parquet"),
-                              metrics=str(tmp_path / "r" / "m.json"), curves=str(tmp_path / "r" / "curves.png"))
-    again = run(cfg, data / "layout.yaml")
+    from oanet.config import load_params
+
+    paths = dataclasses.replace(load_params(params).paths, fusion_models=str(tmp_path / "m"),
+                                fusion_predictions=str(tmp_path / "p.parquet"), fusion_metrics=str(tmp_path / "r" / "m.json"),
+                                fusion_curves=str(tmp_path / "r" / "curves.png"))
+    again = run(_cfg(params), paths, data / "layout.yaml")
     first = json.loads((root / "reports" / "fusion_metrics.json").read_text())
     for name in ("cnn", "fusion"):
         assert again.metrics[name] == first[name]
@@ -191,4 +194,4 @@ def test_unknown_encoder_fails_with_the_known_names(fuse_setup):
 
     _, data, params, _ = fuse_setup
     with pytest.raises(UnknownEncoderError, match="known: alexnet, vgg16, resnet18"):
-        run(updated(_cfg(params), {"network": {"encoder": "lenet"}}), data / "layout.yaml")
+        run(updated(_cfg(params), {"network": {"encoder": "lenet"}}), PathsConfig(), data / "layout.yaml")

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from oanet.config import BagConfig, SplitConfig
+from oanet.config import BagConfig, PathsConfig, SplitConfig
 from oanet.errors import OanetError
 from oanet.layout import Field, Layout
 from oanet.split import make_split
@@ -32,10 +32,10 @@ def saved_bag(tmp_path_factory) -> Path:
                           "lot": [f"L{i // 12:03d}" for i in range(96)], "signal": 1.5 * label + rng.normal(size=96)})
     table.to_parquet(work / "clean.parquet", index=False)
     make_split(table, layout, SplitConfig(folds=2)).to_parquet(work / "split.parquet", index=False)
-    cfg = BagConfig(table=str(work / "clean.parquet"), split=str(work / "split.parquet"), models=("gbm",),
-                    out_dir=str(work / "bag"), predictions=str(work / "pred.parquet"), metrics=str(work / "m.json"),
-                    importances=str(work / "importances.png"))
-    run(cfg, work / "layout.yaml", progress=False, plot=False)
+    paths = PathsConfig(clean=str(work / "clean.parquet"), split=str(work / "split.parquet"),
+                        bag_models=str(work / "bag"), bag_predictions=str(work / "pred.parquet"),
+                        bag_metrics=str(work / "m.json"))
+    run(BagConfig(models=("gbm",)), paths, work / "layout.yaml", progress=False, plot=False)
     return work / "bag"
 
 

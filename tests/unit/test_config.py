@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import yaml
@@ -11,6 +12,7 @@ from oanet.config import (
     IngestConfig,
     LabelModelConfig,
     Params,
+    PathsConfig,
     SynthConfig,
     ValidateConfig,
     from_dict,
@@ -145,59 +147,70 @@ def test_the_defaults_are_the_shipped_params_yaml(repo_root):
 
 # ------------------------------------------------------------------ paths: named once
 
-def test_a_path_set_once_reaches_every_stage_that_reads_it(tmp_path):
-    (tmp_path / "params.yaml").write_text("paths:\n  clean: elsewhere/clean.parquet\n  raw: /mnt/aoi\n")
+def test_a_path_set_once_reaches_every_stage_that_writes_under_it(tmp_path):
+    """Each stage's outputs come from `paths`: moved there, every stage writes to the new place."""
+    from flows.stages import PIPELINE
+
+    moved = {k: f"elsewhere/{k}" for k in (f.name for f in dataclasses.fields(PathsConfig))}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"paths": moved}))
     p = load_params(tmp_path / "params.yaml")
-    assert p.validate.out == "elsewhere/clean.parquet"                        # the stage that writes it
-    assert {p.split.table, p.bag.table, p.fuse.table, p.gate.table, p.evaluate.table} == {"elsewhere/clean.parquet"}
-    assert {p.data.raw, p.ingest.data, p.fuse.data, p.gate.data, p.evaluate.data} == {"/mnt/aoi"}
-    assert p.paths.clean == "elsewhere/clean.parquet" and p.bag.split == "data/split.parquet"   # the rest: defaults
+    assert p.paths.layout == Path("elsewhere/raw/layout.yaml")
+    for name, stage in PIPELINE.items():
+        outputs = stage.outputs(p)
+        assert outputs and all(str(o).startswith("elsewhere/") for o in outputs), (name, outputs)
 
 
-@pytest.mark.parametrize("section, key, paths_key", [("fuse", "table", "clean"), ("gate", "out", "gate"),
-                                                     ("register", "bundle_dir", "bundle")])
-def test_a_section_that_names_a_path_itself_is_refused(tmp_path, section, key, paths_key):
-    (tmp_path / "params.yaml").write_text(f"{section}:\n  {key}: x.parquet\n")
-    with pytest.raises(ConfigError, match=rf"{section}\.{key} is a path.*paths\.{paths_key}"):
+@pytest.mark.parametrize("section, key", [("fuse", "table"), ("gate", "out"), ("register", "bundle_dir"),
+                                          ("bag", "predictions")])
+def test_a_section_that_names_a_path_itself_is_refused(tmp_path, section, key):
+    (tmp_path / "params.yaml").write_text(f"{section}:\n  {key}: data/x.parquet\n")
+    with pytest.raises(ConfigError, match=rf"{section}\.{key} is not a setting of {section}.*paths section"):
         load_params(tmp_path / "params.yaml")
 
 
-def test_every_path_field_of_a_section_is_wired_to_the_paths_section():
-    """A new path field in a section, defaulting to a value of `paths`, must be declared with `wired`
-    (or params.yaml would have to repeat it)."""
-    from oanet.config import PATH_FIELDS, PATHS
+def test_an_unknown_key_that_is_no_path_is_named_with_the_known_ones(tmp_path):
+    (tmp_path / "params.yaml").write_text("fuse:\n  optimser: adamw\n")
+    with pytest.raises(ConfigError, match=r"unknown keys \['optimser'\]; known: .*'optimiser'"):
+        load_params(tmp_path / "params.yaml")
 
-    values = set(dataclasses.asdict(PATHS).values())
-    for section in dataclasses.fields(Params):
-        if section.name == "paths":
-            continue
-        for f in dataclasses.fields(section.type if isinstance(section.type, type) else type(section.default)):
-            if isinstance(f.default, str) and f.default in values:
-                assert PATH_FIELDS.get(section.name, {}).get(f.name), f"{section.name}.{f.name} is not wired"
-    for section, fields in PATH_FIELDS.items():
-        for field, key in fields.items():
-            assert getattr(getattr(Params(), section), field) == getattr(PATHS, key), f"{section}.{field}"
+
+def test_no_section_holds_a_path():
+    """Files and folders live in `paths` only: no setting of any section (sub-sections included)
+    defaults to one of them, so none can drift from the file a stage really reads."""
+    values = set(dataclasses.asdict(PathsConfig()).values())
+
+    def settings(section, where):
+        for f in dataclasses.fields(section):
+            value = getattr(section, f.name)
+            if dataclasses.is_dataclass(value):
+                yield from settings(value, f"{where}.{f.name}")
+            else:
+                yield f"{where}.{f.name}", value
+
+    params = Params()
+    found = [kv for f in dataclasses.fields(params) if f.name != "paths"
+             for kv in settings(getattr(params, f.name), f.name)]
+    assert len(found) > 100
+    assert [(key, value) for key, value in found if isinstance(value, str) and value in values] == []
 
 
 def test_dvc_yaml_names_each_path_only_through_the_paths_section(repo_root):
     import re
 
-    from oanet.config import PATHS
-
+    paths = dataclasses.asdict(PathsConfig())
     text = (repo_root / "dvc.yaml").read_text()
     keys = set(re.findall(r"\$\{paths\.([a-z_]+)\}", text))
-    assert keys and keys <= set(dataclasses.asdict(PATHS)), keys - set(dataclasses.asdict(PATHS))
+    assert keys and keys <= set(paths), keys - set(paths)
     entries = re.findall(r"^\s*-\s+([^\s:#]+)", text, re.M)
-    literal = sorted(set(entries) & set(dataclasses.asdict(PATHS).values()))
+    literal = sorted(set(entries) & set(paths.values()))
     assert literal == [], f"dvc.yaml writes these paths itself instead of ${{paths.*}}: {literal}"
 
 
 def test_a_built_section_written_as_params_loads_back_as_itself(tmp_path):
-    from oanet.config import FuseConfig, section_as_params, updated
+    from oanet.config import FuseConfig, updated
 
-    cfg = updated(FuseConfig(), {"table": "t.parquet", "out_dir": "m", "optimiser": {"epochs": 3}})
-    raw = section_as_params("fuse", cfg)
-    assert raw["paths"]["clean"] == "t.parquet" and "table" not in raw["fuse"]
+    cfg = updated(FuseConfig(), {"optimiser": {"epochs": 3}, "network": {"encoder": "resnet18"}})
+    raw = {"fuse": dataclasses.asdict(cfg)}
     raw["fuse"]["training"]["process_defects"] = list(cfg.training.process_defects)   # YAML has lists, not tuples
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
     assert load_params(tmp_path / "params.yaml").fuse == cfg
