@@ -113,7 +113,9 @@ def main() -> None:
     if not args.predictions.is_file():
         raise SystemExit(f"error: {args.predictions} not found; run `make benchmark` first")
     frame = pd.read_parquet(args.predictions)
-    rows = [dict(row, repeat=r) for (r, _), group in frame.groupby(["repeat", "encoder"])
+    several = frame["encoder"].nunique() > 1           # the paper encoders: one block of rows each
+    rows = [dict(row, repeat=r, what=f"{enc}: {row['what']}" if several else row["what"])
+            for (r, enc), group in frame.groupby(["repeat", "encoder"])
             for row in repeat_rows(group, args.min_accuracy, tuple(args.floors))]
     table = pd.DataFrame(rows)
     cols = [c for c in ("accuracy", "recall", "f1", "roc_auc", *(f"oracle@{f}" for f in args.floors)) if c in table]
