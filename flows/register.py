@@ -74,9 +74,9 @@ REQUIRED = ("bag", "fuse", "gate", "gate_artifact")    # evaluate is logged when
 
 
 def stage_outputs(p) -> dict[str, Path]:
-    q = p.paths
-    return {"bag": Path(q.bag_metrics), "fuse": Path(q.fusion_metrics), "gate": Path(q.gate_metrics),
-            "gate_artifact": Path(q.gate), "evaluate": Path(q.evaluation)}
+    paths = p.paths
+    return {"bag": Path(paths.bag_metrics), "fuse": Path(paths.fusion_metrics), "gate": Path(paths.gate_metrics),
+            "gate_artifact": Path(paths.gate), "evaluate": Path(paths.evaluation)}
 
 
 def missing_outputs(outputs: dict[str, Path]) -> list[str]:
@@ -88,22 +88,23 @@ def stale_outputs(p) -> list[str]:
     (empty: they are). A stage that failed leaves its previous outputs behind."""
     import pandas as pd
 
-    q = p.paths
-    if not Path(q.split).is_file():
-        return [f"split: {q.split} missing"]
-    split = pd.read_parquet(q.split, columns=["image", "split"])
-    scored = {"bag": (q.bag_predictions, split), "fuse": (q.fusion_predictions, split[split["split"] != "train"]),
-              "gate": (q.gate_predictions, split[split["split"] == "test"])}
+    paths = p.paths
+    if not Path(paths.split).is_file():
+        return [f"split: {paths.split} missing"]
+    split = pd.read_parquet(paths.split, columns=["image", "split"])
+    scored = {"bag": (paths.bag_predictions, split),
+              "fuse": (paths.fusion_predictions, split[split["split"] != "train"]),
+              "gate": (paths.gate_predictions, split[split["split"] == "test"])}
     problems = []
     for stage, (path, rows) in scored.items():
         if not Path(path).is_file():
             problems.append(f"{stage}: {path} missing")
         elif sorted(pd.read_parquet(path, columns=["image"])["image"]) != sorted(rows["image"]):
-            problems.append(f"{stage}: {path} scored other rows than {q.split} holds "
+            problems.append(f"{stage}: {path} scored other rows than {paths.split} holds "
                             "(the stage did not re-run after the split changed)")
-    manifest = Path(q.bag_models) / "manifest.json"
+    manifest = Path(paths.bag_models) / "manifest.json"
     bag_params = json.loads(manifest.read_text()).get("params") if manifest.is_file() else None
-    problems += _params_differ("fuse", read_json(Path(q.fusion_metrics)).get("settings"), p.fuse)
+    problems += _params_differ("fuse", read_json(Path(paths.fusion_metrics)).get("settings"), p.fuse)
     problems += _params_differ("bag", bag_params, p.bag)
     return problems
 
@@ -150,15 +151,15 @@ def bundle_mismatch(p, bundle: Path) -> list[str]:
         pipe = DefectPipeline.load(bundle, device="cpu")
     except OanetError as exc:
         return [f"the bundle does not load: {exc}"]
-    q = p.paths
-    recorded = pd.read_parquet(q.gate_predictions, columns=["image", "prob_gate"])
-    rows = load_parts(q.clean, q.split)["test"].set_index("image").loc[recorded["image"]].reset_index()
-    images = load_rois(q.raw, rows["image"].tolist(), tuple(pipe.members.object_roi), pipe.members.image_size)
+    paths = p.paths
+    recorded = pd.read_parquet(paths.gate_predictions, columns=["image", "prob_gate"])
+    rows = load_parts(paths.clean, paths.split)["test"].set_index("image").loc[recorded["image"]].reset_index()
+    images = load_rois(paths.raw, rows["image"].tolist(), tuple(pipe.members.object_roi), pipe.members.image_size)
     _, clean, _ = score_gate(pipe.members, pipe.gate, rows, images, ("clean",), p.gate.seed + 100, "cpu")
     gap = float(np.max(np.abs(clean.prob - recorded["prob_gate"].to_numpy()), initial=0.0))
     if gap > REPRODUCE_TOLERANCE:
         return [f"bag, fusion and gate outputs come from different runs: the bundle does not reproduce "
-                f"{q.gate_predictions} (probabilities differ by up to {gap:.3f})"]
+                f"{paths.gate_predictions} (probabilities differ by up to {gap:.3f})"]
     return []
 
 
@@ -353,8 +354,9 @@ def checked_bundle(p) -> tuple[list[str], Path | None, str | None]:
     problems = missing_outputs(stage_outputs(p)) or stale_outputs(p)
     if problems:
         return problems, None, None
-    q = p.paths
-    bundle = package_bundle(q.bundle, q.layout, p.ingest, q.bag_models, q.fusion_models, q.gate, q.drift_reference)
+    paths = p.paths
+    bundle = package_bundle(paths.bundle, paths.layout, p.ingest, paths.bag_models, paths.fusion_models, paths.gate,
+                            paths.drift_reference)
     problems = bundle_mismatch(p, bundle)
     return (problems, None, None) if problems else ([], bundle, bundle_sha256(bundle))
 

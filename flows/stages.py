@@ -34,7 +34,7 @@ def _register(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> 
 
 PIPELINE: dict[str, Stage] = {
     **{name: LIBRARY_STAGES[name] for name in ("data", "ingest")},
-    "validate": Stage(_validate, "validate", lambda p: [p.paths.clean, p.paths.quarantine]),
+    "validate": Stage(_validate, "validate", lambda f: [f.clean, f.quarantine]),
     **{name: stage for name, stage in LIBRARY_STAGES.items() if name not in ("data", "ingest")},
-    "register": Stage(_register, "register", lambda p: [p.paths.bundle]),
+    "register": Stage(_register, "register", lambda f: [f.bundle]),
 }

@@ -60,7 +60,7 @@ TASKS = {name: _stage_task(name) for name in PIPELINE}
 
 def run_stage(name: str, params_path: str, data_version: str, fresh: bool = False) -> str:
     """Run stage `name` as a task; a finished result is reused unless `fresh` or an output has gone."""
-    outputs = PIPELINE[name].outputs(load_params(params_path))
+    outputs = PIPELINE[name].outputs(load_params(params_path).paths)
     stage = TASKS[name]
     if fresh or not all(Path(out).exists() for out in outputs):
         stage = stage.with_options(refresh_cache=True)

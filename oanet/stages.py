@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from oanet.config import Params
+    from oanet.config import Params, PathsConfig
 
 Echo = Callable[[str], None] | None
 
@@ -38,7 +38,7 @@ Echo = Callable[[str], None] | None
 class Stage:
     run: Callable[..., str]                    # (params, params_path, layout, echo, **options) -> summary
     section: str | None                        # the params.yaml section it is configured by (dvc.yaml `params:`)
-    outputs: Callable[[Params], list[str]]     # what it writes; a finished result counts only while they exist
+    outputs: Callable[[PathsConfig], list[str]]  # what it writes; a finished result counts only while they exist
 
 
 def layout_path(p: Params, layout: Path | None = None) -> Path:
@@ -99,20 +99,21 @@ def _evaluate(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> 
 def _report(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.report import run, table
 
-    q = p.paths
-    return table(run(q.bag_metrics, q.fusion_metrics, q.metrics, q.gate_metrics)) + f"\n  written: {q.metrics}"
+    paths = p.paths
+    written = run(paths.bag_metrics, paths.fusion_metrics, paths.metrics, paths.gate_metrics)
+    return table(written) + f"\n  written: {paths.metrics}"
 
 
-STAGES: dict[str, Stage] = {     # in the order they run
-    "data": Stage(_data, "data", lambda p: [p.paths.raw]),
-    "ingest": Stage(_ingest, "ingest", lambda p: [p.paths.ocr, p.paths.ocr_quarantine]),
-    "split": Stage(_split, "split", lambda p: [p.paths.split]),
-    "bag": Stage(_bag, "bag", lambda p: [p.paths.bag_metrics, p.paths.bag_predictions, p.paths.bag_models]),
-    "fuse": Stage(_fuse, "fuse", lambda p: [p.paths.fusion_metrics, p.paths.fusion_predictions, p.paths.fusion_models]),
-    "gate": Stage(_gate, "gate", lambda p: [p.paths.gate_metrics, p.paths.gate, p.paths.gate_predictions]),
-    "drift": Stage(_drift, "drift", lambda p: [p.paths.drift_reference, f"{p.paths.drift_reports}/test-rows/summary.json"]),
-    "evaluate": Stage(_evaluate, "evaluate", lambda p: [p.paths.evaluation]),
-    "report": Stage(_report, None, lambda p: [p.paths.metrics]),
+STAGES: dict[str, Stage] = {     # in the order they run; outputs from the paths section
+    "data": Stage(_data, "data", lambda f: [f.raw]),
+    "ingest": Stage(_ingest, "ingest", lambda f: [f.ocr, f.ocr_quarantine]),
+    "split": Stage(_split, "split", lambda f: [f.split]),
+    "bag": Stage(_bag, "bag", lambda f: [f.bag_metrics, f.bag_predictions, f.bag_models]),
+    "fuse": Stage(_fuse, "fuse", lambda f: [f.fusion_metrics, f.fusion_predictions, f.fusion_models]),
+    "gate": Stage(_gate, "gate", lambda f: [f.gate_metrics, f.gate, f.gate_predictions]),
+    "drift": Stage(_drift, "drift", lambda f: [f.drift_reference, f"{f.drift_reports}/test-rows/summary.json"]),
+    "evaluate": Stage(_evaluate, "evaluate", lambda f: [f.evaluation]),
+    "report": Stage(_report, None, lambda f: [f.metrics]),
 }
 MODEL_STAGES = ("split", "bag", "fuse", "gate", "drift")   # the models and their drift reference: the train flow
 TRAIN_STAGES = (*MODEL_STAGES, "report")            # `oanet train`: the models and their metrics table

@@ -156,7 +156,7 @@ def test_a_path_set_once_reaches_every_stage_that_writes_under_it(tmp_path):
     p = load_params(tmp_path / "params.yaml")
     assert p.paths.layout == Path("elsewhere/raw/layout.yaml")
     for name, stage in PIPELINE.items():
-        outputs = stage.outputs(p)
+        outputs = stage.outputs(p.paths)
         assert outputs and all(str(o).startswith("elsewhere/") for o in outputs), (name, outputs)
 
 
