@@ -88,7 +88,8 @@ def repeat_rows(frame: pd.DataFrame, min_accuracy: float, floors: tuple[float, .
         X_val, X_test = np.column_stack(features(val)), np.column_stack(features(test))
         stack = LogisticRegression(max_iter=2000).fit(X_val, y_val)
         prob = stack.predict_proba(X_test)[:, 1]
-        for how, val_prob in (("in-sample", stack.predict_proba(X_val)[:, 1]), ("out of fold", out_of_fold(X_val, y_val))):
+        for how, val_prob in (("in-sample", stack.predict_proba(X_val)[:, 1]),
+                              ("out of fold", out_of_fold(X_val, y_val))):
             rows.append({"what": f"stack: {name}, {how}",
                          **binary_metrics(y_test, prob, choose_threshold(y_val, val_prob, min_accuracy))})
     return rows

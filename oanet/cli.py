@@ -136,10 +136,12 @@ def synth(
 
 @commands.command(rich_help_panel=STAGE_PANEL)
 def ingest(
-    data: Path | None = typer.Option(None, help="AOI folder: images, labels.csv, layout.yaml (default: params paths.raw)."),
+    data: Path | None = typer.Option(
+        None, help="AOI folder: images, labels.csv, layout.yaml (default: params paths.raw)."),
     out: Path | None = typer.Option(None, help="Output table, .parquet (default: params paths.ocr)."),
     layout: Path | None = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
-    quarantine: Path | None = typer.Option(None, help="Quarantine table (default: params paths.ocr_quarantine, or beside OUT)."),
+    quarantine: Path | None = typer.Option(
+        None, help="Quarantine table (default: params paths.ocr_quarantine, or beside OUT)."),
     no_cache: bool = typer.Option(False, help="Ignore and do not write the OCR cache."),
     workers: int | None = typer.Option(
         None, help="OCR on a local Dask cluster of N single-threaded workers; 0: in this process (default: params)."),
@@ -153,7 +155,7 @@ def ingest(
     q = quarantine or (out.with_name(out.stem + "_quarantine.parquet") if out else None)
     p = _override(_params(params), paths={"raw": _text(data), "ocr": _text(out), "ocr_quarantine": _text(q)},
                   ingest={"workers": workers, "scheduler": scheduler})
-    if no_cache:                         # None is "not given" to _overridden: set it here
+    if no_cache:                         # None is "not given" to _override: set it here
         p = dataclasses.replace(p, ingest=dataclasses.replace(p.ingest, cache=None))
     run_stage(STAGES, "ingest", params, p, layout=layout)
 

@@ -1,8 +1,9 @@
 """Stage `evaluate`: the paper's protocol over repeats, with corruptions, sweeps and baselines.
 
-Reads paths.clean and the images of paths.raw. Writes, under paths.evaluation_dir: ablation.md (Table 1 and the baselines), robustness.md
-(Table 2 and the sweeps), plots/{sweeps,confusion,pr_curve}.png, and paths.evaluation
-(DVC metrics: profile, per-encoder clean metrics of every model, Table 2, the goals).
+Reads paths.clean and the images of paths.raw. Writes, under paths.evaluation_dir:
+ablation.md (Table 1 and the baselines), robustness.md (Table 2 and the sweeps),
+plots/{sweeps,confusion,pr_curve}.png, and paths.evaluation (DVC metrics: profile,
+per-encoder clean metrics of every model, Table 2, the goals).
 """
 from __future__ import annotations
 

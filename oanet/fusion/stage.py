@@ -1,7 +1,7 @@
 """Stage `fuse`: train the image-only CNN and the OANet fusion model, predict the test split.
 
-Reads the OCR table, the split and the images (paths.clean, paths.split, paths.raw); trains `cnn` (the image encoder alone)
-and `fusion` (image + OCR, alignment, refinement, mask learning) on the `train` rows
+Reads the OCR table, the split and the images (paths.clean, paths.split, paths.raw); trains
+`cnn` (the image encoder alone) and `fusion` (image + OCR, alignment, refinement, mask learning) on the `train` rows
 (not `val`: the gate is calibrated there). With `staged`, `fusion` takes over the
 trained CNN's image encoder, frozen, and learns on its embeddings (train_one);
 with `image_label: object` the CNN learns object defects only (process-only defects
@@ -209,7 +209,8 @@ def plot_curves(histories: dict[str, list[dict]], out: Path) -> Path:
     return out
 
 
-def run(cfg: FuseConfig, paths: PathsConfig, layout_path: str | Path, callbacks: Iterable = (), echo=None) -> FuseResult:
+def run(cfg: FuseConfig, paths: PathsConfig, layout_path: str | Path, callbacks: Iterable = (),
+        echo=None) -> FuseResult:
     """Train `cnn` and `fusion` on the train rows, score val and test, write every output."""
     import torch
 

@@ -163,7 +163,8 @@ def test_row_accounting(tmp_path, validation_stage, validate, make_table):
     clean, q = pd.read_parquet(paths.clean), pd.read_parquet(paths.quarantine)
     assert len(clean) + len(q) == len(df) + 5
     assert out.n_gx_quarantine == 2 and set(clean["image"]).isdisjoint(q["image"])
-    assert set(clean["image"]) | set(q["image"]) == set(df["image"]) | set(pd.read_parquet(paths.ocr_quarantine)["image"])
+    ingest_q = pd.read_parquet(paths.ocr_quarantine)
+    assert set(clean["image"]) | set(q["image"]) == set(df["image"]) | set(ingest_q["image"])
     detail = q.set_index("image").loc["images/00002.png", "detail"]
     assert "gain_db" in detail and "exposure_ms" in detail
 

@@ -50,7 +50,8 @@ def test_bundle_decides_from_raw_bytes(trained, ocr):
     from oanet.serving import OUTPUT_COLUMNS, DefectPipeline, package_bundle
 
     p = load_params(w / "params.yaml")
-    folder = package_bundle(w / "bundle", data / "layout.yaml", p.ingest, p.paths.bag_models, p.paths.fusion_models, p.paths.gate)
+    folder = package_bundle(w / "bundle", data / "layout.yaml", p.ingest, p.paths.bag_models, p.paths.fusion_models,
+                            p.paths.gate)
     pipe = DefectPipeline.load(folder, device="cpu")
     assert pipe.ingest["charset"] == p.ingest.charset == "layout"   # served as trained: same recogniser head
     pipe._ocr = ocr                                        # the session's engine: no second cnocr start-up

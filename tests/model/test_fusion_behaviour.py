@@ -144,7 +144,8 @@ def test_same_seed_gives_the_same_metrics(fuse_run, tmp_path):
     from oanet.config import load_params
 
     paths = dataclasses.replace(load_params(params).paths, fusion_models=str(tmp_path / "m"),
-                                fusion_predictions=str(tmp_path / "p.parquet"), fusion_metrics=str(tmp_path / "r" / "m.json"),
+                                fusion_predictions=str(tmp_path / "p.parquet"),
+                                fusion_metrics=str(tmp_path / "r" / "m.json"),
                                 fusion_curves=str(tmp_path / "r" / "curves.png"))
     again = run(_cfg(params), paths, data / "layout.yaml")
     first = json.loads((root / "reports" / "fusion_metrics.json").read_text())
