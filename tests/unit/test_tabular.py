@@ -8,11 +8,10 @@ runs in seconds; default hyperparameters are checked separately on NaN-laden dat
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from blocked_imports import run_without
 from sklearn.base import clone
 
 from oanet.errors import OanetError
@@ -71,14 +70,11 @@ def test_an_unknown_name_lists_the_known_ones():
 
 
 def test_importing_the_package_imports_neither_lightgbm_nor_catboost():
-    code = ("import sys; sys.modules['catboost'] = None; sys.modules['lightgbm'] = None\n"
-            "import numpy as np, oanet.tabular as t\n"
+    code = ("import numpy as np, oanet.tabular as t\n"
             "X = np.random.default_rng(0).normal(size=(40, 3)); y = (X[:, 0] > 0).astype(int)\n"
             "t.get_learner('gbm').fit(X, y); t.get_learner('catboost')\n"
             "try:\n    t.get_learner('catboost').fit(X, y)\nexcept ImportError:\n    print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert run_without(("catboost", "lightgbm"), code, timeout=60) == "ok"
 
 
 # -- every learner ---------------------------------------------------------------------
