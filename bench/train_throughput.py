@@ -77,18 +77,18 @@ def timed(step, batches, warmup: int, steps: int, device) -> float:
 
 def fusion_rate(cfg: FuseConfig, data: TrainData, device, warmup: int, steps: int) -> float:
     seed_everything(cfg.seed)
-    o = cfg.optimiser
+    optimiser = cfg.optimiser
     model = build_model(ArchConfig.of(cfg.network, N_COLUMNS), None, device)
     model.norm.fit(data.images, data.tab)
     if model.refinement is not None:
-        model.refinement.fit(*embeddings(model, data, o.batch_size, train_mode=True))
+        model.refinement.fit(*embeddings(model, data, optimiser.batch_size, train_mode=True))
     model.train()
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
-    step = TrainStep(model, make_optimizer(model, o, device), cfg, class_weights(data.labels, True),
+    step = TrainStep(model, make_optimizer(model, optimiser, device), cfg, class_weights(data.labels, True),
                      data.field_of_column, data.n_fields, gen, compile=cfg.compile)
-    bs = o.batch_size
-    batches = [(data.images[i:i + bs], data.tab[i:i + bs], data.labels[i:i + bs], o.lr)
+    bs = optimiser.batch_size
+    batches = [(data.images[i:i + bs], data.tab[i:i + bs], data.labels[i:i + bs], optimiser.lr)
                for i in range(0, len(data) - bs + 1, bs)]
     return timed(step, batches, warmup, steps, device)
 
@@ -102,9 +102,10 @@ def torchvision_rate(name: str, cfg: FuseConfig, data: TrainData, device, warmup
     model = getattr(torchvision.models, builder)(weights=None, num_classes=2).to(device)
     fmt = torch.channels_last if fast else torch.contiguous_format
     model = model.to(memory_format=fmt).train()
-    o = cfg.optimiser
-    opt = torch.optim.SGD(model.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
-    bs = o.batch_size
+    optimiser = cfg.optimiser
+    opt = torch.optim.SGD(model.parameters(), lr=optimiser.lr, momentum=optimiser.momentum,
+                          weight_decay=optimiser.weight_decay)
+    bs = optimiser.batch_size
     x = (data.images[:bs].float() / 255).expand(-1, 3, -1, -1).contiguous(memory_format=fmt)   # (b,3,S,S)
     y = data.labels[:bs]
 

@@ -364,7 +364,6 @@ class Params:
     drift: DriftConfig = DriftConfig()
 
 
-
 # Ranges by key name, in whichever section the key sits. Shares, probabilities, accuracies and the
 # promotion's drops are in [0, 1] (by the name's ending, so new keys follow); counts and sizes >= 1;
 # other whole numbers >= 0; every float is finite (NaN passes no comparison: a NaN floor is no floor).

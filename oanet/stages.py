@@ -100,8 +100,8 @@ def _report(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> st
     from oanet.report import run, table
 
     paths = p.paths
-    written = run(paths.bag_metrics, paths.fusion_metrics, paths.metrics, paths.gate_metrics)
-    return table(written) + f"\n  written: {paths.metrics}"
+    merged = run(paths.bag_metrics, paths.fusion_metrics, paths.metrics, paths.gate_metrics)
+    return table(merged) + f"\n  written: {paths.metrics}"
 
 
 STAGES: dict[str, Stage] = {     # in the order they run; outputs from the paths section

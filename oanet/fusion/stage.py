@@ -1,11 +1,11 @@
 """Stage `fuse`: train the image-only CNN and the OANet fusion model, predict the test split.
 
 Reads the OCR table, the split and the images (paths.clean, paths.split, paths.raw); trains
-`cnn` (the image encoder alone) and `fusion` (image + OCR, alignment, refinement, mask learning) on the `train` rows
-(not `val`: the gate is calibrated there). With `staged`, `fusion` takes over the
-trained CNN's image encoder, frozen, and learns on its embeddings (train_one);
-with `image_label: object` the CNN learns object defects only (process-only defects
-are the OCR's to find). Writes
+`cnn` (the image encoder alone) and `fusion` (image + OCR, alignment, refinement, mask
+learning) on the `train` rows (not `val`: the gate is calibrated there). With `staged`,
+`fusion` takes over the trained CNN's image encoder, frozen, and learns on its embeddings
+(train_one); with `image_label: object` the CNN learns object defects only (process-only
+defects are the OCR's to find). Writes
 - paths.fusion_predictions: image, split, label, prob_cnn, prob_fusion for the val and test rows;
 - paths.fusion_metrics: {"cnn": binary_metrics, "fusion": ..., "settings": ..., "seconds": ...,
   "history": {model: [per-epoch metrics]}};
@@ -250,7 +250,7 @@ def run(cfg: FuseConfig, paths: PathsConfig, layout_path: str | Path, callbacks:
         pred[f"prob_{name}"] = np.concatenate([predict_proba(trained.model, data[p], cfg.optimiser.batch_size)
                                                for p in ("val", "test")])
         bundles[name] = save_bundle(Path(paths.fusion_models) / f"{name}.pt", name, trained.model, vcfg, schema,
-                                  layout.object_roi, size)
+                                    layout.object_roi, size)
 
     test = pred[pred["split"] == "test"]
     y = test["label"].to_numpy()

@@ -353,27 +353,27 @@ def fit(model: OANet, data: TrainData, cfg, callbacks: Iterable[Callback] = ()) 
         raise ValueError(f"need at least 2 training rows, got {n}")
     frozen = getattr(model, "image_frozen", False)       # staged: the image statistics came with the encoder
     model.norm.fit(None if frozen else data.images, data.tab if model.arch.tabular else None)
-    o = cfg.optimiser
-    opt = make_optimizer(model, o, device)
-    step = TrainStep(model, opt, cfg, class_weights(data.labels, o.class_weighting), data.field_of_column,
+    optimiser = cfg.optimiser
+    opt = make_optimizer(model, optimiser, device)
+    step = TrainStep(model, opt, cfg, class_weights(data.labels, optimiser.class_weighting), data.field_of_column,
                      data.n_fields, gen, compile=cfg.compile)
-    steps_per_epoch = max(1, n // o.batch_size) if n > o.batch_size else 1
-    total, warmup = o.epochs * steps_per_epoch, o.warmup_epochs * steps_per_epoch
+    steps_per_epoch = max(1, n // optimiser.batch_size) if n > optimiser.batch_size else 1
+    total, warmup = optimiser.epochs * steps_per_epoch, optimiser.warmup_epochs * steps_per_epoch
     ref = model.refinement
     if ref is not None:                   # a first basis from the untrained network, training rows only
-        ref.fit(*embeddings(model, data, o.batch_size, train_mode=True))
+        ref.fit(*embeddings(model, data, optimiser.batch_size, train_mode=True))
         bank_a = torch.zeros((n, model.arch.network.align_dim), device=device)
         bank_b = torch.zeros_like(bank_a)
     history, t_start, k = [], time.perf_counter(), 0
     model.train()
-    for epoch in range(o.epochs):
+    for epoch in range(optimiser.epochs):
         t0 = time.perf_counter()
         sums = torch.zeros(4, device=device, dtype=torch.float64)        # loss, ce, align, correct (x rows)
         seen = torch.zeros(n, dtype=torch.bool, device=device)
         rows = 0
-        lr = o.lr
-        for idx in _batches(n, o.batch_size, gen, device):
-            lr = lr_at(k, total, warmup, o.lr, o.schedule)
+        lr = optimiser.lr
+        for idx in _batches(n, optimiser.batch_size, gen, device):
+            lr = lr_at(k, total, warmup, optimiser.lr, optimiser.schedule)
             loss, ce, align, correct, out = step(data.images[idx], data.tab[idx], data.labels[idx], lr)
             b = idx.shape[0]
             sums += torch.stack([loss.double() * b, ce.double() * b, align.double() * b, correct.double()])
@@ -383,7 +383,7 @@ def fit(model: OANet, data: TrainData, cfg, callbacks: Iterable[Callback] = ()) 
                 seen[idx] = True
             rows += b
             k += 1
-        if ref is not None and epoch < o.epochs - 1:
+        if ref is not None and epoch < optimiser.epochs - 1:
             # new basis, nearly the same function (the next epoch trains the head on it; after the
             # last epoch nothing would, so that refit is refit_refinement's, exact); fc1's momentum
             # belongs to the old basis

@@ -111,6 +111,7 @@ def run(cfg: GateConfig, paths: PathsConfig) -> GateResult:
                                "divergence_limits": report["divergence_limits"], "baselines": report["baselines"]},
                "batch_divergence": {p: references.batch_divergences(*parts[p]) for p in ("val", "test")},
                "drivers": {k: int(v) for k, v in zip(*np.unique(clean.driver, return_counts=True), strict=True)}}
-    Path(paths.gate_metrics).parent.mkdir(parents=True, exist_ok=True)
-    Path(paths.gate_metrics).write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics_file = Path(paths.gate_metrics)
+    metrics_file.parent.mkdir(parents=True, exist_ok=True)
+    metrics_file.write_text(json.dumps(metrics, indent=2) + "\n")
     return GateResult(metrics, Path(paths.gate), predictions, time.perf_counter() - t0)
