@@ -479,7 +479,19 @@ def from_dict(cls, raw: dict, where: str = ""):
         raise problems[0] if problems else ConfigError(f"{where or cls.__name__}: {err}") from None
     if problems:
         raise problems[0]
+    _check_bounds(built, where or cls.__name__)
     return built
+
+
+def _check_bounds(section, where: str) -> None:
+    """`min_X` above `max_X` in one section is a range nothing falls in: refused at load, where the
+    mistake is, not at the first batch that fails on it and blames its data."""
+    values = {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+    for key, low in values.items():
+        high = values.get("max_" + key.removeprefix("min_")) if key.startswith("min_") else None
+        if type(low) in (int, float) and type(high) in (int, float) and low > high:
+            raise ConfigError(f"{where}.{key} ({low:g}) must not exceed max_{key.removeprefix('min_')} "
+                              f"({high:g}): no value could pass")
 
 
 def _stray_path(raw: dict) -> str | None:

@@ -17,6 +17,7 @@ from oanet.config import (
     ValidateConfig,
     from_dict,
     load_params,
+    updated,
 )
 
 
@@ -138,6 +139,23 @@ def test_ingest_cluster_settings_are_checked(tmp_path, raw, words):
         load_params(path)
     with pytest.raises(ConfigError, match=words):      # a command-line override is checked the same way
         dataclasses.replace(IngestConfig(), **raw)
+
+
+@pytest.mark.parametrize("raw, words", [
+    ({"validate": {"min_defect_rate": 0.9}}, r"validate\.min_defect_rate \(0\.9\) must not exceed max_defect_rate \(0\.8\)"),
+    ({"validate": {"min_defect_rate": 0.3, "max_defect_rate": 0.2}}, r"validate\.min_defect_rate \(0\.3\)"),
+])
+def test_crossed_min_and_max_bounds_are_refused_at_load(tmp_path, raw, words):
+    """A batch can never pass a defect-rate range whose floor is above its ceiling: the mistake is
+    named in params.yaml, not found later as a failed batch that seems to blame its labels."""
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=words):
+        load_params(path)
+    with pytest.raises(ConfigError, match=words):      # an override is checked the same way
+        updated(ValidateConfig(), raw["validate"], "validate")
+    equal = {"min_defect_rate": 0.4, "max_defect_rate": 0.4}
+    assert updated(ValidateConfig(), equal, "validate").min_defect_rate == 0.4     # equal bounds are a range
 
 
 def test_the_defaults_are_the_shipped_params_yaml(repo_root):
