@@ -11,12 +11,23 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import yaml
 
 from oanet.errors import OanetError
 
 Pair = tuple[float, float]
+# Settings with a fixed set of values: checked at load (`_coerce`), so a typo is named before any stage
+# runs, not when the stage that reads it starts, minutes into a night.
+Preset = Literal["clean", "noisy"]
+Charset = Literal["layout", "full"]
+ImageNorm = Literal["dataset", "per_image"]
+OptimizerName = Literal["sgd", "adamw"]
+Schedule = Literal["cosine", "constant", "onecycle"]
+ImageLabel = Literal["unit", "object"]
+Combine = Literal["stack", "mean"]
+Profile = Literal["quick", "cpu", "cpu_paper_encoders", "paper"]
 
 
 class ConfigError(OanetError, ValueError):
@@ -92,7 +103,7 @@ class SynthConfig:
     """synth: the synthetic demo set and `oanet synth --out DIR` (oanet/synth)."""
     n: int = 480
     seed: int = 7
-    preset: str = "clean"
+    preset: Preset = "clean"
     style: str = "aoi-v1"              # panel style: a name in oanet/synth/styles/ or a style .yaml path
     objects: str | None = None
     units_per_lot: int = 48
@@ -123,15 +134,12 @@ class IngestConfig:
     blank_panel_std: float = 2.0
     cache: str | None = ".cache/ocr.sqlite"
     rec_model: str = "multi_PP-OCRv6_small"
-    charset: str = "layout"            # layout: recognise ASCII + the layout's characters only; full: all 18,708
+    charset: Charset = "layout"            # layout: recognise ASCII + the layout's characters only; full: all 18,708
     engines: int = 0                   # in-process recognisers of one thread each; 0: one per core
     workers: int = 0                   # 0: OCR in this process; N: a local Dask cluster of N 1-thread workers
     scheduler: str | None = None       # address of a running Dask scheduler (tcp://host:8786); wins over workers
 
     def __post_init__(self):
-        if self.charset not in ("layout", "full"):
-            raise ConfigError(f"ingest.charset must be 'layout' (ASCII + the layout's characters, faster) "
-                              f"or 'full' (every character of the model), got {self.charset!r}")
         if type(self.engines) is not int or self.engines < 0:
             raise ConfigError(f"ingest.engines must be a whole number >= 0 (0 = one per core), got {self.engines!r}")
         if type(self.workers) is not int or self.workers < 0:
@@ -177,7 +185,7 @@ class NetworkConfig:
     it is the `ArchConfig` saved beside the weights."""
     encoder: str = "narrow_resnet"         # the CPU encoder; the paper's: alexnet | vgg16 | resnet18
     weights: str | None = None             # a local pretrained state_dict; nothing is downloaded
-    image_norm: str = "per_image"          # dataset | per_image (each image standardised by its own mean/std)
+    image_norm: ImageNorm = "per_image"    # dataset | per_image (each image standardised by its own mean/std)
     fill_occlusion: bool = True            # black (0) pixels of the object are occluded: filled with its mean
     tta: bool = True                       # predict as the mean over the 8 flips of the object image
     tab_hidden: int = 128
@@ -195,12 +203,12 @@ class OptimiserConfig:
     """fuse.optimiser: how the weights move."""
     epochs: int = 90
     batch_size: int = 32
-    optimizer: str = "adamw"               # sgd (the paper's) | adamw
+    optimizer: OptimizerName = "adamw"     # sgd (the paper's) | adamw
     lr: float = 0.003
     momentum: float = 0.9                  # sgd only
     weight_decay: float = 0.05
     warmup_epochs: int = 1                 # cosine only: linear warm-up
-    schedule: str = "onecycle"             # after warm-up: cosine (decay to 0) | constant | onecycle
+    schedule: Schedule = "onecycle"        # after warm-up: cosine (decay to 0) | constant | onecycle
     class_weighting: bool = True
     align_weight: float = 0.5              # weight of the alignment loss beside the cross-entropy
 
@@ -214,7 +222,7 @@ class TrainingConfig:
     cnn_gridmask_prob: float | None = None  # GridMask while the image-only CNN trains (None: gridmask_prob); with
                                             # `staged` the fusion heads still learn on views masked at gridmask_prob
     mask_prob: float = 0.2                 # mask learning: each OCR field set missing with this probability
-    image_label: str = "object"            # what the image-only CNN learns: unit | object (process-only defects are 0)
+    image_label: ImageLabel = "object"     # what the image-only CNN learns: unit | object (process-only defects are 0)
     process_defects: tuple[str, ...] = ("param",)   # defect_type values that mark a process-only defect
     staged: bool = True                    # fusion models reuse the trained CNN's image encoder, frozen
     staged_views: int = 3                  # staged: augmented views per training image for the fusion head
@@ -241,7 +249,7 @@ class GateConfig:
     temperatures: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     min_accuracy: float = 0.9
     degraded_min_accuracy: float | None = None   # the floor in regimes where a modality is off (None: min_accuracy)
-    combine: str = "stack"               # stack: logistic model on the members' scaled logits | mean: weighted mean
+    combine: Combine = "stack"             # stack: logistic model on the members' scaled logits | mean: weighted mean
     cross_fit: int = 5                   # stack: >= 2 judges thresholds on out-of-fold stacked probabilities (k folds)
     scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")
     seed: int = 42
@@ -266,7 +274,7 @@ class EvalProfile:
                                 "optimiser": {"epochs": self.epochs, "batch_size": self.batch_size}, "seed": seed})
 
 
-PROFILES = ("quick", "cpu", "cpu_paper_encoders", "paper")
+PROFILES: tuple[str, ...] = typing.get_args(Profile)
 # The paper's training recipe (GPU), over the CPU recipe that is the fuse section's default.
 PAPER_RECIPE = {
     "network": {"image_norm": "dataset", "tta": False, "fill_occlusion": False},
@@ -278,7 +286,7 @@ PAPER_RECIPE = {
 @dataclass(frozen=True)
 class EvaluateConfig:
     """Stage `evaluate` (oanet/evaluate): the paper's protocol, its profiles and its sweeps."""
-    profile: str = "quick"                  # quick | cpu | cpu_paper_encoders | paper
+    profile: Profile = "quick"              # quick | cpu | cpu_paper_encoders | paper
     quick: EvalProfile = EvalProfile()
     cpu: EvalProfile = EvalProfile(image_size=64, epochs=120, batch_size=32, repeats=5, encoders=("narrow_resnet",))
     cpu_paper_encoders: EvalProfile = EvalProfile(image_size=64, epochs=30, batch_size=32, repeats=3)
@@ -436,6 +444,10 @@ def _coerce(tp, value, where: str):
         if value is None and len(kinds) < len(args):
             return None
         return _coerce(kinds[0], value, where) if len(kinds) == 1 else value
+    if origin is Literal:
+        if not any(type(value) is type(a) and value == a for a in args):
+            raise ConfigError(f"{where} must be one of {', '.join(map(str, args))}, got {value!r}")
+        return value
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where} must be a list, got {value!r}")

@@ -17,6 +17,7 @@ a separator; it is drawn as a `:` centred in a cell one em wide, as a CJK font s
 from __future__ import annotations
 
 import io
+import typing
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from oanet.config import Preset
 from oanet.errors import OanetError
 from oanet.layout import Layout
 
@@ -55,7 +57,7 @@ class PanelStyle:
     mode: str = "L"                    # L (8-bit grayscale) | RGB
 
 
-PRESETS = ("clean", "noisy")
+PRESETS: tuple[str, ...] = typing.get_args(Preset)
 
 
 def _luma(colour: Colour) -> float:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_ingest_workers_and_scheduler_default_to_in_process():
     ({"scheduler": 8786}, "ingest.scheduler must be a Dask scheduler address"),
     ({"engines": -2}, "ingest.engines must be a whole number >= 0"),
     ({"engines": "4"}, "ingest.engines must be a whole number >= 0"),
-    ({"charset": "ascii"}, "ingest.charset must be 'layout'"),
+    ({"charset": "ascii"}, "ingest.charset must be one of layout, full, got 'ascii'"),
 ])
 def test_ingest_cluster_settings_are_checked(tmp_path, raw, words):
     path = tmp_path / "params.yaml"
@@ -138,7 +139,7 @@ def test_ingest_cluster_settings_are_checked(tmp_path, raw, words):
     with pytest.raises(ConfigError, match=words):
         load_params(path)
     with pytest.raises(ConfigError, match=words):      # a command-line override is checked the same way
-        dataclasses.replace(IngestConfig(), **raw)
+        updated(IngestConfig(), raw, "ingest")
 
 
 @pytest.mark.parametrize("raw, words", [
@@ -156,6 +157,24 @@ def test_crossed_min_and_max_bounds_are_refused_at_load(tmp_path, raw, words):
         updated(ValidateConfig(), raw["validate"], "validate")
     equal = {"min_defect_rate": 0.4, "max_defect_rate": 0.4}
     assert updated(ValidateConfig(), equal, "validate").min_defect_rate == 0.4     # equal bounds are a range
+
+
+@pytest.mark.parametrize("raw, where, choices", [
+    ({"fuse": {"optimiser": {"optimizer": "adam"}}}, "fuse.optimiser.optimizer", "sgd, adamw"),
+    ({"fuse": {"optimiser": {"schedule": "linear"}}}, "fuse.optimiser.schedule", "cosine, constant, onecycle"),
+    ({"fuse": {"network": {"image_norm": "global"}}}, "fuse.network.image_norm", "dataset, per_image"),
+    ({"fuse": {"training": {"image_label": True}}}, "fuse.training.image_label", "unit, object"),
+    ({"gate": {"combine": "max"}}, "gate.combine", "stack, mean"),
+    ({"evaluate": {"profile": "gpu"}}, "evaluate.profile", "quick, cpu, cpu_paper_encoders, paper"),
+    ({"synth": {"preset": "dirty"}}, "synth.preset", "clean, noisy"),
+])
+def test_a_value_outside_a_settings_choices_is_refused_at_load(tmp_path, raw, where, choices):
+    """A misspelt choice is named with the choices when params.yaml is read, before OCR and training
+    have run for minutes and the stage that reads it fails (or, for some, quietly does something else)."""
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=rf"{re.escape(where)} must be one of {re.escape(choices)}, got"):
+        load_params(path)
 
 
 def test_the_defaults_are_the_shipped_params_yaml(repo_root):
