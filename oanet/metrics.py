@@ -64,8 +64,21 @@ def binary_metrics(y_true, prob, threshold: float | np.ndarray = 0.5) -> dict[st
     return out
 
 
-def mean_std(rows: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """Per metric, the mean and (population) standard deviation over folds or repeats."""
+def mean_std(rows: list[dict[str, float]]) -> dict[str, dict]:
+    """Per metric, the mean and (population) standard deviation over folds or repeats, and the values
+    themselves (None where undefined): two models scored on the same splits compare repeat by repeat."""
     keys = rows[0].keys() if rows else []
-    return {k: {"mean": float(np.nanmean([r[k] for r in rows])), "std": float(np.nanstd([r[k] for r in rows]))}
-            for k in keys}
+    out = {}
+    for k in keys:
+        v = np.array([r[k] for r in rows], dtype=float)
+        out[k] = {"mean": float(np.nanmean(v)), "std": float(np.nanstd(v)),
+                  "values": [None if np.isnan(x) else float(x) for x in v]}
+    return out
+
+
+def repeats_ahead(ours: dict, theirs: dict) -> tuple[int, int]:
+    """(how many repeats `ours` scored at or above `theirs`, how many both scored): `mean_std` entries
+    of one metric for two models on the same repeats. A mean margin can hide one lucky split."""
+    pairs = [(a, b) for a, b in zip(ours.get("values", []), theirs.get("values", []), strict=False)
+             if a is not None and b is not None]
+    return sum(a >= b for a, b in pairs), len(pairs)

@@ -21,7 +21,8 @@ def repeat(gate_recall: float, gate_accuracy: float = 0.91, both_recall: float =
 
 def test_aggregate_gives_mean_and_std_over_repeats():
     agg = aggregate([repeat(0.90), repeat(0.94)])
-    assert agg["vgg16"]["clean"]["gate"]["recall"] == {"mean": pytest.approx(0.92), "std": pytest.approx(0.02)}
+    assert agg["vgg16"]["clean"]["gate"]["recall"] == {"mean": pytest.approx(0.92), "std": pytest.approx(0.02),
+                                                       "values": [pytest.approx(0.90), pytest.approx(0.94)]}
 
 
 def test_goals_hold_only_when_the_numbers_do():
@@ -34,7 +35,8 @@ def test_goals_hold_only_when_the_numbers_do():
     assert not weak["beats_every_baseline"] and not weak["robust_within_5"]
     inaccurate = goals(aggregate([repeat(0.95, gate_accuracy=0.80)]), "vgg16")["vgg16"]
     assert not inaccurate["beats_every_baseline"]          # more recall, but 5 points less accurate
-    assert any(loss.startswith("late_fusion: recall +35.0, accuracy -5.0") for loss in inaccurate["losses"])
+    assert any(loss.startswith("late_fusion: recall +35.0 (1 of 1 repeats at or above), accuracy -5.0 (0 of 1")
+               for loss in inaccurate["losses"])
     fragile = goals(aggregate([repeat(0.94, both_recall=0.5)]), "vgg16")["vgg16"]
     assert any(loss.startswith("under 60% OCR missing + GridMask, bag: recall -10.0") for loss in fragile["losses"])
     ranked_lower = goals(aggregate([repeat(0.94, gate_auc=0.7)]), "vgg16")["vgg16"]
@@ -48,3 +50,23 @@ def test_ablation_markdown_lists_every_row_and_baseline():
     assert "| vgg16 | + alignment + refinement + gate | 91.0 ± 0.0 | 92.0 ± 0.0 | 50.0 ± 0.0 | 0.960 ± 0.000 |" in md
     assert "Where OANet (with the gate) does not beat a baseline" in md
     assert "91.05" in md                                    # the paper's number beside ours
+
+
+def test_margins_count_the_repeats_oanet_was_at_or_above_a_baseline_in():
+    """A mean margin can come from one lucky split: each margin carries its repeat-by-repeat count."""
+    lucky = goals(aggregate([repeat(0.50), repeat(0.65), repeat(0.55)]), "vgg16")["vgg16"]     # baselines 0.60
+    assert lucky["margins"]["late_fusion"]["recall"] == pytest.approx(-1 / 30)
+    assert lucky["margins"]["late_fusion"]["repeats_ahead"] == {"recall": [1, 3], "accuracy": [3, 3],
+                                                               "roc_auc": [3, 3]}
+    assert "late_fusion: recall -3.3 (1 of 3 repeats at or above), accuracy +6.0 (3 of 3 repeats at or above)" \
+        in "\n".join(lucky["losses"])
+
+
+def test_an_undefined_metric_is_none_per_repeat_and_left_out_of_the_count():
+    """ROC AUC is undefined on a one-class split: JSON gets null, not NaN, and the pair is not counted."""
+    from oanet.metrics import mean_std, repeats_ahead
+
+    ours = mean_std([{"roc_auc": float("nan")}, {"roc_auc": 0.9}])["roc_auc"]
+    theirs = mean_std([{"roc_auc": 0.7}, {"roc_auc": 0.95}])["roc_auc"]
+    assert ours["values"] == [None, 0.9] and ours["mean"] == pytest.approx(0.9)
+    assert repeats_ahead(ours, theirs) == (0, 1)
