@@ -5,7 +5,8 @@
 Reads the clean val and test probabilities that `oanet evaluate` writes (predictions.parquet,
 one row per repeat, encoder, part, model and row) and prints, mean ± std over the repeats:
 1. each model at the one threshold rule on its val rows (what the evaluation reports; the gate
-   decides with its own regime thresholds, reported in evaluation.json, so its row has only 2.);
+   decides with its own regime thresholds, so its row is read from the evaluation.json beside the
+   predictions, where each repeat's value is kept, and has only 2. without it);
 2. the best test recall any threshold reaches at a test accuracy floor: an oracle, never a
    result, that says whether a gap comes from the ranking or from the threshold chosen on val;
 3. logistic stacks of the clean members fitted on val, each feature set thresholded by the
@@ -16,6 +17,7 @@ Nothing is trained but the stacks; a run takes seconds.
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -95,13 +97,23 @@ def repeat_rows(frame: pd.DataFrame, min_accuracy: float, floors: tuple[float, .
     return rows
 
 
+def gate_as_evaluated(evaluation: Path, repeat: int, encoder: str) -> dict:
+    """The gate's test metrics of one repeat as `oanet evaluate` scored them ({} where not kept)."""
+    if not evaluation.is_file():
+        return {}
+    gate = json.loads(evaluation.read_text()).get("clean", {}).get(encoder, {}).get("gate", {})
+    return {k: v["values"][repeat] for k, v in gate.items()
+            if k in ("accuracy", "recall", "f1", "roc_auc") and len(v.get("values") or []) > repeat}
+
+
 def _mean_std(s: pd.Series) -> str:
-    """mean ± std over the repeats; an oracle floor some repeats never reach says in how many it did."""
+    """mean ± std over the repeats (population std, as evaluation.json); an oracle floor some repeats
+    never reach says in how many it did."""
     if s.isna().all():
         return "never" if str(s.name).startswith("oracle") else ""
     if s.name == "roc_auc":
-        return f"{s.mean():.3f} ± {s.std():.3f}"
-    text = f"{100 * s.mean():.1f} ± {100 * s.std():.1f}"
+        return f"{s.mean():.3f} ± {s.std(ddof=0):.3f}"
+    text = f"{100 * s.mean():.1f} ± {100 * s.std(ddof=0):.1f}"
     return text if s.notna().all() else f"{text} (in {s.notna().sum()} of {len(s)})"
 
 
@@ -115,7 +127,9 @@ def main() -> None:
         raise SystemExit(f"error: {args.predictions} not found; run `make benchmark` first")
     frame = pd.read_parquet(args.predictions)
     several = frame["encoder"].nunique() > 1           # the paper encoders: one block of rows each
-    rows = [dict(row, repeat=r, what=f"{enc}: {row['what']}" if several else row["what"])
+    evaluation = args.predictions.with_name("evaluation.json")
+    rows = [dict(row, **(gate_as_evaluated(evaluation, r, enc) if row["what"] == "gate" else {}), repeat=r,
+                 what=f"{enc}: {row['what']}" if several else row["what"])
             for (r, enc), group in frame.groupby(["repeat", "encoder"])
             for row in repeat_rows(group, args.min_accuracy, tuple(args.floors))]
     table = pd.DataFrame(rows)
