@@ -134,7 +134,7 @@ class IngestConfig:
     blank_panel_std: float = 2.0
     cache: str | None = ".cache/ocr.sqlite"
     rec_model: str = "multi_PP-OCRv6_small"
-    charset: Charset = "layout"            # layout: recognise ASCII + the layout's characters only; full: all 18,708
+    charset: Charset = "layout"        # layout: recognise ASCII + the layout's characters only; full: all 18,708
     engines: int = 0                   # in-process recognisers of one thread each; 0: one per core
     workers: int = 0                   # 0: OCR in this process; N: a local Dask cluster of N 1-thread workers
     scheduler: str | None = None       # address of a running Dask scheduler (tcp://host:8786); wins over workers
@@ -249,7 +249,7 @@ class GateConfig:
     temperatures: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0)
     min_accuracy: float = 0.9
     degraded_min_accuracy: float | None = None   # the floor in regimes where a modality is off (None: min_accuracy)
-    combine: Combine = "stack"             # stack: logistic model on the members' scaled logits | mean: weighted mean
+    combine: Combine = "stack"           # stack: logistic model on the members' scaled logits | mean: weighted mean
     cross_fit: int = 5                   # stack: >= 2 judges thresholds on out-of-fold stacked probabilities (k folds)
     scenarios: tuple[str, ...] = ("clean", "ocr_loss", "gridmask", "both")
     seed: int = 42
