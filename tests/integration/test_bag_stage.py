@@ -91,8 +91,9 @@ def test_metrics_json_has_cv_test_and_importances(bag_run):
     for name in MODELS:
         cv = metrics["cv"][name]
         assert set(cv) == {"accuracy", "recall", "precision", "f1", "roc_auc", "pr_auc", "threshold"}
-        assert set(cv["roc_auc"]) == {"mean", "std"}
+        assert set(cv["roc_auc"]) == {"mean", "std", "values"}
         assert len(metrics["cv_folds"][name]) == 5
+        assert cv["roc_auc"]["values"] == pytest.approx([f["roc_auc"] for f in metrics["cv_folds"][name]])
         assert list(metrics["importances"][name]) == ["signal", "noise", "count", "station=A", "station=B",
                                                       "station=C"]
         imp = metrics["importances"][name]
