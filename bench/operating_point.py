@@ -97,11 +97,9 @@ def repeat_rows(frame: pd.DataFrame, min_accuracy: float, floors: tuple[float, .
     return rows
 
 
-def gate_as_evaluated(evaluation: Path, repeat: int, encoder: str) -> dict:
+def gate_as_evaluated(evaluation: dict, repeat: int, encoder: str) -> dict:
     """The gate's test metrics of one repeat as `oanet evaluate` scored them ({} where not kept)."""
-    if not evaluation.is_file():
-        return {}
-    gate = json.loads(evaluation.read_text()).get("clean", {}).get(encoder, {}).get("gate", {})
+    gate = evaluation.get("clean", {}).get(encoder, {}).get("gate", {})
     return {k: v["values"][repeat] for k, v in gate.items()
             if k in ("accuracy", "recall", "f1", "roc_auc") and len(v.get("values") or []) > repeat}
 
@@ -127,7 +125,8 @@ def main() -> None:
         raise SystemExit(f"error: {args.predictions} not found; run `make benchmark` first")
     frame = pd.read_parquet(args.predictions)
     several = frame["encoder"].nunique() > 1           # the paper encoders: one block of rows each
-    evaluation = args.predictions.with_name("evaluation.json")
+    evaluation_file = args.predictions.with_name("evaluation.json")
+    evaluation = json.loads(evaluation_file.read_text()) if evaluation_file.is_file() else {}
     rows = [dict(row, **(gate_as_evaluated(evaluation, r, enc) if row["what"] == "gate" else {}), repeat=r,
                  what=f"{enc}: {row['what']}" if several else row["what"])
             for (r, enc), group in frame.groupby(["repeat", "encoder"])
