@@ -26,15 +26,18 @@ def predictions(repeats: int = 2, rows: int = 120, seed: int = 0) -> pd.DataFram
     return pd.concat(out, ignore_index=True)
 
 
+def operating_point(repo_root, predictions) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(repo_root / "bench" / "operating_point.py"),
+                           "--predictions", str(predictions)], capture_output=True, text=True, timeout=300)
+
+
 def test_the_gate_row_is_the_evaluations_own_per_repeat_numbers(tmp_path, repo_root):
     predictions().to_parquet(tmp_path / "predictions.parquet")
     gate = {"recall": [0.91, 0.95], "accuracy": [0.92, 0.90], "f1": [0.9, 0.9], "roc_auc": [0.97, 0.96]}
     (tmp_path / "evaluation.json").write_text(json.dumps(
         {"clean": {"narrow_resnet": {"gate": {k: {"mean": float(np.mean(v)), "std": float(np.std(v)), "values": v}
                                               for k, v in gate.items()}}}}))
-    run = subprocess.run([sys.executable, str(repo_root / "bench" / "operating_point.py"),
-                          "--predictions", str(tmp_path / "predictions.parquet")],
-                         capture_output=True, text=True, timeout=300)
+    run = operating_point(repo_root, tmp_path / "predictions.parquet")
     assert run.returncode == 0, run.stderr
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[2:-1]]
             for line in run.stdout.splitlines() if line.startswith("|") and not line.startswith("|:")}
@@ -46,9 +49,7 @@ def test_the_gate_row_is_the_evaluations_own_per_repeat_numbers(tmp_path, repo_r
 
 def test_without_an_evaluation_json_the_gate_has_only_the_oracle(tmp_path, repo_root):
     predictions(repeats=1).to_parquet(tmp_path / "predictions.parquet")
-    run = subprocess.run([sys.executable, str(repo_root / "bench" / "operating_point.py"),
-                          "--predictions", str(tmp_path / "predictions.parquet")],
-                         capture_output=True, text=True, timeout=300)
+    run = operating_point(repo_root, tmp_path / "predictions.parquet")
     assert run.returncode == 0, run.stderr
     gate = next(line for line in run.stdout.splitlines() if line.startswith("| gate "))
     cells = [c.strip() for c in gate.split("|")[2:-1]]
