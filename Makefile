@@ -20,7 +20,7 @@ export GX_ANALYTICS_ENABLED := false
 export PREFECT_HOME := $(abspath .prefect)
 export MPLCONFIGDIR := $(abspath .cache/matplotlib)
 
-.PHONY: install demo test test-fast flow nightly schedule bench benchmark benchmark-paper-encoders benchmark-recipe clean
+.PHONY: install demo test test-fast flow nightly schedule bench bench-drift benchmark benchmark-paper-encoders benchmark-recipe clean
 
 install: $(STAMP)
 
@@ -90,6 +90,10 @@ bench: install
 	python bench/ocr_throughput.py --objects ../shared/data/magnetic-tile --n 200
 	python bench/ocr_scaling.py --n 200
 	python bench/ocr_styles.py --n 100
+
+## bench-drift: the drift report on simulated incidents and 10 clean nights, read by the OCR, 3 panel styles (6 min)
+bench-drift: install
+	python bench/drift_incidents.py
 
 MT := ../shared/data/magnetic-tile
 

@@ -44,22 +44,36 @@ def record(out_dir: str | Path, summary: dict) -> list[dict]:
     return entries
 
 
+MAX_NIGHT_LABELS = 24      # beyond this many nights, every k-th night is named on the x axis
+
+
 def plot_history(entries: list[dict], path: str | Path) -> Path:
-    """Each modality's largest score per night, against the alert line at 1."""
+    """Each modality's largest score per night against the alert line at 1; nights that alerted are shaded."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FormatStrFormatter
 
     fig, ax = plt.subplots(figsize=(8, 3))
-    x = range(len(entries))
+    x = list(range(len(entries)))
+    for n, k in enumerate(k for k in x if entries[k].get("alert")):
+        ax.axvspan(k - 0.5, k + 0.5, color="tab:red", alpha=0.12, lw=0, label=None if n else "night alerted")
     for mod, colour in (("ocr", "tab:blue"), ("image", "tab:orange")):
-        ax.plot(x, [e.get(f"{mod}_score", float("nan")) for e in entries], "o-", color=colour,
+        ax.plot(x, [e.get(f"{mod}_score", float("nan")) for e in entries], "o-", color=colour, ms=4,
                 label=f"{mod}: largest score")
-    ax.axhline(1.0, color="tab:red", ls="--", lw=1, label="alert threshold")
-    ax.set_xticks(list(x), [e["night"] for e in entries], rotation=30, ha="right", fontsize=7)
+    ax.axhline(1.0, color="tab:red", ls="--", lw=1, label="alert threshold (1)")
+    step = max(1, -(-len(x) // MAX_NIGHT_LABELS))
+    ax.set_xticks(x[::step], [entries[k]["night"] for k in x[::step]], rotation=30, ha="right", fontsize=7)
+    ax.set_xlim(-0.5, len(x) - 0.5)
+    # symlog: linear below 1, where clean nights sit, logarithmic above, where incidents reach 10x and more
     ax.set_yscale("symlog", linthresh=1.0)
+    top = max([1.0] + [e.get(f"{m}_score", 0.0) or 0.0 for e in entries for m in ("ocr", "image")])
+    ax.yaxis.set_major_locator(FixedLocator([t for t in (0, 0.25, 0.5, 1, 2, 5, 10, 20, 50, 100, 200, 500)
+                                             if t <= 2 * top]))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.set_ylim(0, 2 * top)
     ax.set_ylabel("drift score (x threshold)")
-    ax.legend(fontsize=7, loc="upper left")
+    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 1), ncol=4, frameon=False)   # above: no point hidden
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
