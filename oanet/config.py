@@ -151,12 +151,13 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class ValidateConfig:
-    """Stage `validate` (flows/validate.py): the data-quality gate's thresholds on the OCR table."""
-    max_missing_rate: float = 0.10
-    min_rows: int = 20
-    min_defect_rate: float = 0.05
-    max_defect_rate: float = 0.80
-    min_median_confidence: float = 0.90
+    """Stage `validate` (flows/validate.py): the data-quality gate's thresholds on the OCR table.
+    Critical ones stop the batch (no clean table is written); the confidence one only warns."""
+    max_missing_rate: float = 0.10         # critical, per field: more missing reads means its box or parser broke
+    min_rows: int = 20                     # critical: fewer rows (or clean rows) cannot fill train / val / test
+    min_defect_rate: float = 0.05          # critical: a batch's defect rate outside [min, max] points at
+    max_defect_rate: float = 0.80          # swapped or lost labels
+    min_median_confidence: float = 0.90    # warning, per field: falling read confidence (print or image drift)
 
 
 @dataclass(frozen=True)
