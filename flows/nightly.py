@@ -89,24 +89,37 @@ def dvc_record(cfg: NightlyConfig, targets: list[str]) -> str:
     return what + ", pushed to the default remote"
 
 
+def _flag_drift(line: str, markdown: str) -> None:
+    """The flow run's `drift-alert` artifact: what an operator sees first in the Prefect UI."""
+    from prefect.artifacts import create_markdown_artifact
+
+    create_markdown_artifact(key="drift-alert", description=line, markdown=f"# {line}\n\n{markdown}")
+
+
 @task(name="drift")
 def drift_task(params_path: str, taken: list[str], night: str) -> str:
     """Tonight's new rows against the reference of the last training, before anything trains on them.
-    A night past a threshold is flagged: a `drift-alert` artifact on the flow run, and the one line."""
+    A night past a threshold is flagged: a `drift-alert` artifact on the flow run, and the one line.
+    A night that cannot be compared (an unreadable reference, another layout) is flagged the same way
+    and the night goes on: the next training writes a fresh reference."""
     import time
 
     from oanet.drift.nights import report_taken
+    from oanet.drift.reference import DriftError
 
     start = time.perf_counter()
-    result = report_taken(load_params(params_path), taken, night)
+    try:
+        result = report_taken(load_params(params_path), taken, night)
+    except DriftError as err:
+        line = f"DRIFT NOT COMPARED: {err}"
+        _flag_drift(line, "Tonight's rows could not be compared with the last training's reference.")
+        print(line)
+        return line
     if isinstance(result, str):
         return result
     if result.alert:
-        from prefect.artifacts import create_markdown_artifact
-
         drifted = "\n".join(f"- {item}" for item in result.summary["drifted"])
-        create_markdown_artifact(key="drift-alert", description=result.line(),
-                                 markdown=f"# {result.line()}\n\n{drifted}\n\nReport: `{result.page}`")
+        _flag_drift(result.line(), f"{drifted}\n\nReport: `{result.page}`")
     line = f"{result.line()} (report: {result.page}; {time.perf_counter() - start:.1f} s)"
     print(line)
     return line

@@ -18,7 +18,7 @@ from itertools import pairwise
 import numpy as np
 import pandas as pd
 
-from oanet.drift.reference import DriftReference
+from oanet.drift.reference import DriftError, DriftReference
 from oanet.gate.reference import smoothed_kl
 
 REASON_SUFFIX = "__reason"
@@ -92,7 +92,10 @@ def compare(reference: DriftReference, table: pd.DataFrame, stats: pd.DataFrame,
     """Every OCR field of the reference (over `table`) and image statistic (over `stats`), unranked."""
     absent = [f.name for f in reference.ocr.fields if f.name not in table]
     if absent:
-        raise ValueError(f"the night's table lacks the reference's OCR fields {absent}: another layout?")
+        raise DriftError(f"the night's rows lack the reference's OCR fields {absent}: the night was read with "
+                         f"another layout than the reference's ({reference.source or 'no source recorded'}). "
+                         "Compare it with a reference fitted on its own layout (--against), or read it with "
+                         "the reference's layout.")
     items = [_item(reference, "ocr", f.name, table[f.name], thresholds, table) for f in reference.ocr.fields]
     return items + [_item(reference, "image", f.name, stats[f.name], thresholds, None) for f in reference.image.fields]
 

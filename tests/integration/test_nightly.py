@@ -100,3 +100,12 @@ def test_a_drifted_night_is_flagged_before_anything_trains_on_it(project):
     reports = sorted((project / "drift").glob("night-*/index.html"))
     assert len(reports) == 1 and str(reports[0]) in night.drift
 
+    # a reference the drift step cannot read is flagged the same way, and the night still takes its images
+    reference = project / params["paths"]["drift_reference"]
+    reference.write_text('{"format": "something-else"}')
+    _deliver(project, seed=17, n=8)
+    night = nightly_flow("params.yaml")
+    assert night.drift.startswith("DRIFT NOT COMPARED") and "not a drift reference" in night.drift, night.drift
+    assert "intake: 8 new images moved in" in night.intake, night.intake
+    assert Artifact.get("drift-alert").description == night.drift
+

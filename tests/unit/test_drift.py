@@ -117,8 +117,9 @@ def test_the_reference_round_trips_and_refuses_foreign_files(reference, tmp_path
         DriftReference.load(tmp_path / "absent.json")
 
 
-def test_a_night_with_another_layout_is_refused(reference):
-    with pytest.raises(ValueError, match="another layout"):
+def test_a_night_with_another_layout_is_refused_with_what_to_do(reference):
+    """A DriftError (the CLI prints it as one line, exit 2), naming the field and the way out."""
+    with pytest.raises(DriftError, match=r"lack the reference's OCR fields \['press'\].*another layout.*--against"):
         compare(reference, rows(10, 3).drop(columns="press"), image_statistics(boxes(10, 3)),
                 reference.thresholds(10, 0.99, 1.5, 50))
 
