@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from oanet import cli as library
-from oanet.cli import PARAMS, RUN_PANEL, STAGE_PANEL, TOOL_PANEL, _params, make_app, run_stage
+from oanet.cli import PARAMS, RUN_PANEL, STAGE_PANEL, TOOL_PANEL, _locked, _params, make_app, run_stage
 
 orchestration = typer.Typer()
 registry_app = typer.Typer(help="The MLflow model registry: promotion history and rollback.", no_args_is_help=True)
@@ -56,6 +56,53 @@ def _expectations_dir(params: Path) -> Path:
     """The project's expectations/: beside the params file (a run from another folder), else the working one."""
     beside = params.resolve().parent / "expectations"
     return beside if (beside / "batch.json").is_file() else Path("expectations")
+
+
+@orchestration.command(rich_help_panel=STAGE_PANEL)
+def drift(
+    data: Path | None = typer.Option(
+        None, help="A night's folder (images/, labels.csv, layout.yaml): OCR it and report it against the "
+                   "baseline. Without it: the stage (fit the reference, report the split's test rows)."),
+    table: Path | None = typer.Option(None, help="With --data: the night's rows already read (an OCR table, "
+                                                    ".parquet) instead of reading DATA's images."),
+    lot: str | None = typer.Option(None, help="With --table: only the rows of this lot."),
+    against: str | None = typer.Option(
+        None, metavar="champion|latest|PATH",
+        help="What the night is compared with: `champion` (the registry's champion bundle: its drift reference "
+             "and models), `latest` (the last training's, params paths.drift_reference), a drift reference "
+             "file, or a model bundle folder. Default: the champion when the registry has one, else latest."),
+    night: str | None = typer.Option(None, help="Name of the night in the report (default: DATA's name)."),
+    fail_on_alert: bool = typer.Option(False, help="Exit with status 3 when the night alerts (for scripts)."),
+    params: Path = PARAMS,
+) -> None:
+    """Stage `drift`: each OCR field and image statistic of a night against the rows the models learned on."""
+    if data is None:
+        if table or lot or against or night:
+            raise typer.BadParameter("--table, --lot, --against and --night go with --data")
+        run_stage(library.STAGES, "drift", params)
+        return
+    from oanet.drift.nights import report_night
+
+    p = _params(params)
+    bundle, name = _drift_baseline(p, against)
+    with _locked("drift", params):       # the history file is shared with the nightly's drift step
+        result = report_night(p, data, table=table, lot=lot, against=bundle, night=night, against_name=name)
+    typer.echo(f"{result.line()}\n  against: {result.summary['reference']['against']}\n  written: {result.page}")
+    if result.alert and fail_on_alert:
+        raise typer.Exit(3)
+
+
+def _drift_baseline(p, against: str | None) -> tuple[Path | None, str | None]:
+    """(bundle or reference path, its name) for `oanet drift --against`; (None, name): the last training's."""
+    from flows.register import champion_drift_bundle
+    from oanet.drift.reference import DriftError
+
+    if against not in (None, "champion"):
+        return (None, None) if against == "latest" else (Path(against), None)
+    bundle, why = champion_drift_bundle(p.register)
+    if bundle is None and against == "champion":
+        raise DriftError(f"--against champion: {why}")
+    return (bundle, why) if bundle else (None, f"the last training's reference, {p.paths.drift_reference} ({why})")
 
 
 @orchestration.command(rich_help_panel=STAGE_PANEL)

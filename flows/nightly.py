@@ -48,7 +48,7 @@ class NightlyReport:
     reason: str                 # why it trained, or why not
     register: str = ""
     dvc: str = ""
-    drift: str = ""             # tonight's rows against the last training's reference: one line
+    drift: str = ""             # tonight's rows against the champion's (or last training's) reference: one line
 
     def summary(self) -> str:
         lines = [f"nightly: data version {self.data_version}", self.intake, self.ingest, self.drift,
@@ -98,18 +98,27 @@ def _flag_drift(line: str, markdown: str) -> None:
 
 @task(name="drift")
 def drift_task(params_path: str, taken: list[str], night: str) -> str:
-    """Tonight's new rows against the reference of the last training, before anything trains on them.
-    A night past a threshold is flagged: a `drift-alert` artifact on the flow run, and the one line.
-    A night that cannot be compared (an unreadable reference, another layout) is flagged the same way
-    and the night goes on: the next training writes a fresh reference."""
+    """Tonight's new rows against the champion's reference (the registry's champion bundle), else the
+    last training's, before anything trains on them. A night past a threshold is flagged: a
+    `drift-alert` artifact on the flow run, and the one line. A night that cannot be compared (an
+    unreadable reference, another layout) is flagged the same way and the night goes on: the next
+    training writes a fresh reference."""
     import time
 
+    from flows.register import champion_drift_bundle
     from oanet.drift.nights import report_taken
     from oanet.drift.reference import DriftError
 
     start = time.perf_counter()
+    p = load_params(params_path)
     try:
-        result = report_taken(load_params(params_path), taken, night)
+        bundle, against = champion_drift_bundle(p.register)
+    except Exception as err:  # noqa: BLE001 - a champion that cannot be fetched must not stop the night
+        bundle, against = None, f"the champion's bundle could not be fetched ({err})"
+    if bundle is None:
+        against = f"the last training's reference, {p.paths.drift_reference} ({against})"
+    try:
+        result = report_taken(p, taken, night, against=bundle, against_name=against)
     except DriftError as err:
         line = f"DRIFT NOT COMPARED: {err}"
         _flag_drift(line, "Tonight's rows could not be compared with the last training's reference.")
@@ -120,7 +129,7 @@ def drift_task(params_path: str, taken: list[str], night: str) -> str:
     if result.alert:
         drifted = "\n".join(f"- {item}" for item in result.summary["drifted"])
         _flag_drift(result.line(), f"{drifted}\n\nReport: `{result.page}`")
-    line = f"{result.line()} (report: {result.page}; {time.perf_counter() - start:.1f} s)"
+    line = f"{result.line()} (against {against}; report: {result.page}; {time.perf_counter() - start:.1f} s)"
     print(line)
     return line
 

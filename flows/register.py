@@ -250,18 +250,48 @@ def _champion_seen_images(client, name: str, holder: str) -> set[str] | None:
     return set(split.loc[split["split"] != "test", "image"])
 
 
-def load_champion(client, name: str, holder: str, device: str):
-    """The champion's DefectPipeline, its bundle checked against the hash it was registered with."""
+def registered_bundle_folder(client, name: str, version: str) -> Path:
+    """Version `version`'s bundle, downloaded and checked against the hash it was registered with."""
     import mlflow
 
     from flows.registry import BUNDLE_TAG
-    from oanet.serving import DefectPipeline
 
-    bundle = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{holder}")) / "artifacts" / "bundle"
-    expected = (client.get_model_version(name, holder).tags or {}).get(BUNDLE_TAG)
+    bundle = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")) / "artifacts" / "bundle"
+    expected = (client.get_model_version(name, version).tags or {}).get(BUNDLE_TAG)
     if expected and bundle_sha256(bundle) != expected:
         raise ValueError("its bundle does not match the sha256 it was registered with")
-    return DefectPipeline.load(bundle, device=device)
+    return bundle
+
+
+def load_champion(client, name: str, holder: str, device: str):
+    """The champion's DefectPipeline, its bundle checked against the hash it was registered with."""
+    from oanet.serving import DefectPipeline
+
+    return DefectPipeline.load(registered_bundle_folder(client, name, holder), device=device)
+
+
+def champion_drift_bundle(cfg) -> tuple[Path | None, str]:
+    """(the champion's bundle folder, its name for the report) when the registry has a champion whose
+    bundle carries a drift reference; else (None, why not). cfg: the register section. A project
+    without a registry yet is not given one."""
+    from flows.registry import CHAMPION, alias_holder
+    from flows.tracking import setup, tracking_uri
+    from oanet.drift.nights import BUNDLE_REFERENCE
+
+    uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
+        return None, "no model registry yet"
+    client = setup(cfg)
+    try:
+        holder = alias_holder(client, cfg.model_name, CHAMPION)
+    except Exception:   # noqa: BLE001 - MLflow raises one type for "no such model" and for a broken store
+        return None, f"no registered model {cfg.model_name!r}"
+    if holder is None:
+        return None, "no champion yet"
+    bundle = registered_bundle_folder(client, cfg.model_name, holder)
+    if not (bundle / BUNDLE_REFERENCE).is_file():
+        return None, f"the champion (v{holder}) was registered without a drift reference"
+    return bundle, f"the champion's bundle ({cfg.model_name} v{holder})"
 
 
 def rescore_champion(client, name: str, p, holder: str | None, device: str = "cpu") -> HeadToHead | None:

@@ -268,35 +268,6 @@ def gate(
 
 
 @commands.command(rich_help_panel=STAGE_PANEL)
-def drift(
-    data: Path | None = typer.Option(
-        None, help="A night's folder (images/, labels.csv, layout.yaml): OCR it and report it against the "
-                   "reference. Without it: the stage (fit the reference, report the split's test rows)."),
-    table: Path | None = typer.Option(None, help="With --data: the night's rows already read (an OCR table, "
-                                                    ".parquet) instead of reading DATA's images."),
-    lot: str | None = typer.Option(None, help="With --table: only the rows of this lot."),
-    against: Path | None = typer.Option(None, help="Drift reference to compare with (default: params "
-                                                      "paths.drift_reference; a model bundle's drift_reference.json)."),
-    night: str | None = typer.Option(None, help="Name of the night in the report (default: DATA's name)."),
-    fail_on_alert: bool = typer.Option(False, help="Exit with status 3 when the night alerts (for scripts)."),
-    params: Path = PARAMS,
-) -> None:
-    """Stage `drift`: each OCR field and image statistic of a night against the rows the models learned on."""
-    if data is None:
-        if table or lot or against or night:
-            raise typer.BadParameter("--table, --lot, --against and --night go with --data")
-        run_stage(STAGES, "drift", params)
-        return
-    from oanet.drift.nights import report_night
-
-    with _locked("drift", params):       # the history file is shared with the nightly's drift step
-        result = report_night(_params(params), data, table=table, lot=lot, against=against, night=night)
-    typer.echo(f"{result.line()}\n  written: {result.page}")
-    if result.alert and fail_on_alert:
-        raise typer.Exit(3)
-
-
-@commands.command(rich_help_panel=STAGE_PANEL)
 def evaluate(
     layout: Path | None = LAYOUT,
     profile: str | None = typer.Option(

@@ -103,12 +103,16 @@ def _champion_table(champion: dict, reference: dict) -> str:
     return f"<table id=champion><tr><th class=l>share of rows</th><th>night</th><th>clean reference</th></tr>{rows}</table>"
 
 
+def _against(reference: dict) -> str:
+    return f", from {html.escape(reference['against'])}" if reference.get("against") else ""
+
+
 def render(summary: dict, histograms: str | None, thumbnails: list[tuple[str, str]], history: str | None) -> str:
     """The page from the JSON summary (stage.py) and the data: URIs of its figures."""
     banner = (f"<div class='banner {'alert' if summary['alert'] else 'ok'}'>{html.escape(summary['headline'])}</div>")
     parts = [f"<h1>Drift report: {html.escape(summary['night'])}</h1>",
              f"<div class=meta>{summary['rows']} rows, compared with {html.escape(summary['reference']['source'])} "
-             f"({summary['reference']['rows']} rows); created {summary['created']}; alert when a score passes 1 "
+             f"({summary['reference']['rows']} rows{_against(summary['reference'])}); created {summary['created']}; alert when a score passes 1 "
              f"(threshold: {summary['settings']['factor']} x the {summary['settings']['quantile']} quantile of clean "
              f"nights of {summary['rows']} rows)</div>", banner,
              "<h2>What drifted, most first</h2>", _items_table(summary["items"])]

@@ -111,9 +111,10 @@ def _thumbnails(stats: pd.DataFrame, boxes: np.ndarray, images: list[str], refer
 
 
 def run(cfg: DriftConfig, night: Night, reference: DriftReference, paths: PathsConfig,
-        history: bool = True) -> DriftResult:
+        history: bool = True, against: str = "") -> DriftResult:
     """Compare, write the page, the JSON summary and (`history`: a night, not the test rows) the history,
-    under paths.drift_reports; the page shows what the project's gate and models did with the rows."""
+    under paths.drift_reports; the page shows what the gate and models of `paths` did with the rows.
+    `against` names the baseline in the report (e.g. "the champion's bundle, v3")."""
     from oanet.drift.history import plot_history, read_history, record
     from oanet.drift.page import file_data_uri, histogram_figure, png_data_uri, render
     from oanet.files import write_text_atomic
@@ -136,7 +137,8 @@ def run(cfg: DriftConfig, night: Night, reference: DriftReference, paths: PathsC
             "" if len(table) >= cfg.min_rows else f" (under drift.min_rows = {cfg.min_rows}: no alert)"),
         "drifted": [i.label for i in items if i.score > 1],
         "items": [i.to_dict() for i in items], "thumbnail_statistic": stat,
-        "reference": {"source": reference.source, "rows": reference.n_rows, "decisions": reference.decisions},
+        "reference": {"source": reference.source, "rows": reference.n_rows, "decisions": reference.decisions,
+                      "against": against},
         "champion": _champion(paths, table, night.data_dir, reference.object_roi),
         "settings": {"quantile": cfg.quantile, "factor": cfg.factor, "min_rows": cfg.min_rows,
                      "image_derived": list(cfg.image_derived)}})

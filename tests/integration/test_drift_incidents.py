@@ -57,6 +57,8 @@ def project(tmp_path_factory, repo_root):
     params["paths"].update(drift_reference=str(path), drift_reports=str(work / "reports"))
     params["drift"].update(draws=300)
     params["ingest"].update(cache=None)
+    params["register"].update(tracking_uri=f"sqlite:///{work}/mlflow.db")   # no registry: the default baseline
+    #                                                                        is the reference above (latest)
     (work / "params.yaml").write_text(yaml.safe_dump(params))
     return work / "params.yaml", path, work
 
@@ -81,6 +83,7 @@ def drift(params: Path, folder: Path, table: Path | None = None) -> dict:
     summary = json.loads((Path(out) / folder.name / "summary.json").read_text())
     assert (res.exit_code == 3) == summary["alert"], res.output          # the exit status says it too
     assert summary["headline"] in res.output                               # the one-line summary is printed
+    assert "last training's reference" in summary["reference"]["against"] and "no model registry yet" in res.output
     return summary
 
 
@@ -128,3 +131,13 @@ def test_the_report_opens_offline_styled_with_its_tables_filled(project, tmp_pat
     browser.assert_styled(rendered.png)
     assert browser.has_colour(rendered.png, (0xFD, 0xE2, 0xE1))           # the red alert banner is drawn
     assert html.count("<figure>") == 8                                     # thumbnails of the most moved objects
+
+
+def test_against_champion_without_a_registry_is_refused_naming_why(project):
+    from flows.cli import app
+    from oanet.drift.reference import DriftError
+
+    params, _, work = project
+    res = CliRunner().invoke(app, ["drift", "--data", str(work), "--against", "champion", "--params", str(params)])
+    assert isinstance(res.exception, DriftError) and "no model registry yet" in str(res.exception)
+    assert not (work / "mlflow.db").exists()                               # looking created no registry

@@ -56,3 +56,33 @@ def test_the_nightly_step_reports_only_tonights_rows(drift_paths, tmp_path):
     assert result.summary["rows"] == 30 and (tmp_path / "night-test" / "index.html").is_file()
     assert [e["night"] for e in map(json.loads, (tmp_path / "history.jsonl").read_text().splitlines())] == ["night-test"]
     assert report_taken(p, [], "night-empty") == "drift: no new images tonight, nothing to compare"
+
+
+def test_a_bundle_is_a_baseline_with_its_own_reference_and_models(drift_paths, tmp_path):
+    """`--against BUNDLE` (and the champion's bundle in the nightly): the bundle's reference, and the
+    view of the bundle's models, named in the report; a folder without a reference is refused."""
+    import shutil
+
+    from oanet.config import load_params
+    from oanet.drift.nights import report_taken
+    from oanet.drift.reference import DriftError
+
+    work, _, _, cfg = drift_paths
+    p = load_params(work / "params.yaml")
+    p = replace(p, paths=replace(p.paths, ocr=str(work / "clean.parquet"), drift_reports=str(tmp_path / "reports")))
+    bundle = tmp_path / "bundle"
+    shutil.copytree(cfg["bag_models"], bundle / "bag")
+    shutil.copytree(cfg["fusion_models"], bundle / "fusion")
+    shutil.copy(cfg["gate"], bundle / "gate.json")
+    tonight = pd.read_parquet(work / "clean.parquet")["image"].tolist()[:30]
+    with pytest.raises(DriftError, match="without drift_reference.json"):
+        report_taken(p, tonight, "night-bundle", against=bundle)
+    shutil.copy(cfg["drift_reference"], bundle / "drift_reference.json")
+    by_bundle = report_taken(p, tonight, "night-bundle", against=bundle, against_name="the champion's bundle (v7)")
+    by_paths = report_taken(p, tonight, "night-paths")
+    assert by_bundle.summary["reference"]["against"] == "the champion's bundle (v7)"
+    assert "the champion&#x27;s bundle (v7)" in by_bundle.page.read_text()
+    assert by_bundle.summary["champion"] == by_paths.summary["champion"] != {}     # the same models, read there
+    assert [i["score"] for i in by_bundle.summary["items"]] == [i["score"] for i in by_paths.summary["items"]]
+    shutil.rmtree(bundle / "fusion")            # the view is of the bundle's models, not the project's:
+    assert report_taken(p, tonight, "night-partial", against=bundle).summary["champion"] == {}   # none shown

@@ -87,22 +87,28 @@ def test_a_drifted_night_is_flagged_before_anything_trains_on_it(project):
 
     from flows.nightly import nightly_flow
 
-    assert nightly_flow("params.yaml").trained
     params = yaml.safe_load((project / "params.yaml").read_text())
+    floors = ("min_recall", "min_accuracy", "min_robust_recall", "min_robust_accuracy")
+    params["register"].update(dict.fromkeys(floors, 0.0))       # the tiny first model becomes the champion
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    assert "PROMOTED to champion" in nightly_flow("params.yaml").register
     params["nightly"].update(train=False)
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     _deliver(project, seed=13, n=NEW, incident="camera")
     night = nightly_flow("params.yaml")
     assert not night.trained and "DRIFT ALERT" in night.drift and "image:centre_x" in night.drift, night.drift
+    assert "against the champion's bundle (oanet v1)" in night.drift, night.drift     # what production learned on
     assert night.drift in night.summary()
     artifact = Artifact.get("drift-alert")
     assert artifact is not None and "image:centre_x" in artifact.data
     reports = sorted((project / "drift").glob("night-*/index.html"))
     assert len(reports) == 1 and str(reports[0]) in night.drift
 
-    # a reference the drift step cannot read is flagged the same way, and the night still takes its images
-    reference = project / params["paths"]["drift_reference"]
-    reference.write_text('{"format": "something-else"}')
+    # no champion to compare with (another model name): the last training's reference, which here cannot
+    # be read; that is flagged the same way, and the night still takes its images
+    params["register"].update(model_name="no-such-model")
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    (project / params["paths"]["drift_reference"]).write_text('{"format": "something-else"}')
     _deliver(project, seed=17, n=8)
     night = nightly_flow("params.yaml")
     assert night.drift.startswith("DRIFT NOT COMPARED") and "not a drift reference" in night.drift, night.drift
