@@ -81,28 +81,16 @@ def drift(
             raise typer.BadParameter("--table, --lot, --against and --night go with --data")
         run_stage(library.STAGES, "drift", params)
         return
+    from flows.register import drift_baseline
     from oanet.drift.nights import report_night
 
     p = _params(params)
-    bundle, name = _drift_baseline(p, against)
+    bundle, name = drift_baseline(p, against)
     with _locked("drift", params):       # the history file is shared with the nightly's drift step
         result = report_night(p, data, table=table, lot=lot, against=bundle, night=night, against_name=name)
     typer.echo(f"{result.line()}\n  against: {result.summary['reference']['against']}\n  written: {result.page}")
     if result.alert and fail_on_alert:
         raise typer.Exit(3)
-
-
-def _drift_baseline(p, against: str | None) -> tuple[Path | None, str | None]:
-    """(bundle or reference path, its name) for `oanet drift --against`; (None, name): the last training's."""
-    from flows.register import champion_drift_bundle
-    from oanet.drift.reference import DriftError
-
-    if against not in (None, "champion"):
-        return (None, None) if against == "latest" else (Path(against), None)
-    bundle, why = champion_drift_bundle(p.register)
-    if bundle is None and against == "champion":
-        raise DriftError(f"--against champion: {why}")
-    return (bundle, why) if bundle else (None, f"the last training's reference, {p.paths.drift_reference} ({why})")
 
 
 @orchestration.command(rich_help_panel=STAGE_PANEL)

@@ -105,23 +105,18 @@ def drift_task(params_path: str, taken: list[str], night: str) -> str:
     training writes a fresh reference."""
     import time
 
-    from flows.register import champion_drift_bundle
+    from flows.register import drift_baseline
     from oanet.drift.nights import report_taken
     from oanet.drift.reference import DriftError
 
     start = time.perf_counter()
     p = load_params(params_path)
-    try:
-        bundle, against = champion_drift_bundle(p.register)
-    except Exception as err:  # noqa: BLE001 - a champion that cannot be fetched must not stop the night
-        bundle, against = None, f"the champion's bundle could not be fetched ({err})"
-    if bundle is None:
-        against = f"the last training's reference, {p.paths.drift_reference} ({against})"
+    bundle, against = drift_baseline(p)
     try:
         result = report_taken(p, taken, night, against=bundle, against_name=against)
     except DriftError as err:
         line = f"DRIFT NOT COMPARED: {err}"
-        _flag_drift(line, "Tonight's rows could not be compared with the last training's reference.")
+        _flag_drift(line, f"Tonight's rows could not be compared with {against}.")
         print(line)
         return line
     if isinstance(result, str):

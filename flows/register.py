@@ -294,6 +294,24 @@ def champion_drift_bundle(cfg) -> tuple[Path | None, str]:
     return bundle, f"the champion's bundle ({cfg.model_name} v{holder})"
 
 
+def drift_baseline(p, against: str | None = None) -> tuple[Path | None, str | None]:
+    """What `oanet drift --data` and the nightly compare a night with: (a bundle folder or reference file,
+    or None for the last training's; the baseline's name for the report, None for the default name).
+    against: None (the champion when there is one, else the last training's), "champion" (refused
+    without one, naming why), "latest", or a path."""
+    from oanet.drift.reference import DriftError
+
+    if against not in (None, "champion"):
+        return (None, None) if against == "latest" else (Path(against), None)
+    try:
+        bundle, why = champion_drift_bundle(p.register)
+    except Exception as err:  # noqa: BLE001 - a champion that cannot be fetched must not stop a night
+        bundle, why = None, f"the champion's bundle could not be fetched: {err}"
+    if bundle is None and against == "champion":
+        raise DriftError(f"--against champion: {why}")
+    return (bundle, why) if bundle else (None, f"the last training's reference, {p.paths.drift_reference} ({why})")
+
+
 def rescore_champion(client, name: str, p, holder: str | None, device: str = "cpu") -> HeadToHead | None:
     """Champion `holder` and the challenger scored by the same code on this run's test rows the
     champion never saw (oanet.promotion.head_to_head; here: fetching both from MLflow). None

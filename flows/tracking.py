@@ -47,9 +47,7 @@ def tracking_uri(cfg) -> str:
         return cfg.tracking_uri
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
-    db = Path("mlruns") / "mlflow.db"
-    db.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{db.resolve()}"
+    return f"sqlite:///{(Path('mlruns') / 'mlflow.db').resolve()}"      # setup() makes its folder
 
 
 def setup(cfg):
@@ -61,6 +59,8 @@ def setup(cfg):
     # whatever an earlier caller pinned in this process (or in $MLFLOW_REGISTRY_URI), and a model
     # would be registered in another store than its run.
     uri = tracking_uri(cfg)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
