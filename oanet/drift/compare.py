@@ -4,10 +4,23 @@ score = D / T(n): 1 is the edge of what clean nights of this size do, so scores 
 across fields with different numbers of bins. An item alerts when its score passes 1
 and the night has at least `min_rows` rows (a handful of rows says nothing).
 
-Naming what drifted: items are ranked by score, with one rule on top. Some panel fields
-are statistics the machine computes from the object image (`image_derived`, e.g. the
-printed mean gray). When such a field alerts together with an image statistic, the
-image is the cause and the printed field its echo, so the image statistic is named first.
+An OCR field is tested twice, and its score is the larger of the two:
+- its values: the KL of its whole histogram (value bins and the missing bin);
+- its reads: the KL of its read-or-missing histogram, with a threshold of its own. Values
+  vary from lot to lot, so the first test's threshold is wide, and a new font that
+  breaks 15% of one field's reads can hide inside it; clean nights almost never miss a
+  read, so the second test sees it.
+
+Naming what drifted: items are ranked by score, with two rules on top, both of the form
+"a cause before its echoes":
+- Some panel fields are statistics the machine computes from the object image
+  (`image_derived`, e.g. the printed mean gray). When such a field alerts together with
+  an image statistic, the image is the cause and the printed field its echo, so the
+  image statistic is named first.
+- Among the image statistics that alert, the object's position (centre_x, centre_y,
+  object_fill) comes first, then brightness, then the rest. A moved object changes every
+  pixel statistic of its box, and a gain change scales contrast and sharpness with the
+  brightness; a focus problem alone still names sharpness.
 """
 from __future__ import annotations
 
@@ -32,6 +45,8 @@ class DriftItem:
     threshold: float
     missing_rate: float = 0.0     # OCR fields: share not read in the night
     reference_missing_rate: float = 0.0
+    missing_divergence: float = 0.0                          # OCR fields: the read-or-missing test
+    missing_threshold: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)    # why values are missing: reason -> rows
     confidence: float = float("nan")                         # median read confidence in the night
     reference_confidence: float = float("nan")
@@ -40,15 +55,24 @@ class DriftItem:
     bin_labels: tuple[str, ...] = ()
 
     @property
-    def score(self) -> float:
+    def values_score(self) -> float:
         return self.divergence / self.threshold if self.threshold > 0 else float("inf")
+
+    @property
+    def missing_score(self) -> float:
+        return self.missing_divergence / self.missing_threshold if self.missing_threshold > 0 else 0.0
+
+    @property
+    def score(self) -> float:
+        return max(self.values_score, self.missing_score)
 
     @property
     def label(self) -> str:
         return f"{self.modality}:{self.name}"
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "score": self.score, "label": self.label}
+        return {**asdict(self), "score": self.score, "values_score": self.values_score,
+                "missing_score": self.missing_score, "label": self.label}
 
 
 def _bin_labels(ref) -> tuple[str, ...]:
@@ -79,7 +103,10 @@ def _item(reference: DriftReference, modality: str, name: str, values: pd.Series
     probs = np.asarray(ref.probs)
     extra = {}
     if table is not None:
+        read_or_missing = np.array([values.notna().sum(), values.isna().sum()])
         extra = dict(missing_rate=float(values.isna().mean()),
+                     missing_divergence=float(smoothed_kl(read_or_missing, reference.missing_probs(f"ocr:{name}"))),
+                     missing_threshold=thresholds[f"ocr:{name}#missing"],
                      reference_missing_rate=reference.missing_rate.get(name, 0.0), reasons=_reasons(table, name),
                      confidence=_median(table.get(f"{name}__conf", pd.Series(dtype=float))),
                      reference_confidence=reference.confidence.get(name, float("nan")))
@@ -100,9 +127,24 @@ def compare(reference: DriftReference, table: pd.DataFrame, stats: pd.DataFrame,
     return items + [_item(reference, "image", f.name, stats[f.name], thresholds, None) for f in reference.image.fields]
 
 
+#: Image statistics in cause-before-echo order (module docstring); the others come after these.
+IMAGE_CAUSES = ("centre_x", "centre_y", "object_fill", "brightness")
+
+
+def _causes_first(ordered: list[DriftItem]) -> list[DriftItem]:
+    """The alerting image statistics re-ordered among the places they hold: IMAGE_CAUSES first, then by score."""
+    places = [k for k, i in enumerate(ordered) if i.modality == "image" and i.score > 1]
+    order = {name: k for k, name in enumerate(IMAGE_CAUSES)}
+    alerting = sorted((ordered[k] for k in places), key=lambda i: (order.get(i.name, len(order)), -i.score))
+    out = list(ordered)
+    for k, item in zip(places, alerting, strict=True):
+        out[k] = item
+    return out
+
+
 def rank(items: Sequence[DriftItem], image_derived: Sequence[str] = ()) -> list[DriftItem]:
-    """Items most drifted first; the printed fields derived from the image follow the alerting image statistics."""
-    ordered = sorted(items, key=lambda i: -i.score)
+    """Items most drifted first, causes before their echoes (module docstring)."""
+    ordered = _causes_first(sorted(items, key=lambda i: -i.score))
     alerting_image = [k for k, i in enumerate(ordered) if i.modality == "image" and i.score > 1]
     if not alerting_image:
         return ordered

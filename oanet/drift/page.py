@@ -74,15 +74,17 @@ def _fmt(v, pct: bool = False) -> str:
 
 def _items_table(items: list[dict]) -> str:
     head = ("<tr><th class=l>#</th><th class=l>modality</th><th class=l>field / statistic</th><th>score</th>"
-            "<th>divergence</th><th>threshold</th><th>missing (night)</th><th>missing (ref)</th>"
+            "<th>divergence</th><th>threshold</th><th>score of its reads</th><th>missing (night)</th><th>missing (ref)</th>"
             "<th>confidence (night)</th><th>confidence (ref)</th><th class=l>why missing</th></tr>")
     rows = []
     for k, i in enumerate(items, 1):
         reasons = ", ".join(f"{html.escape(r)}: {n}" for r, n in i["reasons"].items()) or "-"
         ocr = i["modality"] == "ocr"
+        reads = f"{i.get('missing_score', 0.0):.2f}" if ocr else "-"     # the read-or-missing test (compare.py)
         rows.append(f"<tr class={'hot' if i['score'] > 1 else 'cool'}><td class=l>{k}</td><td class=l>{i['modality']}"
                     f"</td><td class=l>{html.escape(i['name'])}</td><td>{i['score']:.2f}</td>"
                     f"<td>{i['divergence']:.4f}</td><td>{i['threshold']:.4f}</td>"
+                    f"<td>{reads}</td>"
                     f"<td>{_fmt(i['missing_rate'], True) if ocr else '-'}</td>"
                     f"<td>{_fmt(i['reference_missing_rate'], True) if ocr else '-'}</td>"
                     f"<td>{_fmt(i['confidence'])}</td><td>{_fmt(i['reference_confidence'])}</td>"

@@ -14,7 +14,8 @@ histograms never saw), and `thresholds(n)` draws clean nights of n rows from the
 
     T(n) = max(floor, factor * quantile_q(D of `draws` bootstrap nights of n clean rows))
 
-the same "usual range times a factor" rule the gate calibrates (gate.quantile). The floor
+the same "usual range times a factor" rule the gate calibrates (gate.quantile). Each OCR
+field also gets the same rule on its read-or-missing histogram (compare.py says why). The floor
 serves a field or statistic that never varied in the clean rows (a fixed station, an
 object that always fills its box): its clean spread is zero, and without a floor one
 unusual row would alert. 0.05 nats is about 3% of the rows moving into a bin never seen.
@@ -62,20 +63,31 @@ class DriftReference:
     def items(self) -> tuple[str, ...]:
         return tuple(f"ocr:{f.name}" for f in self.ocr.fields) + tuple(f"image:{f.name}" for f in self.image.fields)
 
+    def missing_probs(self, item: str) -> np.ndarray:
+        """(2,) [read, missing] of an OCR field in the reference: its histogram's missing bin (smoothed)."""
+        missing = float(self.field_reference(item).probs[-1])
+        return np.array([1.0 - missing, missing])
+
     def thresholds(self, n: int, quantile: float, factor: float, draws: int = 400, seed: int = 0,
                    floor: float = 0.05) -> dict[str, float]:
-        """item -> alert threshold for a night of `n` rows (module docstring)."""
+        """item -> alert threshold for a night of `n` rows (module docstring); for each OCR field also
+        `<item>#missing`, the threshold of its read-or-missing test (compare.py)."""
         if n < 1:
             raise DriftError("a night needs at least one row")
         rng = np.random.default_rng(seed)
+
+        def threshold(bins: np.ndarray, probs: np.ndarray) -> float:
+            picks = bins[rng.integers(0, len(bins), size=(draws, n))]                  # (draws, n)
+            counts = np.stack([np.bincount(p, minlength=len(probs)) for p in picks])
+            return float(max(floor, factor * np.quantile(smoothed_kl(counts, probs), quantile)))
+
         out = {}
         for item in self.items:
-            ref = self.field_reference(item)
+            probs = np.asarray(self.field_reference(item).probs)
             bins = np.asarray(self.calibration[item], dtype=np.int64)
-            picks = bins[rng.integers(0, len(bins), size=(draws, n))]                  # (draws, n)
-            counts = np.stack([np.bincount(p, minlength=len(ref.probs)) for p in picks])
-            clean = smoothed_kl(counts, np.asarray(ref.probs))
-            out[item] = float(max(floor, factor * np.quantile(clean, quantile)))
+            out[item] = threshold(bins, probs)
+            if item.startswith("ocr:"):
+                out[f"{item}#missing"] = threshold((bins == len(probs) - 1).astype(np.int64), self.missing_probs(item))
         return out
 
     def save(self, path: str | Path) -> Path:
