@@ -250,14 +250,28 @@ def _champion_seen_images(client, name: str, holder: str) -> set[str] | None:
     return set(split.loc[split["split"] != "test", "image"])
 
 
-def registered_bundle_folder(client, name: str, version: str) -> Path:
-    """Version `version`'s bundle, downloaded and checked against the hash it was registered with."""
+BUNDLE_CACHE = Path(".cache/registry")     # downloaded bundles, one folder per version (see below)
+
+
+def registered_bundle_folder(client, name: str, version: str, cache: Path = BUNDLE_CACHE) -> Path:
+    """Version `version`'s bundle, checked against the hash it was registered with. Kept under
+    `cache`/<name>-v<version> and reused while it matches that hash: the nightly drift step and every
+    register read the champion's bundle, and a fresh temporary download each time was never removed."""
+    import shutil
+
     import mlflow
 
     from flows.registry import BUNDLE_TAG
 
-    bundle = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")) / "artifacts" / "bundle"
     expected = (client.get_model_version(name, version).tags or {}).get(BUNDLE_TAG)
+    folder = Path(cache).resolve() / f"{name}-v{version}"
+    kept = folder / "artifacts" / "bundle"
+    if expected and kept.is_dir() and bundle_sha256(kept) == expected:
+        return kept
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    bundle = Path(mlflow.artifacts.download_artifacts(f"models:/{name}/{version}", dst_path=str(folder)))
+    bundle = bundle / "artifacts" / "bundle"
     if expected and bundle_sha256(bundle) != expected:
         raise ValueError("its bundle does not match the sha256 it was registered with")
     return bundle
