@@ -277,6 +277,48 @@ def _quarantine_chart(qr: pd.DataFrame) -> str:
 # The page
 # ---------------------------------------------------------------------------------------
 
+def _cards(counts: dict[str, int], n_expectations: int, n_failed: int, n_critical: int) -> list[str]:
+    """The count cards at the top: the stage's counts as given, then the expectations' tally."""
+    cards = []
+    for key, value in counts.items():
+        kind = "bad" if ("quarantin" in key and value) else ""
+        cards.append(f'<div class="card {kind}"><div class="n">{_n(value)}</div>'
+                     f'<div class="l">{_e(key.replace("_", " "))}</div></div>')
+    kind = "bad" if n_critical else ("warn" if n_failed else "ok")
+    cards.append(f'<div class="card {kind}"><div class="n">{n_expectations}</div>'
+                 f'<div class="l">expectations: {n_failed} failed, {n_critical} critical</div></div>')
+    return cards
+
+
+def _field_row(r, max_missing_rate: float | None) -> tuple[str, ...]:
+    """One row of the fields table (`r`: a row of field_missing), its missing rate drawn as a bar."""
+    over = max_missing_rate is not None and not math.isnan(r.rate) and r.rate > max_missing_rate
+    bar = ""
+    if not math.isnan(r.rate):
+        limit = (f'<i style="left:{min(max_missing_rate, 1.0) * 100:.1f}%"></i>'
+                 if max_missing_rate is not None else "")
+        bar = (f'<span class="bar"><span style="width:{min(r.rate, 1.0) * 100:.1f}%;'
+               f'background:{"#c62828" if over else "#1f3a5f"}"></span>{limit}</span>')
+    rate = "&ndash;" if math.isnan(r.rate) else f"{r.rate:.1%}"
+    return (f"<code>{_e(r.field)}</code>", _n(r.missing), f'<span class="nowrap">{bar}{rate}</span>',
+            *(_n(getattr(r, k)) for k in (*REASONS, "other")), _n(r.median_conf, "{:.3f}"),
+            f"{_tag(r.passed == r.expectations, over)} {r.passed}/{r.expectations}")
+
+
+def _expectation_rows(results: list[dict], extra: list[FailedExpectation]) -> list[tuple[str, ...]]:
+    """Every expectation, failures first (a stable sort: otherwise the suite's order)."""
+    rows = [(False, f.critical, False, f.type, f.column, None, f.observed, f.why) for f in extra]
+    for res in results:
+        meta = _meta(res)
+        rows.append((bool(res.get("success")), bool(meta.get("critical", True)), bool(meta.get("row_level")),
+                     _type(res), _column(res), meta.get("field"), observed(res), meta.get("why", "")))
+    rows.sort(key=lambda r: r[0])
+    return [(_tag(ok, critical), "critical" if critical else "warning", "yes" if row_level else "no",
+             f"<code>{_e(type_)}</code>", _e(column or "(table)"), _e(field_ or ""), _e(seen),
+             f'<span class="why">{_e(why)}</span>')
+            for ok, critical, row_level, type_, column, field_, seen, why in rows]
+
+
 def render_page(result: dict, counts: dict[str, int], *, table: pd.DataFrame | None = None,
                 quarantine: pd.DataFrame | None = None, fields: Sequence[str] | None = None,
                 extra: Iterable[FailedExpectation] = (), max_missing_rate: float | None = None,
@@ -299,39 +341,15 @@ def render_page(result: dict, counts: dict[str, int], *, table: pd.DataFrame | N
     gx_meta = result.get("meta") or {}
     run_time = gx_meta.get("validation_time") or ""
 
-    # cards
-    card_html = []
-    for key, value in counts.items():
-        kind = "bad" if ("quarantin" in key and value) else ""
-        card_html.append(f'<div class="card {kind}"><div class="n">{_n(value)}</div>'
-                         f'<div class="l">{_e(key.replace("_", " "))}</div></div>')
-    exp_kind = "bad" if crit else ("warn" if failed else "ok")
-    card_html.append(f'<div class="card {exp_kind}"><div class="n">{len(results) + len(extra)}</div>'
-                     f'<div class="l">expectations: {len(failed)} failed, {len(crit)} critical</div></div>')
+    card_html = _cards(counts, len(results) + len(extra), len(failed), len(crit))
 
     # what failed
     failed_rows = [(_tag(False, f.critical), "critical" if f.critical else "warning", f"<code>{_e(f.type)}</code>",
                     _e(f.column or "(table)"), _e(f.observed), f'<span class="why">{_e(f.why)}</span>')
                    for f in sorted(failed, key=lambda f: not f.critical)]
 
-    # fields
     fm = field_missing(result, table, fields)
-    field_rows = []
-    for r in fm.itertuples(index=False):
-        ok = r.passed == r.expectations
-        over = max_missing_rate is not None and not math.isnan(r.rate) and r.rate > max_missing_rate
-        bar = ""
-        if not math.isnan(r.rate):
-            limit = (f'<i style="left:{min(max_missing_rate, 1.0) * 100:.1f}%"></i>'
-                     if max_missing_rate is not None else "")
-            bar = (f'<span class="bar"><span style="width:{min(r.rate, 1.0) * 100:.1f}%;'
-                   f'background:{"#c62828" if over else "#1f3a5f"}"></span>{limit}</span>')
-        field_rows.append((f"<code>{_e(r.field)}</code>", _n(r.missing),
-                           '<span class="nowrap">' + bar
-                           + ("&ndash;" if math.isnan(r.rate) else f"{r.rate:.1%}") + "</span>",
-                           *(_n(getattr(r, k)) for k in (*REASONS, "other")),
-                           _n(r.median_conf, "{:.3f}"),
-                           f"{_tag(ok, over)} {r.passed}/{r.expectations}"))
+    field_rows = [_field_row(r, max_missing_rate) for r in fm.itertuples(index=False)]
 
     # quarantine
     qr = quarantine_reasons(quarantine)
@@ -343,17 +361,7 @@ def render_page(result: dict, counts: dict[str, int], *, table: pd.DataFrame | N
         shown = quarantine.head(QUARANTINE_ROWS_SHOWN)[["image", "reason", "detail"]]
         q_rows = [(_e(r.image), f"<code>{_e(r.reason)}</code>", _e(r.detail)) for r in shown.itertuples(index=False)]
 
-    # every expectation, failures first (stable: otherwise suite order)
-    exp_rows = [(False, f.critical, False, f.type, f.column, None, f.observed, f.why) for f in extra]
-    for res in results:
-        meta = _meta(res)
-        exp_rows.append((bool(res.get("success")), bool(meta.get("critical", True)), bool(meta.get("row_level")),
-                         _type(res), _column(res), meta.get("field"), observed(res), meta.get("why", "")))
-    exp_rows.sort(key=lambda r: r[0])
-    exp_html = [(_tag(ok, critical), "critical" if critical else "warning", "yes" if row_level else "no",
-                 f"<code>{_e(type_)}</code>", _e(column or "(table)"), _e(field_ or ""), _e(seen),
-                 f'<span class="why">{_e(why)}</span>')
-                for ok, critical, row_level, type_, column, field_, seen, why in exp_rows]
+    exp_html = _expectation_rows(results, extra)
 
     limit_note = (f" The dashed line is the limit (validate.max_missing_rate = {max_missing_rate:.0%}); "
                   "a field over it stops the batch." if max_missing_rate is not None else "")

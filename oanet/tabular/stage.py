@@ -138,6 +138,67 @@ def plot_importances(importances: dict[str, dict[str, float]], path: Path) -> Pa
     return path
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """The bag's rows as arrays, and which of them each step uses."""
+    X: np.ndarray           # (n, fields) feature matrix, NaN where a read is missing
+    y: np.ndarray           # (n,) 0/1 labels
+    folds: np.ndarray       # (n,) CV fold of each train and val row
+    cv: np.ndarray          # cross-validated rows: train and val
+    fit: np.ndarray         # the final fit: train only (the gate is calibrated on val)
+    test: np.ndarray
+
+
+def _checked_models(models: tuple[str, ...]) -> tuple[str, ...]:
+    from oanet.tabular.learners import learner_names
+
+    unknown = [m for m in models if m not in learner_names()]
+    if unknown or not models or len(set(models)) != len(models):
+        raise BagInputError(f"bag.models must name distinct registered learners, got {list(models)}; "
+                            f"known: {', '.join(learner_names())}")
+    return models
+
+
+def _bag_rows(schema: TabularSchema, paths: PathsConfig, layout_path: str | Path) -> tuple[pd.DataFrame, _Rows]:
+    """The clean table joined with the split, checked against the layout's fields."""
+    df = load_rows(paths.clean, paths.split, columns=("image", "label", "split", "fold"))
+    lacking = [c for c in schema.fields if c not in df.columns]
+    if lacking:
+        raise BagInputError(f"{paths.clean} lacks the feature columns {lacking} of the layout {layout_path}")
+    if not schema.columns:
+        raise BagInputError(f"the layout {layout_path} has no feature fields")
+    rows = _Rows(X=schema.matrix(df), y=df["label"].to_numpy().astype(int), folds=df["fold"].to_numpy().astype(int),
+                 cv=(df["split"] != "test").to_numpy(), fit=(df["split"] == "train").to_numpy(),
+                 test=(df["split"] == "test").to_numpy())
+    if not rows.fit.any():
+        raise BagInputError(f"{paths.split} has no training rows")
+    _check_folds(rows.y[rows.cv], rows.folds[rows.cv])
+    return df, rows
+
+
+def _fit_one(name: str, rows: _Rows, masking, cfg: BagConfig, n_jobs: int, params: dict | None):
+    """One learner: out-of-fold probabilities on the cv rows, per-fold metrics, the refit on the train rows
+    and its probabilities on the test rows. Returns (probabilities (n,), fold metrics, refitted model)."""
+    from oanet.tabular.masking import fit_learner
+
+    prob = np.full(len(rows.y), np.nan)
+    prob[rows.cv], folds = cross_val_oof(name, rows.X[rows.cv], rows.y[rows.cv], rows.folds[rows.cv],
+                                         seed=cfg.seed, n_jobs=n_jobs, params=params, masking=masking)
+    model = fit_learner(name, rows.X[rows.fit], rows.y[rows.fit], masking, random_state=cfg.seed, n_jobs=n_jobs,
+                        params=params)
+    if rows.test.any():
+        prob[rows.test] = model.predict_proba(rows.X[rows.test])[:, 1]
+    return prob, folds, model
+
+
+def _progress_line(name: str, folds: list[dict[str, float]], test: dict[str, float], seconds: float) -> str:
+    cv = mean_std(folds)
+    return (f"bag: {name:<14} cv auc {cv['roc_auc']['mean']:.3f}±{cv['roc_auc']['std']:.3f} "
+            f"acc {cv['accuracy']['mean']:.3f}  test auc {test.get('roc_auc', float('nan')):.3f} "
+            f"acc {test.get('accuracy', float('nan')):.3f} recall {test.get('recall', float('nan')):.3f}  "
+            f"({seconds:.1f} s)")
+
+
 def run(cfg: BagConfig, paths: PathsConfig, layout_path: str | Path, *, n_jobs: int = 1, progress: bool = True,
         learner_params: dict[str, dict] | None = None, plot: bool = True) -> BagResult:
     """Cross-validate, refit and evaluate every model of `cfg.models`; write the outputs.
@@ -148,32 +209,11 @@ def run(cfg: BagConfig, paths: PathsConfig, layout_path: str | Path, *, n_jobs: 
     import joblib
 
     from oanet.tabular.bag import bag_mean
-    from oanet.tabular.learners import learner_names
-    from oanet.tabular.masking import FieldMasking, fit_learner
+    from oanet.tabular.masking import FieldMasking
 
-    models = tuple(cfg.models)
-    unknown = [m for m in models if m not in learner_names()]
-    if unknown or not models or len(set(models)) != len(models):
-        raise BagInputError(f"bag.models must name distinct registered learners, got {list(models)}; "
-                            f"known: {', '.join(learner_names())}")
+    models = _checked_models(tuple(cfg.models))
     schema = TabularSchema.from_layout(load_layout(layout_path))
-    df = load_rows(paths.clean, paths.split, columns=("image", "label", "split", "fold"))
-    lacking = [c for c in schema.fields if c not in df.columns]
-    if lacking:
-        raise BagInputError(f"{paths.clean} lacks the feature columns {lacking} of the layout {layout_path}")
-    if not schema.columns:
-        raise BagInputError(f"the layout {layout_path} has no feature fields")
-    X = schema.matrix(df)
-    y = df["label"].to_numpy().astype(int)
-    train = (df["split"] != "test").to_numpy()          # cross-validated rows: train and val
-    fit_rows = (df["split"] == "train").to_numpy()       # the final fit
-    test = (df["split"] == "test").to_numpy()
-    if not fit_rows.any():
-        raise BagInputError(f"{paths.split} has no training rows")
-    folds = df["fold"].to_numpy().astype(int)
-    Xtr, ytr, ftr = X[train], y[train], folds[train]
-    _check_folds(ytr, ftr)
-
+    df, rows = _bag_rows(schema, paths, layout_path)
     masking = FieldMasking.from_schema(schema, cfg.mask_prob, cfg.mask_copies, cfg.seed)
     out_dir = Path(paths.bag_models)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -185,35 +225,24 @@ def run(cfg: BagConfig, paths: PathsConfig, layout_path: str | Path, *, n_jobs: 
     model_files: dict[str, Path] = {}
     for name in models:
         t0 = time.perf_counter()
-        params = (learner_params or {}).get(name)
-        prob = np.full(len(df), np.nan)
-        prob[train], cv_folds[name] = cross_val_oof(name, Xtr, ytr, ftr, seed=cfg.seed, n_jobs=n_jobs, params=params,
-                                                    masking=masking)
-        model = fit_learner(name, X[fit_rows], y[fit_rows], masking, random_state=cfg.seed, n_jobs=n_jobs,
-                            params=params)
-        if test.any():
-            prob[test] = model.predict_proba(X[test])[:, 1]
-            test_metrics[name] = binary_metrics(y[test], prob[test])
+        probs[name], cv_folds[name], model = _fit_one(name, rows, masking, cfg, n_jobs,
+                                                      (learner_params or {}).get(name))
+        if rows.test.any():
+            test_metrics[name] = binary_metrics(rows.y[rows.test], probs[name][rows.test])
         seconds[name] = time.perf_counter() - t0
-        probs[name] = prob
         importances[name] = dict(zip(schema.columns, map(float, model.feature_importances_), strict=True))
         model_files[name] = out_dir / f"{name}.joblib"
         joblib.dump(model, model_files[name])
         if progress:
-            cv = mean_std(cv_folds[name])
-            t = test_metrics.get(name, {})
-            print(f"bag: {name:<14} cv auc {cv['roc_auc']['mean']:.3f}±{cv['roc_auc']['std']:.3f} "
-                  f"acc {cv['accuracy']['mean']:.3f}  test auc {t.get('roc_auc', float('nan')):.3f} "
-                  f"acc {t.get('accuracy', float('nan')):.3f} recall {t.get('recall', float('nan')):.3f}  "
-                  f"({seconds[name]:.1f} s)", flush=True)
+            print(_progress_line(name, cv_folds[name], test_metrics.get(name, {}), seconds[name]), flush=True)
 
     bag = bag_mean(probs[m] for m in models)
-    cv_folds[BAG] = fold_metrics(ytr, bag[train], ftr)
-    if test.any():
-        test_metrics[BAG] = binary_metrics(y[test], bag[test])
-    cv = {name: mean_std(rows) for name, rows in cv_folds.items()}
+    cv_folds[BAG] = fold_metrics(rows.y[rows.cv], bag[rows.cv], rows.folds[rows.cv])
+    if rows.test.any():
+        test_metrics[BAG] = binary_metrics(rows.y[rows.test], bag[rows.test])
+    cv = {name: mean_std(folds) for name, folds in cv_folds.items()}
 
-    predictions = pd.DataFrame({"image": df["image"], "split": df["split"], "fold": folds, "label": y,
+    predictions = pd.DataFrame({"image": df["image"], "split": df["split"], "fold": rows.folds, "label": rows.y,
                                 **{f"prob_{m}": probs[m] for m in models}, f"prob_{BAG}": bag})
     Path(paths.bag_predictions).parent.mkdir(parents=True, exist_ok=True)
     predictions.to_parquet(paths.bag_predictions, index=False)
@@ -223,14 +252,15 @@ def run(cfg: BagConfig, paths: PathsConfig, layout_path: str | Path, *, n_jobs: 
     write_manifest(out_dir, cfg, list(models), list(schema.columns), {m: p.name for m, p in model_files.items()},
                    schema_path.name)
 
+    counts = {"cv": int(rows.cv.sum()), "fit": int(rows.fit.sum()), "test": int(rows.test.sum())}
     metrics = {"cv": cv, "cv_folds": cv_folds, "test": test_metrics, "importances": importances,
-               "seconds": seconds, "rows": {"cv": int(train.sum()), "fit": int(fit_rows.sum()), "test": int(test.sum())}}
+               "seconds": seconds, "rows": counts}
     Path(paths.bag_metrics).parent.mkdir(parents=True, exist_ok=True)
     Path(paths.bag_metrics).write_text(json.dumps(strict_json(metrics), indent=2))
     png = plot_importances(importances, Path(paths.bag_importances)) if plot else None
-    return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=int(train.sum()), n_fit=int(fit_rows.sum()), n_test=int(test.sum()),
-                     predictions=Path(paths.bag_predictions), metrics=Path(paths.bag_metrics), models=model_files,
-                     schema=schema_path, plot=png)
+    return BagResult(cv=cv, test=test_metrics, seconds=seconds, n_train=counts["cv"], n_fit=counts["fit"],
+                     n_test=counts["test"], predictions=Path(paths.bag_predictions), metrics=Path(paths.bag_metrics),
+                     models=model_files, schema=schema_path, plot=png)
 
 
 def _sha256(path: Path) -> str:
