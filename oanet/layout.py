@@ -17,6 +17,10 @@ from oanet.errors import OanetError
 
 DTYPES = ("float", "int", "str", "category")
 ROLES = ("feature", "id", "group")
+# The OCR table beside the fields: labels.csv's optional lot column (the split keeps a lot whole, printed
+# or given), and the suffix a labels.csv column takes where a field of the same name is printed.
+LABELS_LOT = "lot"
+CLASH_SUFFIX = "__labels"
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 
 

@@ -5,8 +5,8 @@ columns `image`, `label`, `group`, `split` (train | val | test) and `fold` (0..k
 train and val rows, -1 on test rows). The `val` rows are the training rows of fold
 `val_fold`: cross-validation uses them like any training row, but the final models are
 fitted on `train` rows only, so the gate can be calibrated on predictions no member
-has seen (val_fold -1: no val rows). Units of one lot stay on one side when grouping is on;
-a unit whose lot was not read forms a group of its own. `stable` (the default) picks the
+has seen (val_fold -1: no val rows). Units of one lot stay on one side when grouping is on,
+whether the lot is printed on the panel or given in labels.csv (`groups_of`). `stable` (the default) picks the
 test lots by a hash of their names, so the split holds as data grows; the evaluation's
 repeated splits use the balanced search instead (`pick_test_groups`).
 """
@@ -20,17 +20,55 @@ import pandas as pd
 
 from oanet.config import PathsConfig, SplitConfig
 from oanet.errors import OanetError
-from oanet.layout import Layout, load_layout
+from oanet.layout import CLASH_SUFFIX, LABELS_LOT, Layout, load_layout
 
 SEARCH_TRIES = 256   # random group orders tried when picking the test groups
 
 
-def groups_of(table: pd.DataFrame, layout: Layout, group_by_lot: bool) -> pd.Series:
+def lot_columns(table: pd.DataFrame, layout: Layout) -> list[str]:
+    """The table's columns that name a unit's lot: the printed one (the layout's `group` field), then the
+    lot labels.csv gave (`lot`, or `lot__labels` where the layout prints a field named `lot`)."""
     field = layout.by_role("group")
-    if not group_by_lot or field is None or field.name not in table.columns:
-        return table["image"].astype(str)
-    lot = table[field.name].astype("string")
-    return lot.fillna("image:" + table["image"].astype(str)).astype(str)
+    printed = [field.name] if field is not None else []
+    given = [c for c in (LABELS_LOT, LABELS_LOT + CLASH_SUFFIX) if c not in printed]
+    return [c for c in printed + given if c in table.columns]
+
+
+def groups_of(table: pd.DataFrame, layout: Layout, group_by_lot: bool) -> pd.Series:
+    """Each unit's group for the split.
+
+    Units that share a printed lot or a labels.csv lot stay together, transitively: a unit whose printed
+    lot was not read still goes with its labels.csv lot, and where the two disagree both lots are kept
+    whole on one side. A group is named by its first lot in column order, then by name (so the stable
+    split's hash order holds while the lots agree); a unit with no lot at all is a group of its own.
+    """
+    images = table["image"].astype(str)
+    columns = lot_columns(table, layout) if group_by_lot else []
+    if not columns:
+        return images
+    lots = [table[c].astype("string").str.strip().replace("", pd.NA) for c in columns]
+    parent: dict[str, str] = {}
+
+    def root(name: str) -> str:
+        while parent[name] != name:
+            parent[name] = parent[parent[name]]          # path halving keeps the chains short
+            name = parent[name]
+        return name
+
+    keys = [[f"{i}:{v}" for v in lot.dropna().unique()] for i, lot in enumerate(lots)]
+    for key in sorted(k for ks in keys for k in ks):     # column 0 sorts first: printed lots name groups
+        parent[key] = key
+    for i in range(1, len(lots)):                        # join each unit's lots, column 0 with each other
+        both = lots[0].notna() & lots[i].notna()
+        for a, b in set(zip(lots[0][both], lots[i][both], strict=True)):
+            ra, rb = root(f"0:{a}"), root(f"{i}:{b}")
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    names = pd.Series(pd.NA, index=table.index, dtype="string")
+    for i, lot in enumerate(lots):
+        known = names.isna() & lot.notna()
+        names[known] = [root(f"{i}:{v}").split(":", 1)[1] for v in lot[known]]
+    return names.fillna("image:" + images).astype(str)
 
 
 def _grouped_parts(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -101,8 +139,10 @@ def make_split(table: pd.DataFrame, layout: Layout, cfg: SplitConfig) -> pd.Data
     y = table["label"].to_numpy().astype(int)
     groups = groups_of(table, layout, cfg.group_by_lot).to_numpy()
     if len(np.unique(groups)) < 3:
-        raise SplitError(f"split needs at least 3 groups (lots) to split by, found {len(np.unique(groups))}; "
-                         "set split.group_by_lot: false for a set this small")
+        where = ", ".join(lot_columns(table, layout))
+        joined = f" (lots from the columns {where}; units sharing any lot are kept together)" if where else ""
+        raise SplitError(f"split needs at least 3 groups (lots) to split by, found {len(np.unique(groups))}"
+                         f"{joined}; set split.group_by_lot: false for a set this small")
     test = (stable_test_groups(groups, cfg.test_size, cfg.seed) if cfg.stable
             else pick_test_groups(y, groups, cfg.test_size, cfg.seed))
     if not -1 <= cfg.val_fold < cfg.folds:

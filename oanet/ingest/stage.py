@@ -22,7 +22,7 @@ from oanet.ingest.engine import Ocr, engine_fingerprint, settings_hash
 from oanet.ingest.head import reading_charset
 from oanet.ingest.parse import parse_read
 from oanet.ingest.reading import CROP_RULES_VERSION
-from oanet.layout import Layout, load_layout
+from oanet.layout import CLASH_SUFFIX, Layout, load_layout
 
 # Images per chunk: the unit of work of one engine, in process or as one Dask task.
 # A read depends on its crop alone (engine.recognize), so chunks only set the pace.
@@ -174,9 +174,11 @@ def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig,
 def build_table(labels: pd.DataFrame, reads: dict, digests: dict, layout: Layout, min_conf: float) -> pd.DataFrame:
     """One row per read image: label columns, digest, and value/text/conf/reason per field."""
     labels = labels[labels["image"].isin(reads)].reset_index(drop=True)
-    clash = {f.name for f in layout.fields}
-    keep = ["image", "label"] + [c for c in labels.columns if c not in ("image", "label") and c not in clash]
-    table = labels[keep].copy()
+    printed = {f.name for f in layout.fields}
+    keep = [c for c in labels.columns if c not in ("image", "label")]
+    # a labels.csv column named like a field (e.g. the lot, printed too) is kept beside the read, renamed
+    table = labels[["image", "label", *keep]].rename(
+        columns={c: c + CLASH_SUFFIX for c in keep if c in printed})
     table["label"] = table["label"].astype("int64")
     table["sha256"] = [digests[n] for n in table["image"]]
     for j, f in enumerate(layout.fields):

@@ -47,7 +47,9 @@ def test_table_columns_and_types(ingest_run, synth_set):
     labels = pd.read_csv(synth_set / "labels.csv")
     assert list(table.columns[:2]) == ["image", "label"]
     assert {"defect_type", "sha256"} <= set(table.columns)
-    assert table.columns.is_unique            # labels.csv's `lot` gives way to the OCR'd field `lot`
+    assert table.columns.is_unique            # labels.csv's `lot` stands beside the OCR'd field `lot`, renamed
+    given = labels.set_index("image")["lot"].astype(str)
+    assert (table["lot__labels"].astype(str) == given.loc[table["image"]].to_numpy()).all()
     assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all()
     assert table["sha256"].is_unique
     for f in LAYOUT.fields:

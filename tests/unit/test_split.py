@@ -1,6 +1,8 @@
 """The split stage: stratified 7:3 train/test, CV folds, lots never on both sides."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,11 +57,52 @@ def test_same_seed_same_split_other_seed_other_split():
     assert not a["split"].equals(c["split"])
 
 
-def test_unread_lot_is_its_own_group_and_ungrouped_mode_uses_units():
+def test_a_unit_with_no_lot_at_all_is_its_own_group_and_ungrouped_mode_uses_units():
     s = make_split(table(lot_missing=5), aoi_v1_layout(), SplitConfig())
     assert s["group"].iloc[:5].str.startswith("image:").all()
     ungrouped = make_split(table(), aoi_v1_layout(), SplitConfig(group_by_lot=False))
     assert ungrouped["group"].nunique() == len(ungrouped)
+
+
+def _no_field_layout():
+    """aoi-v1 without its printed lot: a machine that does not print one."""
+    layout = aoi_v1_layout()
+    return dataclasses.replace(layout, fields=tuple(f for f in layout.fields if f.role != "group"))
+
+
+def test_the_labels_csv_lot_groups_units_where_the_panel_prints_none():
+    s = make_split(table(), _no_field_layout(), SplitConfig())
+    assert s["group"].nunique() == 10
+    assert (s.groupby("group")["split"].nunique() == 1).all()
+
+
+def test_a_unit_whose_printed_lot_was_not_read_goes_with_its_labels_csv_lot():
+    t = table(lot_missing=5).assign(lot__labels=table()["lot"])      # labels.csv gave every lot
+    s = make_split(t, aoi_v1_layout(), SplitConfig())
+    assert list(s["group"].iloc[:5]) == ["L2611-0001"] * 5
+    assert s["split"].iloc[:5].nunique() == 1 and s["split"].iloc[0] == s["split"].iloc[10]
+
+
+def test_where_printed_and_given_lots_disagree_both_lots_stay_whole_on_one_side():
+    """Printed lots of 48 units; labels.csv lots of 96, each spanning two printed lots."""
+    t = table(per_lot=48)
+    given = table(per_lot=96)["lot"].str.replace("L2611", "B")
+    s = make_split(t.assign(lot__labels=given), aoi_v1_layout(), SplitConfig(stable=False))
+    assert s["group"].nunique() == 5
+    for lots in (t["lot"], given):
+        assert (s.groupby(lots)["split"].nunique() == 1).all()
+
+
+def test_lots_chained_into_too_few_groups_are_refused_naming_where_the_lots_come_from():
+    t = table(per_lot=48).assign(lot__labels=table(per_lot=40)["lot"])     # 48 and 40 chain into 2 groups
+    with pytest.raises(ValueError, match=r"found 2.*lot, lot__labels"):
+        make_split(t, aoi_v1_layout(), SplitConfig())
+
+
+def test_printed_lots_name_the_groups_so_the_stable_split_holds_when_labels_agree():
+    t = table()
+    same = make_split(t.assign(lot__labels=t["lot"]), aoi_v1_layout(), SplitConfig())
+    assert same.equals(make_split(t, aoi_v1_layout(), SplitConfig()))
 
 
 def test_bad_test_size_is_refused():
