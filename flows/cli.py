@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from oanet import cli as library
-from oanet.cli import PARAMS, RUN_PANEL, STAGE_PANEL, TOOL_PANEL, _locked, _params, make_app, run_stage
+from oanet.cli import DEFAULT_PARAMS, PARAMS, RUN_PANEL, STAGE_PANEL, TOOL_PANEL, _locked, _params, make_app, run_stage
 
 orchestration = typer.Typer()
 registry_app = typer.Typer(help="The MLflow model registry: promotion history and rollback.", no_args_is_help=True)
@@ -122,7 +122,7 @@ def predict(
     images: list[Path] = typer.Argument(..., help="Image files, or one folder (every image in it; writes a CSV)."),
     model: str = typer.Option("models:/oanet@champion", help="MLflow model URI or a bundle folder."),
     out: Path | None = typer.Option(None, help="CSV for folder mode (default: <folder>/oanet_predictions.csv)."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file (for the tracking URI)."),
+    params: Path = typer.Option(DEFAULT_PARAMS, help="Parameter file (for the tracking URI)."),
 ) -> None:
     """Defect decision per image: JSON lines for files, a CSV (with a progress bar) for a folder."""
     from tqdm import tqdm

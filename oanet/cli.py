@@ -20,7 +20,8 @@ from oanet.stages import STAGES, TRAIN_STAGES, Echo, Stage
 STAGE_PANEL = "Stages (one per dvc.yaml stage)"
 RUN_PANEL = "Runs (several stages)"
 TOOL_PANEL = "Tools"
-PARAMS = typer.Option(Path("params.yaml"), help="Parameter file.")
+DEFAULT_PARAMS = Path("params.yaml")
+PARAMS = typer.Option(DEFAULT_PARAMS, help="Parameter file.")
 # options several commands share, declared once
 LAYOUT = typer.Option(None, help="Layout file (default: <paths.raw>/layout.yaml).")
 DEVICE = typer.Option(None, help="auto | cpu | cuda (default: params).")
@@ -43,7 +44,12 @@ def _offline_defaults() -> None:
 
 
 def _params(path: Path):
-    from oanet.config import load_params
+    """The params of `path`. Without a params.yaml here the defaults serve (a tool run outside a project),
+    but a file named on purpose must exist: a typo must not fall back to the defaults unnoticed."""
+    from oanet.config import ConfigError, load_params
+
+    if path != DEFAULT_PARAMS and not path.is_file():
+        raise ConfigError(f"--params {path}: no such file")
     return load_params(path)
 
 
@@ -175,7 +181,7 @@ def layout_preview(
     n: int = typer.Option(12, min=1, help="Images to show: the first N that labels.csv lists."),
     layout: Path | None = typer.Option(None, help="Layout file (default: DATA/layout.yaml)."),
     out: Path = typer.Option(Path("reports/layout_preview.png"), help="Contact sheet to write, PNG."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file (its ingest settings read the images)."),
+    params: Path = typer.Option(DEFAULT_PARAMS, help="Parameter file (its ingest settings read the images)."),
 ) -> None:
     """A contact sheet of what ingest reads in every field of N images: crop, raw read, value, reason."""
     from oanet.ingest.preview import preview
@@ -190,7 +196,7 @@ def layout_suggest(
     images: list[Path] = typer.Argument(..., help="A few images of one machine (3-8), or a folder: its first 8."),
     out: Path = typer.Option(Path("layout.yaml"), help="Where to write the draft layout."),
     name: str = typer.Option("suggested", help="The layout's name."),
-    params: Path = typer.Option(Path("params.yaml"), help="Parameter file (its ingest.rec_model reads the images)."),
+    params: Path = typer.Option(DEFAULT_PARAMS, help="Parameter file (its ingest.rec_model reads the images)."),
 ) -> None:
     """Draft a layout.yaml: keys, line boxes, dtypes, decimals, units and ranges from CnOCR's detector."""
     from oanet.ingest.engine import Ocr

@@ -124,6 +124,11 @@ def test_every_command_reads_the_params_file_it_is_given(command):
     assert res.exit_code == 0 and "--params" in res.output, res.output
 
 
+def test_a_params_file_named_but_absent_is_refused_not_replaced_by_the_defaults(tmp_path):
+    res = CliRunner().invoke(app, ["report", "--params", str(tmp_path / "parms.yaml")])
+    assert res.exit_code != 0 and "parms.yaml: no such file" in str(res.exception or res.output)
+
+
 def test_the_prefect_tasks_are_the_stage_table():
     from flows.tasks import RETRIES, TASKS
 
