@@ -27,7 +27,7 @@ def ocr_panels(cfg: IngestConfig, paths: PathsConfig):
 
     result = run(cfg, paths.raw, paths.ocr, paths.ocr_quarantine)
     print(result.summary())
-    return result
+    return result.require_rows()
 
 
 @task(name="validate-table")

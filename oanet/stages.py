@@ -55,7 +55,7 @@ def _data(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
 def _ingest(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:
     from oanet.ingest.stage import run
 
-    return run(p.ingest, p.paths.raw, p.paths.ocr, p.paths.ocr_quarantine, layout_path=layout).summary()
+    return run(p.ingest, p.paths.raw, p.paths.ocr, p.paths.ocr_quarantine, layout_path=layout).require_rows().summary()
 
 
 def _split(p: Params, params_path: Path, layout: Path | None, echo: Echo) -> str:

@@ -87,6 +87,14 @@ def _torch_threads_restored(_torch_default_threads):
         torch.set_num_threads(_torch_default_threads)
 
 
+@pytest.fixture
+def default_params(tmp_path) -> Path:
+    """An empty params file: every setting at its default (a named --params file must exist)."""
+    path = tmp_path / "defaults.yaml"
+    path.write_text("")
+    return path
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

@@ -11,6 +11,7 @@ import io
 import posixpath
 import re
 import warnings
+from collections import Counter
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -180,6 +181,42 @@ def reconcile(labels: pd.DataFrame, files: list[str]) -> tuple[pd.DataFrame, lis
         warnings.warn(f"labels.csv repeats {repeated} row(s) with the same label; each image kept once",
                       stacklevel=2)
     return table, rejected
+
+
+def _stem(name: str) -> str:
+    return posixpath.splitext(posixpath.basename(name))[0].casefold()
+
+
+def near_names(rejected: list[Rejected]) -> list[tuple[str, str]]:
+    """(labels.csv name, file) pairs among the missing and unlabelled images that differ only by extension,
+    case or folder: one slip in how labels.csv names the files, not two separate problems."""
+    missing = [r.image for r in rejected if r.reason == MISSING_IMAGE]
+    files = [r.image for r in rejected if r.reason == UNLABELLED]
+    stems = Counter(_stem(f) for f in files)
+    unique = {_stem(f): f for f in files if stems[_stem(f)] == 1}      # a stem two files share matches neither
+    return [(m, unique[_stem(m)]) for m in missing if _stem(m) in unique]
+
+
+def quarantine_hints(labels: pd.DataFrame, rejected: list[Rejected], n_images: int) -> list[str]:
+    """What the user most likely got wrong where the quarantine shows a pattern, one line each.
+
+    `labels`: labels.csv as read_labels returns it; `n_images`: every image that went in."""
+    hints = []
+    bad = [v.strip() for v in labels["label"] if not LABEL_TEXT.fullmatch(v.strip())]
+    if bad:
+        seen = ", ".join(f"{v!r} {n}" for v, n in Counter(bad).most_common(4))
+        hints.append(f"{len(bad)} labels.csv rows are labelled other than 0 or 1 ({seen}): "
+                     "write 1 for a defective unit and 0 for a good one")
+    pairs = near_names(rejected)
+    if pairs:
+        hints.append(f"{len(pairs)} labels.csv names match a file but for extension, case or folder "
+                     f"(e.g. {pairs[0][0]!r} and the file {pairs[0][1]!r}): name the files as they are")
+    reasons = Counter(r.reason for r in rejected)
+    for reason, n in reasons.items():
+        if n == n_images and reason not in (BAD_LABEL, MISSING_IMAGE, UNLABELLED):
+            example = next(r for r in rejected if r.reason == reason)
+            hints.append(f"every image was quarantined as {reason}, e.g. {example.image}: {example.detail}")
+    return hints
 
 
 def file_digest(data: bytes) -> str:

@@ -40,6 +40,7 @@ class IngestResult:
     out: Path
     quarantine: Path
     field_missing: dict[str, int] = field(default_factory=dict)
+    hints: tuple[str, ...] = ()                   # what the quarantine suggests the user got wrong
 
     @property
     def images_per_second(self) -> float:
@@ -53,7 +54,17 @@ class IngestResult:
                 f"  OCR on {self.ocr_images} images, {self.cached_images} from cache, "
                 f"{self.seconds:.1f} s ({self.images_per_second:.1f} images/s)\n"
                 f"  missing values by field: {missing}\n"
-                f"  table: {self.out}\n  quarantine: {self.quarantine}")
+                f"  table: {self.out}\n  quarantine: {self.quarantine}"
+                + "".join(f"\n  hint: {h}" for h in self.hints))
+
+    def require_rows(self) -> IngestResult:
+        """Itself, if it kept a row: a pipeline stage that kept none stops here, saying why, rather than
+        leaving an empty table for the next stage to trip on."""
+        if self.rows == 0:
+            reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.by_reason.items()))
+            raise inv.DataError("; ".join([f"ingest kept no rows: all {self.quarantined} images quarantined ({reasons})",
+                                           *self.hints, f"the quarantine, with a reason per image: {self.quarantine}"]))
+        return self
 
 
 def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = None) -> str:
@@ -215,7 +226,8 @@ def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: st
     if not data_dir.is_dir():
         raise inv.DataError(f"data folder not found: {data_dir} (an AOI folder holds images, labels.csv, layout.yaml)")
     layout = load_layout(layout_path or data_dir / "layout.yaml")
-    labels, rejected = inv.reconcile(inv.read_labels(data_dir), inv.image_files(data_dir))
+    given = inv.read_labels(data_dir)
+    labels, rejected = inv.reconcile(given, inv.image_files(data_dir))
     reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr, client)
     table, dupes = drop_duplicate_units(build_table(labels, reads, digests, layout, cfg.min_confidence), layout)
     rejected += bad + dupes
@@ -227,4 +239,5 @@ def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: st
     missing = {f.name: int(table[f.name].isna().sum()) for f in layout.fields}
     return IngestResult(rows=len(table), quarantined=len(qtable), by_reason=dict(Counter(qtable["reason"])),
                         ocr_images=n_ocr, cached_images=n_cached, seconds=time.perf_counter() - start,
-                        out=out, quarantine=quarantine, field_missing=missing)
+                        out=out, quarantine=quarantine, field_missing=missing,
+                        hints=tuple(inv.quarantine_hints(given, rejected, len(table) + len(qtable))))

@@ -71,8 +71,9 @@ def bad_run(bad_folder, tmp_path_factory):
     from oanet.cli import app
 
     out = tmp_path_factory.mktemp("bad_out") / "ocr.parquet"
+    (out.parent / "defaults.yaml").write_text("")
     res = CliRunner().invoke(app, ["ingest", "--data", str(bad_folder), "--out", str(out), "--no-cache",
-                                   "--params", str(bad_folder / "no_params.yaml")])
+                                   "--params", str(out.parent / "defaults.yaml")])
     assert res.exit_code == 0, res.output + repr(res.exception)
     return res.output, pd.read_parquet(out), pd.read_parquet(out.with_name("ocr_quarantine.parquet"))
 
@@ -163,13 +164,13 @@ def test_unreadable_labels_csv_is_a_clear_error(bad_folder, tmp_path, text):
         run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet")
 
 
-def test_cli_reports_a_data_error(bad_folder, tmp_path):
+def test_cli_reports_a_data_error(bad_folder, tmp_path, default_params):
     from oanet.cli import app
 
     data = copy_of(bad_folder, tmp_path)
     (data / "labels.csv").unlink()
     res = CliRunner().invoke(app, ["ingest", "--data", str(data), "--out", str(tmp_path / "t.parquet"),
-                                   "--no-cache", "--params", str(tmp_path / "none.yaml")])
+                                   "--no-cache", "--params", str(default_params)])
     assert res.exit_code != 0
     assert isinstance(res.exception, DataError) and "labels.csv" in str(res.exception)
 
@@ -187,6 +188,55 @@ def test_a_folder_with_nothing_usable_still_writes_both_tables(synth_set, tmp_pa
     table = pd.read_parquet(result.out)
     assert len(table) == 0 and "sinter_temp_c__reason" in table.columns
     assert sorted(pd.read_parquet(result.quarantine)["image"]) == ["images/a.png", "images/b.png"]
+    with pytest.raises(DataError, match=r"ingest kept no rows: all 2 images quarantined \(empty_file 1, missing"):
+        result.require_rows()                 # the pipeline's ingest stops here; the tables stay for the reasons
+
+
+def _relabelled(synth_set, tmp_path, change) -> Path:
+    """Two good images whose labels.csv `change` rewrites (no OCR runs: both end in the quarantine)."""
+    data = tmp_path / "aoi"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(synth_set / "layout.yaml", data / "layout.yaml")
+    labels = pd.read_csv(synth_set / "labels.csv").iloc[:2]
+    for name in labels["image"]:
+        shutil.copy(synth_set / name, data / name)
+    change(labels).to_csv(data / "labels.csv", index=False)
+    return data
+
+
+@pytest.mark.parametrize("change, hint", [
+    (lambda t: t.assign(label=["OK", "NG"]),
+     r"2 labels.csv rows are labelled other than 0 or 1 \('OK' 1, 'NG' 1\): write 1 for a defective unit"),
+    (lambda t: t.assign(image=t["image"].str.replace(".png", ".JPG")),
+     r"2 labels.csv names match a file but for extension, case or folder \(e.g. 'images/\w+.JPG' and the file "
+     r"'images/\w+.png'\)"),
+    (lambda t: t.assign(image=t["image"].str.replace("images/", "")),
+     r"2 labels.csv names match a file but for extension, case or folder"),
+])
+def test_an_ingest_that_keeps_nothing_fails_saying_what_was_most_likely_wrong(synth_set, tmp_path, default_params,
+                                                                              change, hint):
+    from oanet.cli import app
+
+    data = _relabelled(synth_set, tmp_path, change)
+    res = CliRunner().invoke(app, ["ingest", "--data", str(data), "--out", str(tmp_path / "t.parquet"),
+                                   "--no-cache", "--params", str(default_params)])
+    assert res.exit_code != 0 and isinstance(res.exception, DataError), res.output
+    assert re.search(hint, str(res.exception)), str(res.exception)
+    assert len(pd.read_parquet(tmp_path / "t_quarantine.parquet")) >= 2       # every input still accounted for
+
+
+def test_hints_name_a_pattern_only_where_there_is_one():
+    from oanet.ingest.inventory import Rejected, quarantine_hints
+
+    labels = pd.DataFrame({"image": ["images/a.png", "images/b.png"], "label": ["1", " 0 "]})
+    twins = [Rejected("images/a.png", "missing_image"), Rejected("x/a.jpg", "unlabelled"),
+             Rejected("y/a.bmp", "unlabelled")]                # two files could be `a`: neither is named
+    assert quarantine_hints(labels, twins, 4) == []
+    small = [Rejected("images/a.png", "wrong_size", "320x240, layout aoi-v1 needs 640x480"),
+             Rejected("images/b.png", "wrong_size", "320x240, layout aoi-v1 needs 640x480")]
+    assert quarantine_hints(labels, small, 2) == [
+        "every image was quarantined as wrong_size, e.g. images/a.png: 320x240, layout aoi-v1 needs 640x480"]
+    assert quarantine_hints(labels, small, 3) == []
 
 
 def test_labelled_twice_keeps_one_row(synth_set, ocr, tmp_path):

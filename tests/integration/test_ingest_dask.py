@@ -89,13 +89,13 @@ def test_second_run_on_the_cluster_does_no_ocr(dask_runs):
                                   check_exact=True)
 
 
-def test_cli_scheduler_option_runs_on_that_cluster(dask_runs, tmp_path, monkeypatch):
+def test_cli_scheduler_option_runs_on_that_cluster(dask_runs, tmp_path, monkeypatch, default_params):
     from oanet.cli import app
 
     monkeypatch.setattr(stage, "CHUNK_IMAGES", SMALL_CHUNK)
     out = tmp_path / "ocr.parquet"
     res = CliRunner().invoke(app, ["ingest", "--data", str(dask_runs.data), "--out", str(out), "--no-cache",
-                                   "--scheduler", dask_runs.address, "--params", str(tmp_path / "absent.yaml")])
+                                   "--scheduler", dask_runs.address, "--params", str(default_params)])
     assert res.exit_code == 0, res.output + repr(res.exception)
     n = dask_runs.local.rows
     assert f"OCR on {n} images, 0 from cache" in res.output
@@ -117,11 +117,11 @@ def test_cli_workers_option_starts_a_local_cluster(ingest_run, tmp_path):
     pd.testing.assert_frame_equal(pd.read_parquet(out), ingest_run.table)
 
 
-def test_cli_rejects_negative_workers(tmp_path):
+def test_cli_rejects_negative_workers(default_params):
     from oanet.cli import app
     from oanet.config import ConfigError
 
-    res = CliRunner().invoke(app, ["ingest", "--workers", "-1", "--params", str(tmp_path / "absent.yaml")])
+    res = CliRunner().invoke(app, ["ingest", "--workers", "-1", "--params", str(default_params)])
     assert isinstance(res.exception, ConfigError), res.output
     assert "ingest.workers must be a whole number >= 0" in str(res.exception)
 
