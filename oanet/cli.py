@@ -313,8 +313,13 @@ app = make_app(commands)
 
 def main(application: typer.Typer = app) -> None:
     """Run `application`; a problem with the user's input or setup (OanetError) is one line and exit 2."""
+    import warnings
+
     from oanet.errors import OanetError
 
+    # a warning is one line for the user (no source line of ours, no site-packages path)
+    warnings.showwarning = lambda message, category, *_, **__: typer.echo(
+        f"warning: {' '.join(str(message).split())}", err=True)
     try:
         application()
     except OanetError as err:

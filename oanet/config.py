@@ -132,6 +132,7 @@ class IngestConfig:
     batch_size: int = 32
     crop_pad: int = 2                  # see params.yaml: 2 px absorbs print-position jitter
     blank_panel_std: float = 2.0
+    max_image_mb: float = 50.0         # a larger file is quarantined (too_large) unread: one file must not fill memory
     cache: str | None = ".cache/ocr.sqlite"
     rec_model: str = "multi_PP-OCRv6_small"
     charset: Charset = "layout"        # layout: recognise ASCII + the layout's characters only; full: all 18,708

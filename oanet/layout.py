@@ -21,6 +21,7 @@ ROLES = ("feature", "id", "group")
 # or given), and the suffix a labels.csv column takes where a field of the same name is printed.
 LABELS_LOT = "lot"
 CLASH_SUFFIX = "__labels"
+TABLE_COLUMNS = ("image", "label", "defect_type", "sha256")     # every OCR table has these; no field may take one
 Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in pixels, x1/y1 exclusive
 
 
@@ -220,6 +221,10 @@ def _check_scalars(raw: dict, name: str) -> None:
     decimals, unit = raw.get("decimals"), raw.get("unit")
     if not isinstance(name, str):
         raise LayoutError(f"field {name!r}: name is text, got {name!r}")
+    if not name.isidentifier() or "__" in name or name in TABLE_COLUMNS:
+        raise LayoutError(f"field {name!r}: a name is a column of the OCR table: letters, digits and single "
+                          f"underscores, not starting with a digit ('__' ends the columns ingest adds, e.g. "
+                          f"{name}__text), and none of {', '.join(TABLE_COLUMNS)}")
     if decimals is not None and not (_whole(decimals) and decimals >= 0):
         raise LayoutError(f"field {name}: decimals is a whole number >= 0, got {decimals!r}")
     if unit is not None and not isinstance(unit, str):
@@ -262,7 +267,9 @@ def layout_from_dict(raw: dict) -> Layout:
     try:
         size = _size(raw["size"])
         fields = tuple(parse_field(f, size) for f in raw.get("fields") or [])
-        layout = Layout(name=str(raw["name"]), size=size,
+        if not isinstance(raw["name"], str) or not raw["name"].strip():
+            raise LayoutError(f"a layout's name is text, e.g. the machine's model, got {raw['name']!r}")
+        layout = Layout(name=raw["name"], size=size,
                         object_roi=_box(raw["object_roi"], "object_roi", size), fields=fields)
     except KeyError as missing:
         raise LayoutError(f"layout is missing the key {missing}") from None
@@ -279,4 +286,10 @@ def load_layout(path: str | Path) -> Layout:
     path = Path(path)
     if not path.exists():
         raise LayoutError(f"layout file not found: {path}")
-    return layout_from_dict(yaml.safe_load(path.read_text()))
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:      # a folder, no permission, bytes that are not UTF-8
+        raise LayoutError(f"layout file {path} cannot be read: {err}") from None
+    except yaml.YAMLError as err:                     # also a !!python tag: safe_load builds no objects
+        raise LayoutError(f"layout file {path} is not valid YAML: {' '.join(str(err).split())}") from None
+    return layout_from_dict(raw)

@@ -4,7 +4,7 @@ Its own module so that both paths import it and neither imports the other at mod
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +24,7 @@ class Chunk:
     digests: dict[str, str]         # name -> SHA-256 of the file
     cached: dict[str, list]         # digest -> reads, for the images the cache holds
     todo: dict[str, bytes]          # name -> file bytes, for the images that need OCR, in order
+    refused: list[inv.Rejected] = field(default_factory=list)    # files that could not be read, or too large
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,26 @@ class Decoded:
     rejected: list[inv.Rejected]
 
 
-def load_chunk(data_dir: Path, names: list[str], cache: ReadCache) -> Chunk:
-    """Read bytes, hash, look up the cache: the driver's part, wherever recognition runs."""
-    blobs = {name: (data_dir / name).read_bytes() for name in names}
+def load_chunk(data_dir: Path, names: list[str], cache: ReadCache, max_bytes: int) -> Chunk:
+    """Read bytes, hash, look up the cache: the driver's part, wherever recognition runs.
+
+    A file that cannot be read (permissions, an I/O error, gone since the scan) or is over `max_bytes`
+    is refused with its reason; the rest of the chunk goes on."""
+    blobs, refused = {}, []
+    for name in names:
+        path = data_dir / name
+        try:
+            size = path.stat().st_size
+            if size > max_bytes:
+                refused.append(inv.Rejected(name, inv.TOO_LARGE, f"{size / 2**20:.1f} MB, over ingest.max_image_mb "
+                                                                 f"({max_bytes / 2**20:g} MB); not read"))
+                continue
+            blobs[name] = path.read_bytes()
+        except OSError as err:
+            refused.append(inv.Rejected(name, inv.UNREADABLE, f"cannot be read: {err.strerror or err}"))
     digests = {name: inv.file_digest(b) for name, b in blobs.items()}
     cached = cache.get_many(list(digests.values()))
-    return Chunk(names, digests, cached, {n: b for n, b in blobs.items() if digests[n] not in cached})
+    return Chunk(names, digests, cached, {n: b for n, b in blobs.items() if digests[n] not in cached}, refused)
 
 
 def decode_chunk(todo: dict[str, bytes], layout: Layout, cfg: IngestConfig) -> Decoded:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import posixpath
 import re
 import warnings
@@ -29,9 +30,11 @@ WRONG_SIZE, BLANK_PANEL, DUPLICATE_UNIT, BAD_LABEL = "wrong_size", "blank_panel"
 # a path that leaves the data folder, the same image labelled both 0 and 1
 BAD_ROW, BAD_ENCODING, OUTSIDE_FOLDER, CONFLICTING_LABELS = (
     "bad_row", "bad_encoding", "outside_folder", "conflicting_labels")
+# a file (or folder) the system would not give us, or a link to nothing; a file over ingest.max_image_mb
+UNREADABLE, TOO_LARGE = "unreadable", "too_large"
 QUARANTINE_REASONS = (MISSING_IMAGE, UNLABELLED, BAD_LABEL, BAD_ROW, BAD_ENCODING, OUTSIDE_FOLDER,
-                      CONFLICTING_LABELS, EMPTY_FILE, NOT_AN_IMAGE, TRUNCATED, WRONG_SIZE, BLANK_PANEL,
-                      DUPLICATE_UNIT)
+                      CONFLICTING_LABELS, UNREADABLE, TOO_LARGE, EMPTY_FILE, NOT_AN_IMAGE, TRUNCATED, WRONG_SIZE,
+                      BLANK_PANEL, DUPLICATE_UNIT)
 # columns read_labels adds: the row's line in labels.csv, and any fields beyond the header
 LINE, SURPLUS = "_line", "_surplus"
 # 0 or 1, also as a spreadsheet writes it: "1.0", "0.", "1.00" (whitespace is stripped first)
@@ -74,7 +77,10 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
         raise DataError(f"{path} not found: an AOI folder needs labels.csv with columns image,label")
     # utf-8-sig drops an Excel BOM; surrogateescape keeps a stray non-UTF-8 byte in its own
     # cell, where reconcile quarantines that row (BAD_ENCODING) instead of failing the file.
-    text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+    try:
+        text = path.read_bytes().decode("utf-8-sig", "surrogateescape")
+    except OSError as err:                   # a folder named labels.csv, no permission, an I/O error
+        raise DataError(f"{path} cannot be read: {err.strerror or err}") from None
     # newline="": csv handles CRLF itself; strict: an unclosed quote would swallow the rows after it
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
@@ -100,11 +106,46 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
 
 
 def image_files(data_dir: Path) -> list[str]:
-    """Every image-like file under the folder, relative, sorted; labels.csv and layouts excluded."""
-    return sorted(
-        p.relative_to(data_dir).as_posix() for p in data_dir.rglob("*")
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
+    """Every image-like file under the folder that can be taken in, relative, sorted (see `scan`)."""
+    return scan(data_dir)[0]
+
+
+def scan(data_dir: Path) -> tuple[list[str], list[Rejected]]:
+    """The image-like files under the folder (relative, sorted), and what was found but cannot be taken in:
+    a folder that cannot be listed, a link that leaves the folder or leads nowhere, a name that is not UTF-8."""
+    files, found = [], []
+    root = data_dir.resolve()
+
+    def unlisted(err: OSError) -> None:
+        name = shown(Path(err.filename).relative_to(data_dir).as_posix()) if err.filename else "."
+        found.append(Rejected(name, UNREADABLE, f"folder cannot be listed ({err.strerror}): the images in it, "
+                                                "if any, are not counted"))
+
+    for folder, _, names in os.walk(data_dir, onerror=unlisted):
+        for entry in names:
+            path = Path(folder) / entry
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            name = path.relative_to(data_dir).as_posix()
+            if undecodable(name):
+                found.append(Rejected(shown(name), BAD_ENCODING, "the file name holds bytes that are not UTF-8: "
+                                                                 "rename the file"))
+            elif not path.exists():
+                found.append(Rejected(name, UNREADABLE, "a link to nothing"))
+            elif path.is_symlink() and not path.resolve().is_relative_to(root):
+                found.append(Rejected(name, OUTSIDE_FOLDER, "a link leaving the data folder; not opened"))
+            elif path.is_file():
+                files.append(name)
+    return sorted(files), sorted(found, key=lambda r: r.image)
+
+
+def set_aside(table: pd.DataFrame, rejected: list[Rejected], unusable: list[Rejected]
+              ) -> tuple[pd.DataFrame, list[Rejected]]:
+    """`reconcile`'s result, with the files `scan` found but could not take in given their own reason:
+    reconcile was told they exist, so each is one entry, labelled or not."""
+    names = {r.image for r in unusable}
+    kept = [r for r in rejected if not (r.reason == UNLABELLED and r.image in names)]
+    return table[~table["image"].isin(names)].reset_index(drop=True), kept + unusable
 
 
 def inside_folder(name: str) -> bool:
@@ -229,20 +270,44 @@ def decode(data: bytes, layout: Layout, blank_panel_std: float) -> np.ndarray | 
 
     if not data:
         return Rejected("", EMPTY_FILE, "zero bytes")
+    needs = f"layout {layout.name} needs {layout.size[0]}x{layout.size[1]}"
     try:
         img = Image.open(io.BytesIO(data))
-        if img.size != tuple(layout.size):   # before decoding: a huge image is refused unread
-            return Rejected("", WRONG_SIZE, f"{img.size[0]}x{img.size[1]}, layout {layout.name} needs "
-                                           f"{layout.size[0]}x{layout.size[1]}")
+        size = upright_size(img)
+        if size != tuple(layout.size):   # before decoding: a huge image is refused unread
+            return Rejected("", WRONG_SIZE, f"{size[0]}x{size[1]}, {needs}")
         img.load()
-    except (UnidentifiedImageError, Image.DecompressionBombError) as err:
-        return Rejected("", NOT_AN_IMAGE, f"not a readable image: {err}")
+    except UnidentifiedImageError:
+        return Rejected("", NOT_AN_IMAGE, "not a readable image: no image format recognised")
+    except Image.DecompressionBombError as err:     # a header claiming billions of pixels: never decoded
+        return Rejected("", WRONG_SIZE, f"{err}; {needs}")
     except (OSError, SyntaxError, ValueError) as err:
         return Rejected("", TRUNCATED, f"cannot decode: {err}")
-    arr = np.asarray(img.convert("L"))
+    arr = gray8(img)
     if panel_std(arr, layout) < blank_panel_std:
         return Rejected("", BLANK_PANEL, "the parameter panel holds no text")
     return arr
+
+
+def upright_size(img) -> tuple[int, int]:
+    """(width, height) as a viewer shows the image: EXIF orientations 5 to 8 turn it a quarter."""
+    turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
+    return (img.size[1], img.size[0]) if turned else img.size
+
+
+def gray8(img) -> np.ndarray:
+    """(h, w) uint8 gray, upright. 16-bit and 32-bit images are scaled to 8 bits, not clipped at 255
+    (which turns a panel white and reads as blank)."""
+    from PIL import ImageOps
+
+    img = ImageOps.exif_transpose(img)
+    if img.mode.startswith("I;16"):
+        return (np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8)
+    if img.mode in ("I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        low, high = np.nanmin(arr), np.nanmax(arr)
+        return np.zeros(arr.shape, np.uint8) if high <= low else ((arr - low) * (255 / (high - low))).astype(np.uint8)
+    return np.asarray(img.convert("L"))
 
 
 def panel_std(arr: np.ndarray, layout: Layout) -> float:

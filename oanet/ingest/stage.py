@@ -79,6 +79,10 @@ def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = 
                          CROP_RULES_VERSION, fingerprint)
 
 
+def max_bytes(cfg: IngestConfig) -> int:
+    return int(cfg.max_image_mb * 2**20)
+
+
 def _chunks(items: list[str], size: int):
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -134,7 +138,7 @@ def _in_process(engines: list[Ocr], data_dir: Path, names: list[str], layout: La
     def ocr_chunk(engine: Ocr, chunk: Chunk):
         return (chunk, *recognize_chunk(engine, decode_chunk(chunk.todo, layout, cfg), layout, cfg))
 
-    loaded = (load_chunk(data_dir, part, cache) for part in _chunks(names, CHUNK_IMAGES))
+    loaded = (load_chunk(data_dir, part, cache, max_bytes(cfg)) for part in _chunks(names, CHUNK_IMAGES))
     yield from on_engines(engines, ocr_chunk, loaded)
 
 
@@ -158,7 +162,7 @@ def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig,
     if client is not None or cfg.workers or cfg.scheduler:
         from oanet.ingest.distributed import on_cluster
 
-        loaded = (load_chunk(data_dir, c, cache) for c in _chunks(names, CHUNK_IMAGES))
+        loaded = (load_chunk(data_dir, c, cache, max_bytes(cfg)) for c in _chunks(names, CHUNK_IMAGES))
         results = on_cluster(client, cfg, layout, loaded)
     else:
         results = _in_process(engines or build_engines(cfg, layout), data_dir, names, layout, cfg, cache)
@@ -171,9 +175,9 @@ def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig,
             reads.update({n: chunk.cached[d] for n, d in chunk.digests.items() if d in chunk.cached})
             cache.put_many({chunk.digests[n]: r for n, r in fresh.items()})
             reads.update(fresh)
-            rejected += bad
+            rejected += bad + chunk.refused
             n_ocr += len(fresh)
-            n_cached += len(chunk.names) - len(chunk.todo)
+            n_cached += len(chunk.digests) - len(chunk.todo)
             bar.update(len(chunk.names))
     bar.close()
     cache.close()
@@ -216,6 +220,23 @@ def drop_duplicate_units(table: pd.DataFrame, layout: Layout) -> tuple[pd.DataFr
     return table[~dup].reset_index(drop=True), rejected
 
 
+def writable_outputs(out: Path, quarantine: Path) -> None:
+    """Refuse, before any OCR, outputs that could not be written or would overwrite each other."""
+    if out.resolve() == quarantine.resolve():
+        raise inv.DataError(f"the table and the quarantine would both be written to {out}: give two files")
+    for path in (out, quarantine):
+        if path.suffix.lower() != ".parquet":
+            raise inv.DataError(f"{path}: ingest writes Parquet tables; name the file .parquet")
+        if path.is_dir():
+            raise inv.DataError(f"{path} is a folder; name a .parquet file to write")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise inv.DataError(f"cannot create the folder of {path}: {err.strerror or err}") from None
+        if not os.access(path.parent, os.W_OK):
+            raise inv.DataError(f"cannot write to {path.parent}")
+
+
 def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: str | Path,
         layout_path: str | Path | None = None, ocr: Ocr | list[Ocr] | None = None, client=None) -> IngestResult:
     """The stage. OCR runs in process on `ocr`, one engine or several side by side (default:
@@ -226,8 +247,10 @@ def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: st
     if not data_dir.is_dir():
         raise inv.DataError(f"data folder not found: {data_dir} (an AOI folder holds images, labels.csv, layout.yaml)")
     layout = load_layout(layout_path or data_dir / "layout.yaml")
+    writable_outputs(out, quarantine)
     given = inv.read_labels(data_dir)
-    labels, rejected = inv.reconcile(given, inv.image_files(data_dir))
+    files, unusable = inv.scan(data_dir)
+    labels, rejected = inv.set_aside(*inv.reconcile(given, files + [r.image for r in unusable]), unusable)
     reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr, client)
     table, dupes = drop_duplicate_units(build_table(labels, reads, digests, layout, cfg.min_confidence), layout)
     rejected += bad + dupes

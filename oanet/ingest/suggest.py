@@ -30,7 +30,7 @@ import numpy as np
 from oanet.errors import OanetError
 from oanet.ingest.engine import Read
 from oanet.ingest.parse import SEPARATOR, letters_back, upper_run
-from oanet.layout import Field, Layout
+from oanet.layout import TABLE_COLUMNS, Field, Layout
 
 NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 UNIT_WORD = re.compile(r"[A-Za-z%°µ/]{1,5}")
@@ -92,7 +92,7 @@ def normal_key(key: str) -> str:
 def field_name(key: str, taken: set[str]) -> str:
     """snake_case of the key (`Temp(C)` -> temp_c), unique among `taken`."""
     name = re.sub(r"[^0-9a-z]+", "_", re.sub(r"([a-z])([A-Z])", r"\1_\2", key).lower()).strip("_") or "field"
-    name = f"f_{name}" if name[0].isdigit() else name
+    name = f"f_{name}" if name[0].isdigit() else f"panel_{name}" if name in TABLE_COLUMNS else name
     out, i = name, 2
     while out in taken:
         out, i = f"{name}_{i}", i + 1

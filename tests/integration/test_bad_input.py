@@ -6,6 +6,7 @@ must print counts that match its two tables.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from collections import Counter
@@ -255,3 +256,106 @@ def test_labelled_twice_keeps_one_row(synth_set, ocr, tmp_path):
     pd.concat([first, first.assign(label=1 - first["label"])]).to_csv(data / "labels.csv", index=False)
     result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
     assert (result.rows, result.by_reason) == (0, {"conflicting_labels": 1})
+
+
+# --- files the system will not give us, or that must not be opened ----------------------
+
+@pytest.fixture
+def awkward_folder(synth_set, tmp_path):
+    """One good image and labels for it, plus files that ingest must account for without reading them."""
+    data = tmp_path / "aoi"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(synth_set / "layout.yaml", data / "layout.yaml")
+    labels = pd.read_csv(synth_set / "labels.csv").iloc[:2]
+    shutil.copy(synth_set / labels["image"].iloc[0], data / labels["image"].iloc[0])
+    outside = tmp_path / "elsewhere.png"
+    shutil.copy(synth_set / labels["image"].iloc[1], outside)
+    (data / "images" / "outside.png").symlink_to(outside)                  # a link leaving the folder
+    (data / "images" / "dangling.png").symlink_to(tmp_path / "gone.png")   # a link to nothing
+    with open(os.path.join(os.fsencode(data / "images"), b"bad\xffname.png"), "wb") as f:
+        f.write(outside.read_bytes())                                        # a name that is not UTF-8
+    rows = [labels.iloc[[0]], labels.iloc[[1]].assign(image="images/outside.png")]
+    pd.concat(rows).to_csv(data / "labels.csv", index=False)
+    return data, labels["image"].iloc[0]
+
+
+def _accounted(result) -> Counter:
+    return Counter(list(pd.read_parquet(result.out)["image"]) + list(pd.read_parquet(result.quarantine)["image"]))
+
+
+def test_links_and_undecodable_names_are_quarantined_unread(awkward_folder, ocr, tmp_path):
+    data, good = awkward_folder
+    result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
+    reasons = dict(pd.read_parquet(result.quarantine)[["image", "reason"]].itertuples(index=False))
+    assert reasons == {"images/outside.png": "outside_folder", "images/dangling.png": "unreadable",
+                       "images/bad\ufffdname.png": "bad_encoding"}
+    assert list(pd.read_parquet(result.out)["image"]) == [good]
+    assert set(_accounted(result).values()) == {1} and result.ocr_images == 1
+
+
+def test_a_file_that_cannot_be_read_or_is_too_large_is_quarantined_and_the_rest_go_on(awkward_folder, ocr,
+                                                                                      tmp_path, monkeypatch):
+    data, good = awkward_folder
+    pd.DataFrame({"image": [good, "images/locked.png"], "label": [0, 1]}).to_csv(data / "labels.csv", index=False)
+    shutil.copy(data / good, data / "images" / "locked.png")
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.name == "locked.png":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
+    q = pd.read_parquet(result.quarantine).set_index("image")
+    assert q.loc["images/locked.png", "reason"] == "unreadable" and "Permission denied" in q.loc["images/locked.png",
+                                                                                                 "detail"]
+    assert list(pd.read_parquet(result.out)["image"]) == [good]
+    big = run(IngestConfig(cache=None, max_image_mb=0.01), data, tmp_path / "t2.parquet", tmp_path / "q2.parquet",
+              ocr=ocr)
+    assert big.rows == 0 and big.ocr_images == 0 and big.by_reason["too_large"] == 2
+    assert set(_accounted(big).values()) == {1}
+
+
+def test_a_folder_that_cannot_be_listed_is_named_in_the_quarantine(awkward_folder, tmp_path, monkeypatch):
+    from oanet.ingest.inventory import scan
+
+    data, _ = awkward_folder
+    (data / "images" / "shut").mkdir()
+    real = os.scandir
+
+    def scandir(path):
+        if os.fsdecode(path).endswith("shut"):
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    _, found = scan(data)
+    shut = [r for r in found if r.image == "images/shut"]
+    assert len(shut) == 1 and shut[0].reason == "unreadable" and "cannot be listed" in shut[0].detail
+
+
+def test_a_16_bit_image_is_read_not_called_blank(synth_set, ocr, truth, tmp_path):
+    data = tmp_path / "aoi"
+    (data / "images").mkdir(parents=True)
+    shutil.copy(synth_set / "layout.yaml", data / "layout.yaml")
+    row = pd.read_csv(synth_set / "labels.csv").iloc[[0]]
+    gray = np.asarray(Image.open(synth_set / row["image"].iloc[0]).convert("L")).astype(np.uint16) * 257
+    Image.fromarray(gray).save(data / row["image"].iloc[0])
+    assert Image.open(data / row["image"].iloc[0]).mode.startswith("I")
+    row.to_csv(data / "labels.csv", index=False)
+    result = run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet", ocr=ocr)
+    table = pd.read_parquet(result.out)
+    assert result.rows == 1, pd.read_parquet(result.quarantine).to_dict("records")
+    assert table["unit_id"].iloc[0] == truth.set_index("image").loc[row["image"].iloc[0], "unit_id"]
+
+
+@pytest.mark.parametrize("out, quarantine, words", [
+    ("t.parquet", "t.parquet", "both be written to"),
+    ("t.csv", "q.parquet", "name the file .parquet"),
+    ("folder.parquet", "q.parquet", "is a folder"),
+])
+def test_outputs_that_cannot_be_written_are_refused_before_any_ocr(bad_folder, tmp_path, out, quarantine, words):
+    (tmp_path / "folder.parquet").mkdir()
+    with pytest.raises(DataError, match=words):
+        run(IngestConfig(cache=None), bad_folder, tmp_path / out, tmp_path / quarantine, ocr=object())

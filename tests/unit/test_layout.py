@@ -97,6 +97,15 @@ def test_aoi_v1_roles():
     (lambda r: r.update(size=[640, 0]), ["size"]),
     (lambda r: r.update(fields=[]), ["no fields"]),
     (lambda r: r.update(fields=["TEMP"]), ["field", "TEMP"]),
+    # a field is a column of the OCR table: it must not overwrite the labels, digests or ingest's own columns
+    (lambda r: _field(r, "light").update(name="label"), ["'label'", "none of image, label"]),
+    (lambda r: _field(r, "light").update(name="sha256"), ["'sha256'"]),
+    (lambda r: _field(r, "light").update(name="image"), ["'image'"]),
+    (lambda r: _field(r, "light").update(name="exposure_ms__text"), ["'exposure_ms__text'", "'__'"]),
+    (lambda r: _field(r, "light").update(name="Temp (C)"), ["'Temp (C)'", "letters, digits"]),
+    (lambda r: _field(r, "light").update(name="2nd_temp"), ["'2nd_temp'"]),
+    (lambda r: r.update(name=None), ["layout's name", "None"]),
+    (lambda r: r.update(name=""), ["layout's name"]),
 ])
 def test_broken_layout_raises_layout_error(raw, edit, words):
     edit(raw)
@@ -112,6 +121,20 @@ def test_layout_file_that_is_not_a_mapping(tmp_path, text):
     path.write_text(text)
     with pytest.raises(LayoutError, match="mapping"):
         load_layout(path)
+
+
+@pytest.mark.parametrize("write, words", [
+    (lambda p: p.write_text("name: x\nsize: [640, 480\n"), "not valid YAML"),
+    (lambda p: p.write_text("!!python/object/apply:os.system ['true']\n"), "not valid YAML"),
+    (lambda p: p.write_bytes(b"name: \xff\xfe\n"), "cannot be read"),
+    (lambda p: p.mkdir(), "cannot be read"),
+])
+def test_a_layout_file_that_cannot_be_read_is_one_line_naming_it(tmp_path, write, words):
+    path = tmp_path / "layout.yaml"
+    write(path)
+    with pytest.raises(LayoutError, match=words) as err:
+        load_layout(path)
+    assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
 def test_missing_layout_file(tmp_path):
