@@ -189,11 +189,11 @@ def ocr_all(data_dir: Path, names: list[str], layout: Layout, cfg: IngestConfig,
 def build_table(labels: pd.DataFrame, reads: dict, digests: dict, layout: Layout, min_conf: float) -> pd.DataFrame:
     """One row per read image: label columns, digest, and value/text/conf/reason per field."""
     labels = labels[labels["image"].isin(reads)].reset_index(drop=True)
-    printed = {f.name for f in layout.fields}
+    written = {"sha256"} | {f"{f.name}{s}" for f in layout.fields for s in ("", "__text", "__conf", "__reason")}
     keep = [c for c in labels.columns if c not in ("image", "label")]
-    # a labels.csv column named like a field (e.g. the lot, printed too) is kept beside the read, renamed
+    # a labels.csv column named like one this stage writes (e.g. the lot, printed too) is kept beside it, renamed
     table = labels[["image", "label", *keep]].rename(
-        columns={c: c + CLASH_SUFFIX for c in keep if c in printed})
+        columns={c: c + CLASH_SUFFIX for c in keep if c in written})
     table["label"] = table["label"].astype("int64")
     table["sha256"] = [digests[n] for n in table["image"]]
     for j, f in enumerate(layout.fields):

@@ -359,3 +359,13 @@ def test_outputs_that_cannot_be_written_are_refused_before_any_ocr(bad_folder, t
     (tmp_path / "folder.parquet").mkdir()
     with pytest.raises(DataError, match=words):
         run(IngestConfig(cache=None), bad_folder, tmp_path / out, tmp_path / quarantine, ocr=object())
+
+
+def test_a_labels_csv_column_named_like_one_ingest_writes_is_kept_renamed(awkward_folder, ocr, tmp_path):
+    data, good = awkward_folder
+    pd.DataFrame({"image": [good], "label": [0], "sha256": ["from the line"], "gain_db__text": ["x"]}).to_csv(
+        data / "labels.csv", index=False)
+    table = pd.read_parquet(run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet",
+                                ocr=ocr).out)
+    assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all() and table["gain_db__text"].iloc[0] != "x"
+    assert (table["sha256__labels"].iloc[0], table["gain_db__text__labels"].iloc[0]) == ("from the line", "x")
