@@ -111,8 +111,19 @@ def _load_predictor(model: str):
 
     import mlflow.pyfunc
     import pandas as pd
+    from mlflow.exceptions import MlflowException
 
-    pyfunc = mlflow.pyfunc.load_model(model)
+    from oanet.errors import OanetError
+
+    if "://" not in model and not model.startswith("models:/"):
+        raise OanetError(f"--model {model}: no bundle folder there (a folder holding bundle.json), "
+                         "and not an MLflow model URI such as models:/oanet@champion")
+    try:
+        pyfunc = mlflow.pyfunc.load_model(model)
+    except (MlflowException, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise OanetError(f"cannot load the model {model}: {first}. Train and register one first (make demo, "
+                         "or oanet nightly), or pass --model with a bundle folder") from None
     return lambda items: pyfunc.predict(pd.DataFrame({"path": [n for n, _ in items],
                                                       "image_b64": [base64.b64encode(b).decode() for _, b in items]}))
 

@@ -148,3 +148,19 @@ def test_fuse_options_land_in_their_sub_sections_and_are_checked_like_params_yam
     assert p.fuse.training.image_size == 64 and p.fuse.device == "auto"        # not given: params.yaml's
     with pytest.raises(ConfigError, match="fuse.optimiser.epochs must be >= 1"):
         _overridden(params, "fuse", optimiser={"epochs": 0})
+
+
+def test_predict_without_a_model_is_one_line_saying_what_to_do(tmp_path, monkeypatch):
+    """No registry yet, or a --model folder that is not there: no MLflow traceback."""
+    from oanet.errors import OanetError
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"register": {
+        "tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "artifact_root": str(tmp_path / "artifacts")}}))
+    image = tmp_path / "u.png"
+    image.write_bytes(b"")
+    res = CliRunner().invoke(app, ["predict", str(image), "--params", str(tmp_path / "params.yaml")])
+    assert isinstance(res.exception, OanetError), res.output
+    assert "cannot load the model models:/oanet@champion" in str(res.exception) and "make demo" in str(res.exception)
+    res = CliRunner().invoke(app, ["predict", str(image), "--model", str(tmp_path / "nothere")])
+    assert isinstance(res.exception, OanetError) and "no bundle folder there" in str(res.exception)
