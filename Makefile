@@ -90,6 +90,7 @@ bench: install
 	python bench/ocr_throughput.py --objects ../shared/data/magnetic-tile --n 200
 	python bench/ocr_scaling.py --n 200
 	python bench/ocr_styles.py --n 100
+	python bench/ocr_verify.py --n 60
 
 ## bench-drift: the drift report on simulated incidents and 10 clean nights, read by the OCR, 3 panel styles (6 min)
 bench-drift: install

@@ -129,6 +129,7 @@ class DataConfig:
 class IngestConfig:
     """Stage `ingest` (oanet/ingest): the OCR of every panel and its parse by the layout."""
     min_confidence: float = 0.80
+    verify_below: float = 0.95         # a read that parses under this score is read again (whole line) and must agree
     batch_size: int = 32
     crop_pad: int = 2                  # see params.yaml: 2 px absorbs print-position jitter
     blank_panel_std: float = 2.0
@@ -385,7 +386,7 @@ _COUNT = (lambda v: v >= 1, ">= 1")
 _POSITIVE = (lambda v: v > 0, "> 0")
 _NOT_NEGATIVE = (lambda v: v >= 0, ">= 0")
 _RANGES = {
-    **dict.fromkeys(("test_size", "quantile", "momentum"), _SHARE),
+    **dict.fromkeys(("test_size", "quantile", "momentum", "verify_below"), _SHARE),
     **dict.fromkeys(("n", "units_per_lot", "batch_size", "folds", "image_size", "epochs", "staged_views",
                      "align_dim", "refine_dim", "tab_hidden", "head_hidden", "ocr_bins", "repeats",
                      "max_image_bytes", "max_image_pixels", "draws", "box_size", "plots"), _COUNT),

@@ -207,17 +207,19 @@ class DefectPipeline:
 
     def read_fields(self, panels: list[np.ndarray]) -> list[dict[str, dict]]:
         """{field: {"value", "text", "confidence", "reason"}} for each decoded image (panel has text)."""
-        from oanet.ingest.parse import parse_read
+        from oanet.config import IngestConfig
+        from oanet.ingest.parse import parse_stored
         from oanet.ingest.reading import read_images
 
-        reads = read_images(self.ocr, panels, self.layout, self.ingest["crop_pad"], self.ingest["batch_size"]) \
-            if panels else []
+        verify_below = self.ingest.get("verify_below", IngestConfig.verify_below)   # bundles from before it existed
+        reads = read_images(self.ocr, panels, self.layout, self.ingest["crop_pad"], self.ingest["batch_size"],
+                            verify_below) if panels else []
         out = []
         for per_image in reads:
             row = {}
             for f, pair in zip(self.layout.fields, per_image, strict=True):
-                text, conf = pair if pair else (None, None)
-                parsed = parse_read(f, text, conf, self.ingest["min_confidence"])
+                text, conf = pair[:2] if pair else (None, None)
+                parsed = parse_stored(f, pair, self.ingest["min_confidence"])
                 row[f.name] = {"value": parsed.value, "text": text, "confidence": conf, "reason": parsed.reason}
             out.append(row)
         return out

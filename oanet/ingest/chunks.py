@@ -67,5 +67,5 @@ def recognize_chunk(ocr: Ocr, decoded: Decoded, layout: Layout, cfg: IngestConfi
     The unit of work of both paths: in process on the main thread, or as one Dask task.
     """
     images = list(decoded.images.values())
-    reads = read_images(ocr, images, layout, cfg.crop_pad, cfg.batch_size)
+    reads = read_images(ocr, images, layout, cfg.crop_pad, cfg.batch_size, cfg.verify_below)
     return dict(zip(decoded.images, reads, strict=True)), decoded.rejected

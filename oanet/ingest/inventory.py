@@ -112,9 +112,8 @@ def image_files(data_dir: Path) -> list[str]:
 
 def scan(data_dir: Path) -> tuple[list[str], list[Rejected]]:
     """The image-like files under the folder (relative, sorted), and what was found but cannot be taken in:
-    a folder that cannot be listed, a link that leaves the folder or leads nowhere, a name that is not UTF-8."""
+    a folder that cannot be listed, a link to nothing, a name that is not UTF-8."""
     files, found = [], []
-    root = data_dir.resolve()
 
     def unlisted(err: OSError) -> None:
         name = shown(Path(err.filename).relative_to(data_dir).as_posix()) if err.filename else "."
@@ -132,9 +131,7 @@ def scan(data_dir: Path) -> tuple[list[str], list[Rejected]]:
                                                                  "rename the file"))
             elif not path.exists():
                 found.append(Rejected(name, UNREADABLE, "a link to nothing"))
-            elif path.is_symlink() and not path.resolve().is_relative_to(root):
-                found.append(Rejected(name, OUTSIDE_FOLDER, "a link leaving the data folder; not opened"))
-            elif path.is_file():
+            elif path.is_file():        # links are followed: the folder's owner placed them (a view of a store)
                 files.append(name)
     return sorted(files), sorted(found, key=lambda r: r.image)
 

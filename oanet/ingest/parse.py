@@ -28,7 +28,9 @@ from typing import NamedTuple
 from oanet.layout import MAX_VALUE_CHARS, Field
 
 NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE = "not_found", "low_confidence", "unparsed", "out_of_range"
-REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE)
+# a doubtful read (score under ingest.verify_below) whose second read, of its whole line, gave another value
+UNCONFIRMED = "unconfirmed"
+REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE, UNCONFIRMED)
 
 SEPARATOR = r"(?:->|=>|[:=;：＝]|[-.](?=\s))"
 # Letters a recogniser confuses with digits; applied only where digits are expected.
@@ -168,7 +170,26 @@ def _match(field: Field, value_text: str, keyed: bool) -> str | None:
     return match
 
 
-def parse_read(field: Field, text: str | None, score: float | None, min_confidence: float) -> Parsed:
+def parse_stored(field: Field, read: list | None, min_confidence: float) -> Parsed:
+    """parse_read of a stored read: None, [text, score], or [text, score, check] (see reading.confirm_doubtful)."""
+    text, score, *check = read if read else (None, None)
+    return parse_read(field, text, score, min_confidence, check[0] if check else None)
+
+
+def parse_read(field: Field, text: str | None, score: float | None, min_confidence: float,
+               check: str | None = None) -> Parsed:
+    """The value of one read, or None and the reason. `check`: a second read of the same line, made where
+    the first was doubtful; a check that parses to another value voids it (UNCONFIRMED): a recogniser that
+    drops a digit or a sign still prints a value that fits the field's format. A check that does not parse
+    says nothing either way (a whole line holds more to misread than its value), so the value stands."""
+    parsed = _parse_one(field, text, score, min_confidence)
+    if check is None or parsed.reason is not None:
+        return parsed
+    again = _parse_one(field, check, 1.0, 0.0)
+    return Parsed(None, UNCONFIRMED) if again.reason is None and again.value != parsed.value else parsed
+
+
+def _parse_one(field: Field, text: str | None, score: float | None, min_confidence: float) -> Parsed:
     if text is None or not text.strip():
         return Parsed(None, NOT_FOUND)
     if score is None or score < min_confidence:

@@ -21,7 +21,7 @@ import numpy as np
 from oanet.config import IngestConfig
 from oanet.ingest import inventory as inv
 from oanet.ingest.engine import Ocr
-from oanet.ingest.parse import REASONS, parse_read
+from oanet.ingest.parse import REASONS, parse_stored
 from oanet.ingest.reading import line_crop, locate_and_read
 from oanet.layout import Field, Layout
 
@@ -206,7 +206,8 @@ def read_cells(ocr: Ocr, images: dict[str, np.ndarray], layout: Layout, cfg: Ing
     box that cuts text or a wrong match shows."""
     if not images:
         return []
-    reads, layouts = locate_and_read(ocr, list(images.values()), layout, cfg.crop_pad, cfg.batch_size)
+    reads, layouts = locate_and_read(ocr, list(images.values()), layout, cfg.crop_pad, cfg.batch_size,
+                                     cfg.verify_below)
     cells = []
     for (name, image), per_field, located in zip(images.items(), reads, layouts, strict=True):
         for f, pair, lf in zip(layout.fields, per_field, located.fields, strict=True):
@@ -217,8 +218,8 @@ def read_cells(ocr: Ocr, images: dict[str, np.ndarray], layout: Layout, cfg: Ing
 
 def make_cell(image: str, field: Field, source: str, pair: list | None, crop: np.ndarray | None,
               cfg: IngestConfig) -> Cell:
-    text, score = pair if pair else (None, None)
-    parsed = parse_read(field, text, score, cfg.min_confidence)
+    text, score = pair[:2] if pair else (None, None)
+    parsed = parse_stored(field, pair, cfg.min_confidence)
     return Cell(image, field.name, source, text, score, parsed.value, parsed.reason, crop)
 
 

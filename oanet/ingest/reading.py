@@ -11,7 +11,7 @@ import numpy as np
 
 from oanet.ingest.crops import ink_mask, pad_to_width, value_span
 from oanet.ingest.engine import Ocr, Read
-from oanet.ingest.parse import line_start, parse_read
+from oanet.ingest.parse import line_start, parse_read, parse_stored
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
@@ -121,19 +121,37 @@ def _pair(read) -> list:
 
 
 def retry_whole_lines(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads], pad: int,
-                      batch_size: int) -> None:
+                      batch_size: int, verify_below: float) -> None:
     """Re-read the whole line of any boxed field whose value crop did not parse.
 
     Noise can hide the gap after the key, so the cut lands after the value and the
     crop holds only the unit. Rare, so a second small batch is cheap; the whole-line
     read replaces the first only when it parses. `layouts`: one per image (its boxes).
+    A doubtful whole-line read keeps the crop's read as its check (confirm_doubtful).
     """
     todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts, strict=True)) for j, f in enumerate(lay.fields)
             if f.roi is not None and r[j] is not None and parse_read(f, *r[j], 0.0).reason is not None]
     lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
     for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size), strict=True):
         if parse_read(layouts[i].fields[j], read.text, read.score, 0.0).reason is None:
-            reads[i][j] = _pair(read)
+            reads[i][j] = _pair(read) + ([reads[i][j][0]] if read.score < verify_below else [])
+
+
+def confirm_doubtful(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads], pad: int, batch_size: int,
+                     verify_below: float) -> None:
+    """Give every value-crop read that parses with a score under `verify_below` a check: the recogniser's
+    read of the whole line, stored as the read's third item (parse_read compares the two values).
+
+    A doubtful read is where a dropped digit or sign hides (e.g. -13.63 read -1.63 at 0.85): it still fits
+    the field's format, so no parse rule can catch it, but a second read of other pixels rarely repeats
+    the slip. Clean panels read above 0.99, so the second batch stays small where the print is good.
+    """
+    todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts, strict=True)) for j, f in enumerate(lay.fields)
+            if f.roi is not None and r[j] is not None and len(r[j]) == 2 and r[j][1] < verify_below
+            and parse_read(f, *r[j], 0.0).reason is None]
+    lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
+    for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size), strict=True):
+        reads[i][j] = [*reads[i][j], read.text]
 
 
 def located(layout: Layout, found: dict[str, Read], pad: int) -> Layout:
@@ -150,18 +168,20 @@ def located(layout: Layout, found: dict[str, Read], pad: int) -> Layout:
     return dataclasses.replace(layout, fields=tuple(dataclasses.replace(f, roi=box(f)) for f in layout.fields))
 
 
-def read_images(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int, batch_size: int) -> list[Reads]:
+def read_images(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int, batch_size: int,
+                verify_below: float) -> list[Reads]:
     """Reads for each image, in layout order (see locate_and_read)."""
-    return locate_and_read(ocr, images, layout, pad, batch_size)[0]
+    return locate_and_read(ocr, images, layout, pad, batch_size, verify_below)[0]
 
 
 def locate_and_read(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int,
-                    batch_size: int) -> tuple[list[Reads], list[Layout]]:
+                    batch_size: int, verify_below: float) -> tuple[list[Reads], list[Layout]]:
     """Reads for each image, and each image's layout with the boxes it was read in.
 
     Every field with a box (its own, or the line the detector found by its key) is cut to
     its value and recognised in one batch; a detected line whose value crop does not
-    parse keeps the detector's own read of it."""
+    parse keeps the detector's own read of it. A doubtful read gets a second, whole-line
+    read as its check (confirm_doubtful)."""
     found = [match_lines(layout, ocr.detect_and_recognize(panel_only(img, layout)))
              if any(f.roi is None for f in layout.fields) else {} for img in images]
     layouts = [located(layout, f, DETECTED_PAD) for f in found]
@@ -169,10 +189,12 @@ def locate_and_read(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int
     flat = [c for crops in per_image for c in crops if c is not None]
     texts = iter(ocr.recognize(flat, batch_size=batch_size))
     out: list[Reads] = [[None if c is None else _pair(next(texts)) for c in crops] for crops in per_image]
-    retry_whole_lines(ocr, images, layouts, out, pad, batch_size)
+    retry_whole_lines(ocr, images, layouts, out, pad, batch_size, verify_below)
+    confirm_doubtful(ocr, images, layouts, out, pad, batch_size, verify_below)
     for reads, by_key in zip(out, found, strict=True):
         for j, f in enumerate(layout.fields):
             line = by_key.get(f.name)
-            if line is not None and (reads[j] is None or parse_read(f, *reads[j], 0.0).reason is not None):
-                reads[j] = _pair(line)
+            if line is not None and (reads[j] is None or parse_stored(f, reads[j], 0.0).reason is not None):
+                crop = reads[j][0] if reads[j] else ""          # the crop's read checks a doubtful detector read
+                reads[j] = _pair(line) + ([crop] if line.score < verify_below else [])
     return out, layouts

@@ -20,7 +20,7 @@ from oanet.ingest.cache import ReadCache
 from oanet.ingest.chunks import Chunk, decode_chunk, load_chunk, recognize_chunk
 from oanet.ingest.engine import Ocr, engine_fingerprint, settings_hash
 from oanet.ingest.head import reading_charset
-from oanet.ingest.parse import parse_read
+from oanet.ingest.parse import parse_stored
 from oanet.ingest.reading import CROP_RULES_VERSION
 from oanet.layout import CLASH_SUFFIX, Layout, load_layout
 
@@ -76,7 +76,7 @@ def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = 
     fields = [dataclasses.asdict(f) for f in layout.fields]
     fingerprint = fingerprint or engine_fingerprint(cfg.rec_model, reading_charset(cfg.charset, layout))
     return settings_hash(fields, layout.size, layout.object_roi, cfg.crop_pad, cfg.blank_panel_std,
-                         CROP_RULES_VERSION, fingerprint)
+                         CROP_RULES_VERSION, fingerprint, cfg.verify_below)
 
 
 def max_bytes(cfg: IngestConfig) -> int:
@@ -198,7 +198,7 @@ def build_table(labels: pd.DataFrame, reads: dict, digests: dict, layout: Layout
     table["sha256"] = [digests[n] for n in table["image"]]
     for j, f in enumerate(layout.fields):
         pairs = [reads[n][j] for n in table["image"]]
-        parsed = [parse_read(f, *(p if p else (None, None)), min_conf) for p in pairs]
+        parsed = [parse_stored(f, p, min_conf) for p in pairs]
         values = [p.value for p in parsed]
         # numeric values as float64 with NaN for missing: what every model and GX expect
         table[f.name] = pd.array(values, dtype="float64" if f.dtype in ("float", "int") else "string")

@@ -4,7 +4,7 @@
 dict, the OCR table, the quarantine and the row counts) into a single HTML file: inline
 CSS, inline SVG charts, no script, no font, image or stylesheet from anywhere else. It
 shows the verdict, the row counts, what failed and why, per field the missing rate with
-its reasons (`low_confidence`, `unparsed`, `out_of_range`, `not_found`) and the median OCR
+its reasons (`low_confidence`, `unparsed`, `out_of_range`, `not_found`, `unconfirmed`) and the median OCR
 confidence, the quarantine by reason with its rows, and every expectation with what it saw.
 
 Why our own page and not the Great Expectations Data Docs: the Data Docs' index loads
@@ -45,7 +45,7 @@ __all__ = ["render_page", "write_page", "field_missing", "quarantine_reasons", "
 
 # One colour per missing-value reason (the SVG bars and the legend), then the page palette.
 REASON_COLOURS = {"low_confidence": "#e6a23c", "unparsed": "#8e5ccf", "out_of_range": "#d9534f",
-                  "not_found": "#5b8def", "other": "#8a8f98"}
+                  "not_found": "#5b8def", "unconfirmed": "#2aa198", "other": "#8a8f98"}
 VERDICT_COLOURS = {"passed": "#2e7d32", "passed with warnings": "#b26a00", "FAILED (critical)": "#c62828"}
 QUARANTINE_ROWS_SHOWN = 200
 

@@ -12,6 +12,7 @@ from PIL import Image
 
 from oanet.config import IngestConfig, ProcessConfig, SynthConfig
 from oanet.errors import OanetError
+from oanet.ingest.parse import REASONS
 from oanet.synth import incidents
 from oanet.synth.aoi_layout import aoi_v1_layout
 from oanet.synth.incidents import INCIDENTS, IncidentError, IncidentSpec
@@ -273,4 +274,4 @@ def test_the_font_incident_loses_some_ocr_fields_and_keeps_most(tmp_path, ocr):
     assert max(font.values()) >= 0.1                                   # one field noticeably
     assert sum(share <= 0.05 for share in font.values()) >= 10          # most still read
     reasons = {r for f in LAYOUT.fields for r in tables["font"][f"{f.name}__reason"].dropna()}
-    assert reasons and reasons <= {"low_confidence", "unparsed", "out_of_range", "not_found"}
+    assert reasons and reasons <= set(REASONS)

@@ -8,9 +8,11 @@ from oanet.ingest.parse import (
     NOT_FOUND,
     OUT_OF_RANGE,
     REASONS,
+    UNCONFIRMED,
     UNPARSED,
     Parsed,
     parse_read,
+    parse_stored,
 )
 from oanet.layout import Field
 from oanet.synth.aoi_layout import aoi_v1_layout
@@ -25,8 +27,37 @@ def parse(field: Field, text: str | None, score: float | None = 0.99) -> Parsed:
     return parse_read(field, text, score, MIN_CONF)
 
 
-def test_reason_codes_are_the_issues_four():
-    assert set(REASONS) == {"not_found", "low_confidence", "unparsed", "out_of_range"}
+def test_reason_codes_are_the_issues_four_and_the_second_reads():
+    assert set(REASONS) == {"not_found", "low_confidence", "unparsed", "out_of_range", "unconfirmed"}
+
+
+# --- a doubtful read and its check (a second read of the whole line) ---------------------
+
+@pytest.mark.parametrize("check, expected", [
+    ("TEMP: 1124.7 C", Parsed(1124.7, None)),          # the check repeats the value: it stands
+    ("TEMP: 1124.7C", Parsed(1124.7, None)),
+    ("TEMP: 1124.1 C", Parsed(None, UNCONFIRMED)),     # another value: neither can be trusted
+    ("TEMP: 124.7 C", Parsed(1124.7, None)),           # an implausible check (out of range) says nothing
+    ("TEMP; 1l24.7 C", Parsed(1124.7, None)),          # lookalikes are mapped in the check as in the read
+    ("TEMP: 1124 C", Parsed(1124.7, None)),            # a check that does not parse says nothing either way
+    ("", Parsed(1124.7, None)),
+])
+def test_a_check_that_parses_to_another_value_voids_the_read(check, expected):
+    assert parse_read(TEMP, "1124.7 C", 0.9, MIN_CONF, check=check) == expected
+
+
+def test_a_dropped_digit_fits_the_format_and_only_the_check_catches_it():
+    mean = F["gray_mean"]
+    assert parse_read(mean, "13.6", 0.85, MIN_CONF) == Parsed(13.6, None)           # printed 133.6
+    assert parse_read(mean, "13.6", 0.85, MIN_CONF, check="MEAN: 133.6") == Parsed(None, UNCONFIRMED)
+
+
+def test_a_check_never_rescues_a_read_that_failed_and_stored_reads_carry_it():
+    assert parse_read(TEMP, "1124.7 C", 0.5, MIN_CONF, check="TEMP: 1124.7 C") == Parsed(None, LOW_CONFIDENCE)
+    assert parse_read(TEMP, "112.47 C", 0.9, MIN_CONF, check="TEMP: 1124.7 C") == Parsed(None, UNPARSED)
+    assert parse_stored(TEMP, ["1124.7 C", 0.9, "TEMP: 1124.1 C"], MIN_CONF) == Parsed(None, UNCONFIRMED)
+    assert parse_stored(TEMP, ["1124.7 C", 0.9], MIN_CONF) == Parsed(1124.7, None)
+    assert parse_stored(TEMP, None, MIN_CONF) == Parsed(None, NOT_FOUND)
 
 
 # --- every reason code ----------------------------------------------------------------

@@ -1,0 +1,87 @@
+"""The second read of doubtful values: wrong values it stops, right values it costs, and its time.
+
+    python bench/ocr_verify.py [--n 60] [--styles a,b] [--below 0.95]
+
+For every panel style of the synth corpus, clean and noisy, and for the font incident
+(a smaller, other font: the reads a machine's new firmware would give), it ingests the
+same images twice, once without the check (ingest.verify_below 0) and once with it, and
+scores both against truth.csv (oanet.ingest.accuracy): exact, WRONG (a value that is not
+the printed one: the failure the check is for) and missing, with the seconds of each run
+side by side. Writes reports/ocr_verify.{md,json}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pandas as pd
+
+
+def score(data: Path, cfg, work: Path, tag: str) -> dict:
+    from oanet.ingest.accuracy import overall, score_fields
+    from oanet.ingest.stage import run as ingest
+    from oanet.layout import load_layout
+
+    t0 = time.perf_counter()
+    out = work / f"{tag}.parquet"
+    ingest(cfg, data, out, work / f"{tag}_q.parquet")
+    seconds = time.perf_counter() - t0
+    table = pd.read_parquet(out)
+    truth = pd.read_csv(data / "truth.csv", dtype=str, keep_default_na=False)
+    layout = load_layout(data / "layout.yaml")
+    result = overall(score_fields(table, truth, layout, layout))
+    reasons = pd.concat([table[f"{f.name}__reason"] for f in layout.fields]).value_counts().to_dict()
+    return {**result, "seconds": seconds, "unconfirmed": int(reasons.get("unconfirmed", 0))}
+
+
+def main() -> None:
+    from oanet.config import load_params
+    from oanet.synth.stage import run as synth
+    from oanet.synth.styles import STYLES
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=60)
+    ap.add_argument("--styles", default=",".join(STYLES))
+    ap.add_argument("--below", type=float, default=0.95, help="ingest.verify_below for the checked run")
+    ap.add_argument("--out", type=Path, default=Path("reports/ocr_verify"))
+    args = ap.parse_args()
+    params = load_params("params.yaml")
+    sets = [(s, p, None) for s in args.styles.split(",") for p in ("clean", "noisy")]
+    sets.append(("aoi-v1", "clean", "font"))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for style, preset, incident in sets:
+            name = f"{style} {preset}" + (f" {incident}" if incident else "")
+            data = Path(tmp) / name.replace(" ", "_")
+            synth(replace(params.synth, n=args.n, style=style, preset=preset), data, progress=False,
+                  incident=incident)
+            off = score(data, replace(params.ingest, cache=None, verify_below=0.0), data.parent, f"{data.name}_off")
+            on = score(data, replace(params.ingest, cache=None, verify_below=args.below), data.parent,
+                       f"{data.name}_on")
+            rows.append({"set": name, "off": off, "on": on})
+            print(f"{name:<24} wrong {off['wrong']:.2%} -> {on['wrong']:.2%}   missing {off['missing']:.2%} -> "
+                  f"{on['missing']:.2%} ({on['unconfirmed']} unconfirmed)   time x{on['seconds'] / off['seconds']:.2f}",
+                  flush=True)
+    total = {k: {m: sum(r[k][m] * r[k]["fields"] for r in rows) / sum(r[k]["fields"] for r in rows)
+                 for m in ("exact", "wrong", "missing")} for k in ("off", "on")}
+    seconds = {k: sum(r[k]["seconds"] for r in rows) for k in ("off", "on")}
+    lines = ["| set | wrong, no check | wrong, checked | missing, no check | missing, checked | unconfirmed | time |",
+             "|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['set']} | {r['off']['wrong']:.2%} | {r['on']['wrong']:.2%} | {r['off']['missing']:.2%} | "
+              f"{r['on']['missing']:.2%} | {r['on']['unconfirmed']} | x{r['on']['seconds'] / r['off']['seconds']:.2f} |"
+              for r in rows]
+    lines.append(f"| all ({sum(r['on']['fields'] for r in rows)} values) | {total['off']['wrong']:.3%} | "
+                 f"{total['on']['wrong']:.3%} | {total['off']['missing']:.2%} | {total['on']['missing']:.2%} | "
+                 f"{sum(r['on']['unconfirmed'] for r in rows)} | x{seconds['on'] / seconds['off']:.2f} |")
+    print("\n".join(lines))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps({"below": args.below, "n": args.n, "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
