@@ -201,16 +201,22 @@ def layout_suggest(
     """Draft a layout.yaml: keys, line boxes, dtypes, decimals, units and ranges from CnOCR's detector."""
     from oanet.ingest.engine import Ocr
     from oanet.ingest.inventory import image_files
-    from oanet.ingest.suggest import suggest
+    from oanet.ingest.suggest import read_panels, suggest_from_reads, unclaimed_lines
 
     paths = [p for i in images for p in ([i / f for f in image_files(i)[:8]] if i.is_dir() else [i])]
-    layout = suggest(paths, Ocr(_params(params).ingest.rec_model), name=name)
+    reads, size = read_panels(paths, Ocr(_params(params).ingest.rec_model))
+    layout = suggest_from_reads(reads, size, name, [p.name for p in paths])
     out.parent.mkdir(parents=True, exist_ok=True)
     layout.save(out)
     typer.echo(f"layout suggest: {len(layout.fields)} fields from {len(paths)} images -> {out}")
     for f in layout.fields:
-        extra = f"decimals {f.decimals}" if f.decimals is not None else (f"pattern {f.pattern}" if f.pattern else "")
-        typer.echo(f"  {f.name:<18} key {f.key!r:<16} {f.dtype:<6} {f.unit or '':<5} {extra:<22} box {list(f.roi)}")
+        extra = (f"decimals {f.decimals}" if f.decimals is not None else f"pattern {f.pattern}" if f.pattern
+                 else f"categories {','.join(f.categories)}" if f.categories else "")
+        role = "" if f.role == "feature" else f" ({f.role})"
+        typer.echo(f"  {f.name:<18} key {f.key!r:<16} {f.dtype:<8} {f.unit or '':<5} {extra:<22} box {list(f.roi)}"
+                   + role)
+    for text, n in unclaimed_lines(reads, layout)[:8]:
+        typer.echo(f"  not understood, in {n} of {len(paths)} images: {text!r} (add it by hand if it is a field)")
     typer.echo(f"  object_roi {list(layout.object_roi)}; check it with: oanet layout preview --layout {out} --data DIR")
 
 

@@ -35,6 +35,8 @@ from oanet.layout import TABLE_COLUMNS, Field, Layout
 NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 UNIT_WORD = re.compile(r"[A-Za-z%°µ/]{1,5}")
 MIN_SHARE = 0.5          # a key must show in this share of the images
+MAX_CATEGORIES = 6       # a text field with at most this many repeated words is drafted as a category
+GROUP_NAME = re.compile(r"(^|_)(lot|batch)(_|$)")     # a field named like this holds the lot: role group
 RIGHT_GROWTH = 0.3       # line boxes grow right by this share of their width: longer values
 
 
@@ -159,7 +161,23 @@ def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool) -> F
         return Field(name, key, "float", unit, numeric_range(numbers, d if d is not None else 3), decimals=d,
                      format=fmt)
     role = "id" if not taken_id and len(set(values)) == len(values) > 1 else "feature"
+    kinds = _category_values(values)
+    if role == "feature" and kinds:
+        return Field(name, key, "category", None, categories=kinds)
     return Field(name, key, "str", None, role=role, pattern=generalise(values))
+
+
+def _category_values(values: Sequence[str]) -> tuple[str, ...] | None:
+    """The categories of a field whose values are a few repeated words (`A`, `B`; `DAY`, `NIGHT`), each in
+    its most common case: as a category, a read `c` becomes `C` instead of a second value. None otherwise."""
+    if len(values) < 3 or not all(re.fullmatch(r"[A-Za-z]{1,12}", v) for v in values):
+        return None
+    forms: dict[str, Counter] = {}
+    for v in values:
+        forms.setdefault(v.upper(), Counter())[v] += 1
+    if len(forms) > MAX_CATEGORIES or len(forms) == len(values):
+        return None
+    return tuple(sorted(c.most_common(1)[0][0] for c in forms.values()))
 
 
 def union_box(boxes) -> tuple[int, int, int, int]:
@@ -249,9 +267,11 @@ def read_line(key: str, separator: str, line: Read) -> LinePart | None:
     return part and dataclasses.replace(part, separator=f" {separator} " if separator else " ")
 
 
-def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int], name: str = "suggested") -> Layout:
+def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int], name: str = "suggested",
+                       names: Sequence[str] | None = None) -> Layout:
     """The draft layout from each image's detected reads (oanet.ingest.engine.Read with boxes):
-    keys found where lines split cleanly, then every line read again by the keys found."""
+    keys found where lines split cleanly, then every line read again by the keys found.
+    `names`: the images', for the error that names those where no line could be split."""
     from oanet.ingest.reading import merge_fragments
 
     lines_per_image = [merge_fragments(reads) for reads in reads_per_image]
@@ -269,16 +289,42 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
     need = max(1, math.ceil(MIN_SHARE * len(reads_per_image)))
     kept = [parts for parts in by_key.values() if len(parts) >= need]
     if not kept:
-        raise SuggestError(f"no `KEY VALUE` line showed in {need} of the {len(reads_per_image)} images")
+        seen = ", ".join(f"{ps[0].key!r} in {len(ps)}" for ps in sorted(by_key.values(), key=len, reverse=True)[:4])
+        blank = [n for n, lines in zip(names or [], lines_per_image, strict=False)
+                 if not any(split_line(line.text, line.box) for line in lines)]
+        raise SuggestError(
+            f"no key showed in {need} of the {len(reads_per_image)} images (found: {seen or 'none'})"
+            + (f"; no `KEY VALUE` line was read in {', '.join(blank[:4])}{' ...' if len(blank) > 4 else ''}"
+               if blank else "")
+            + ": give the clearest images by name (oanet layout suggest IMAGE IMAGE ...)")
     kept.sort(key=lambda ps: (union_box([p.box for p in ps])[1], union_box([p.box for p in ps])[0]))
     boxes = pad_boxes([union_box([p.box for p in ps]) for ps in kept], size)
-    names: set[str] = set()
-    fields, has_id = [], False
+    taken: set[str] = set()
+    fields, has_id, has_group = [], False, False
     for parts, box in zip(kept, boxes, strict=True):
-        f = infer_field(parts[0].key, parts, field_name(parts[0].key, names), has_id)
+        f = infer_field(parts[0].key, parts, field_name(parts[0].key, taken), has_id)
+        if not has_group and f.role == "feature" and f.dtype in ("str", "int") and GROUP_NAME.search(f.name):
+            f = dataclasses.replace(f, role="group")        # the split keeps a lot whole
         has_id |= f.role == "id"
+        has_group |= f.role == "group"
         fields.append(_with_roi(f, box))
     return Layout(name=name, size=size, object_roi=object_box(boxes, size), fields=tuple(fields))
+
+
+def unclaimed_lines(reads_per_image: list[list[Read]], layout: Layout) -> list[tuple[str, int]]:
+    """Lines with a digit that no field of the draft claims: (an example, in how many images), most
+    frequent first. A field the draft missed (a key it could not split, `1,232.5`) shows here."""
+    from oanet.ingest.parse import line_start
+    from oanet.ingest.reading import merge_fragments
+
+    starts = [line_start(f) for f in layout.fields]
+    seen: dict[str, tuple[str, set[int]]] = {}
+    for i, reads in enumerate(reads_per_image):
+        for line in merge_fragments(reads):
+            if any(ch.isdigit() for ch in line.text) and not any(s.match(line.text) for s in starts):
+                shape = re.sub(r"\d+", "#", re.sub(r"\s+", " ", line.text.strip()))
+                seen.setdefault(shape, (line.text.strip(), set()))[1].add(i)
+    return sorted(((text, len(images)) for text, images in seen.values()), key=lambda t: -t[1])
 
 
 def _with_roi(f: Field, box) -> Field:
@@ -287,6 +333,12 @@ def _with_roi(f: Field, box) -> Field:
 
 def suggest(images: Sequence[Path], ocr, name: str = "suggested", progress: bool = True) -> Layout:
     """Detect and read each image whole with `ocr` (oanet.ingest.engine.Ocr); the draft layout."""
+    reads, size = read_panels(images, ocr, progress)
+    return suggest_from_reads(reads, size, name, [Path(p).name for p in images])
+
+
+def read_panels(images: Sequence[Path], ocr, progress: bool = True) -> tuple[list[list[Read]], tuple[int, int]]:
+    """Each image detected and read whole, and their common size (width, height)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -304,4 +356,4 @@ def suggest(images: Sequence[Path], ocr, name: str = "suggested", progress: bool
                                "one layout is for images of one size")
         size = gray.shape[::-1]
         reads.append(ocr.detect_and_recognize(gray))
-    return suggest_from_reads(reads, tuple(int(v) for v in size), name)
+    return reads, tuple(int(v) for v in size)

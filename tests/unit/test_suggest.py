@@ -13,6 +13,7 @@ from oanet.ingest.suggest import (
     object_box,
     split_line,
     suggest_from_reads,
+    unclaimed_lines,
 )
 from oanet.layout import layout_from_dict
 
@@ -105,6 +106,34 @@ def test_suggest_from_reads_drafts_a_layout_that_reads_its_lines():
     assert parse_read(f["line"], "Line : C7", 0.99, 0.8).value == "C7"
 
 
-def test_suggest_needs_a_key_in_half_the_images():
-    with pytest.raises(SuggestError, match="no `KEY VALUE` line"):
-        suggest_from_reads([[Read("noise", 0.5, (0, 0, 5, 5))]], (640, 480))
+def test_suggest_needs_a_key_in_half_the_images_and_names_those_it_could_not_read():
+    reads = [[Read("noise", 0.5, (0, 0, 5, 5))], [Read("TEMP: 1124.7", 0.9, (0, 0, 90, 20))],
+             [Read("blur", 0.3, (0, 0, 5, 5))], [Read("x", 0.3, (0, 0, 5, 5))]]
+    with pytest.raises(SuggestError) as err:
+        suggest_from_reads(reads, (640, 480), names=["a.png", "b.png", "c.png", "d.png"])
+    message = str(err.value)
+    assert "no key showed in 2 of the 4 images (found: 'TEMP' in 1)" in message
+    assert "no `KEY VALUE` line was read in a.png, c.png, d.png" in message and "IMAGE IMAGE" in message
+
+
+def _panel(operator: str, shift: str, lot: str, fan: int) -> list[Read]:
+    return [Read(f"Operator: {operator}", 0.95, (400, 20, 520, 40)), Read(f"Shift = {shift}", 0.99, (400, 60, 520, 80)),
+            Read(f"Lot {lot}", 0.99, (400, 100, 520, 120)), Read(f"Fan 3 {fan} rpm", 0.99, (400, 140, 560, 160))]
+
+
+def test_a_few_repeated_words_are_a_category_and_a_lot_field_keeps_its_lot_whole():
+    reads = [_panel("A", "DAY", "L0041", 1254), _panel("C", "NIGHT", "L0041", 1301),
+             _panel("c", "DAY", "L0042", 1222), _panel("C", "DAY", "L0042", 1275)]
+    layout = suggest_from_reads(reads, (640, 480))
+    f = {x.name: x for x in layout.fields}
+    assert (f["operator"].dtype, f["operator"].categories) == ("category", ("A", "C"))    # `c` is C misread
+    assert parse_read(f["operator"], "Operator: c", 0.99, 0.8).value == "C"
+    assert (f["shift"].dtype, f["shift"].categories) == ("category", ("DAY", "NIGHT"))
+    assert f["lot"].role == "group" and f["lot"].dtype == "str"
+    assert unclaimed_lines(reads, layout) == [("Fan 3 1254 rpm", 4)]         # `Fan 3` splits nowhere: shown
+
+
+def test_all_distinct_words_stay_text_not_categories():
+    reads = [_panel(op, "DAY", "L0041", 1) for op in ("Ann", "Bob", "Cy", "Dee")]
+    f = {x.name: x for x in suggest_from_reads(reads, (640, 480)).fields}
+    assert f["operator"].dtype == "str" and f["operator"].categories is None
