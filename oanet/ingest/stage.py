@@ -40,6 +40,7 @@ class IngestResult:
     out: Path
     quarantine: Path
     field_missing: dict[str, int] = field(default_factory=dict)
+    missing_reasons: dict[str, dict[str, int]] = field(default_factory=dict)   # field -> reason -> rows
     hints: tuple[str, ...] = ()                   # what the quarantine suggests the user got wrong
 
     @property
@@ -47,8 +48,9 @@ class IngestResult:
         return (self.rows + self.quarantined) / self.seconds if self.seconds else float("inf")
 
     def summary(self) -> str:
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.by_reason.items())) or "none"
-        missing = ", ".join(f"{k} {v}" for k, v in self.field_missing.items() if v) or "none"
+        reasons = _counts(self.by_reason) or "none"
+        missing = ", ".join(f"{k} {v}" + (f" ({_counts(self.missing_reasons[k])})" if self.missing_reasons.get(k)
+                                           else "") for k, v in self.field_missing.items() if v) or "none"
         return (f"ingest: {self.rows + self.quarantined} images in -> {self.rows} rows, "
                 f"{self.quarantined} quarantined ({reasons})\n"
                 f"  OCR on {self.ocr_images} images, {self.cached_images} from cache, "
@@ -61,10 +63,14 @@ class IngestResult:
         """Itself, if it kept a row: a pipeline stage that kept none stops here, saying why, rather than
         leaving an empty table for the next stage to trip on."""
         if self.rows == 0:
-            reasons = ", ".join(f"{k} {v}" for k, v in sorted(self.by_reason.items()))
+            reasons = _counts(self.by_reason)
             raise inv.DataError("; ".join([f"ingest kept no rows: all {self.quarantined} images quarantined ({reasons})",
                                            *self.hints, f"the quarantine, with a reason per image: {self.quarantine}"]))
         return self
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def cache_settings(layout: Layout, cfg: IngestConfig, fingerprint: str | None = None) -> str:
@@ -260,7 +266,8 @@ def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: st
     table.to_parquet(out, index=False)
     qtable.astype("string").to_parquet(quarantine, index=False)
     missing = {f.name: int(table[f.name].isna().sum()) for f in layout.fields}
+    reasons = {f.name: table[f"{f.name}__reason"].value_counts().to_dict() for f in layout.fields}
     return IngestResult(rows=len(table), quarantined=len(qtable), by_reason=dict(Counter(qtable["reason"])),
                         ocr_images=n_ocr, cached_images=n_cached, seconds=time.perf_counter() - start,
-                        out=out, quarantine=quarantine, field_missing=missing,
+                        out=out, quarantine=quarantine, field_missing=missing, missing_reasons=reasons,
                         hints=tuple(inv.quarantine_hints(given, rejected, len(table) + len(qtable))))

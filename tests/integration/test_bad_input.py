@@ -368,3 +368,15 @@ def test_a_labels_csv_column_named_like_one_ingest_writes_is_kept_renamed(awkwar
                                 ocr=ocr).out)
     assert table["sha256"].str.fullmatch(r"[0-9a-f]{64}").all() and table["gain_db__text"].iloc[0] != "x"
     assert (table["sha256__labels"].iloc[0], table["gain_db__text__labels"].iloc[0]) == ("from the line", "x")
+
+
+def test_the_summary_says_why_each_field_went_missing():
+    from oanet.ingest.stage import IngestResult
+
+    result = IngestResult(rows=40, quarantined=0, by_reason={}, ocr_images=40, cached_images=0, seconds=1.0,
+                          out=Path("t.parquet"), quarantine=Path("q.parquet"),
+                          field_missing={"oven": 21, "operator": 13, "lot": 0},
+                          missing_reasons={"oven": {"unparsed": 21}, "operator": {"unconfirmed": 6, "low_confidence": 7},
+                                           "lot": {}})
+    assert "missing values by field: oven 21 (unparsed 21), operator 13 (low_confidence 7, unconfirmed 6)\n" \
+        in result.summary()
