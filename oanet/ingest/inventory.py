@@ -136,6 +136,19 @@ def scan(data_dir: Path) -> tuple[list[str], list[Rejected]]:
     return sorted(files), sorted(found, key=lambda r: r.image)
 
 
+def explain_missing(data_dir: Path, rejected: list[Rejected]) -> list[Rejected]:
+    """A missing_image whose name is there after all says what it is: a folder, or a file of a type ingest
+    does not read (a .gif), rather than "the folder lacks it"."""
+    def why(r: Rejected) -> Rejected:
+        path = data_dir / r.image
+        if r.reason != MISSING_IMAGE or not inside_folder(r.image) or not path.exists():
+            return r
+        kind = "a folder" if path.is_dir() else f"a {path.suffix or 'suffix-less'} file"
+        types = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+        return Rejected(r.image, r.reason, f"{r.detail.split(',')[0]}: it is {kind}; ingest reads {types} files")
+    return [why(r) for r in rejected]
+
+
 def set_aside(table: pd.DataFrame, rejected: list[Rejected], unusable: list[Rejected]
               ) -> tuple[pd.DataFrame, list[Rejected]]:
     """`reconcile`'s result, with the files `scan` found but could not take in given their own reason:

@@ -257,6 +257,7 @@ def run(cfg: IngestConfig, data_dir: str | Path, out: str | Path, quarantine: st
     given = inv.read_labels(data_dir)
     files, unusable = inv.scan(data_dir)
     labels, rejected = inv.set_aside(*inv.reconcile(given, files + [r.image for r in unusable]), unusable)
+    rejected = inv.explain_missing(data_dir, rejected)
     reads, digests, bad, n_ocr, n_cached = ocr_all(data_dir, list(labels["image"]), layout, cfg, ocr, client)
     table, dupes = drop_duplicate_units(build_table(labels, reads, digests, layout, cfg.min_confidence), layout)
     rejected += bad + dupes

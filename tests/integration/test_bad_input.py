@@ -380,3 +380,17 @@ def test_the_summary_says_why_each_field_went_missing():
                                            "lot": {}})
     assert "missing values by field: oven 21 (unparsed 21), operator 13 (low_confidence 7, unconfirmed 6)\n" \
         in result.summary()
+
+
+def test_a_labelled_name_that_is_there_but_no_image_type_says_what_it_is(awkward_folder, ocr, tmp_path):
+    data, good = awkward_folder
+    (data / "images" / "anim.gif").write_bytes(b"GIF89a")
+    (data / "images" / "sub.png").mkdir()
+    pd.DataFrame({"image": ["images/anim.gif", "images/sub.png", "images/gone.png"], "label": [0, 1, 0]}).to_csv(
+        data / "labels.csv", index=False)
+    (data / good).unlink()
+    q = pd.read_parquet(run(IngestConfig(cache=None), data, tmp_path / "t.parquet", tmp_path / "q.parquet",
+                            ocr=ocr).quarantine).set_index("image")["detail"]
+    assert q["images/anim.gif"] == "line 2 names it: it is a .gif file; ingest reads bmp, jpeg, jpg, png, tif, tiff files"
+    assert q["images/sub.png"].startswith("line 3 names it: it is a folder")
+    assert q["images/gone.png"] == "line 4 names it, the folder lacks it"
