@@ -54,6 +54,9 @@ def main() -> None:
     sets.append(("aoi-v1", "clean", "font"))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
+        warm = Path(tmp) / "warm-up"                 # the first ingest of a process loads and prunes the model
+        synth(replace(params.synth, n=2), warm, progress=False)
+        score(warm, replace(params.ingest, cache=None), Path(tmp), "warm-up")
         for style, preset, incident in sets:
             name = f"{style} {preset}" + (f" {incident}" if incident else "")
             data = Path(tmp) / name.replace(" ", "_")

@@ -121,20 +121,20 @@ def _pair(read) -> list:
 
 
 def retry_whole_lines(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads], pad: int,
-                      batch_size: int, verify_below: float) -> None:
+                      batch_size: int) -> None:
     """Re-read the whole line of any boxed field whose value crop did not parse.
 
     Noise can hide the gap after the key, so the cut lands after the value and the
     crop holds only the unit. Rare, so a second small batch is cheap; the whole-line
     read replaces the first only when it parses. `layouts`: one per image (its boxes).
-    A doubtful whole-line read keeps the crop's read as its check (confirm_doubtful).
+    It gets no check (confirm_doubtful): the other read, of the crop, is the one that did not parse.
     """
     todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts, strict=True)) for j, f in enumerate(lay.fields)
             if f.roi is not None and r[j] is not None and parse_read(f, *r[j], 0.0).reason is not None]
     lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
     for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size), strict=True):
         if parse_read(layouts[i].fields[j], read.text, read.score, 0.0).reason is None:
-            reads[i][j] = _pair(read) + ([reads[i][j][0]] if read.score < verify_below else [])
+            reads[i][j] = _pair(read)
 
 
 def confirm_doubtful(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads], pad: int, batch_size: int,
@@ -189,12 +189,12 @@ def locate_and_read(ocr: Ocr, images: list[np.ndarray], layout: Layout, pad: int
     flat = [c for crops in per_image for c in crops if c is not None]
     texts = iter(ocr.recognize(flat, batch_size=batch_size))
     out: list[Reads] = [[None if c is None else _pair(next(texts)) for c in crops] for crops in per_image]
-    retry_whole_lines(ocr, images, layouts, out, pad, batch_size, verify_below)
+    retry_whole_lines(ocr, images, layouts, out, pad, batch_size)
     confirm_doubtful(ocr, images, layouts, out, pad, batch_size, verify_below)
     for reads, by_key in zip(out, found, strict=True):
         for j, f in enumerate(layout.fields):
             line = by_key.get(f.name)
             if line is not None and (reads[j] is None or parse_stored(f, reads[j], 0.0).reason is not None):
-                crop = reads[j][0] if reads[j] else ""          # the crop's read checks a doubtful detector read
+                crop = reads[j][0] if reads[j] else ""     # where the crop parsed to another value, it voids a doubtful line
                 reads[j] = _pair(line) + ([crop] if line.score < verify_below else [])
     return out, layouts
