@@ -15,10 +15,39 @@ INK_LEVEL = 0.4         # share of the strongest deviation that counts as ink
 MARGIN = 3              # pixels kept around the value
 SEPARATOR_WIDTH = 1.2   # a separator (`-` `:` `=` `->`) is at most this many line ink heights wide
 SEPARATOR_HEIGHT = 0.62  # and at most this share of the line's ink height tall (digits and capitals are ~1)
+FULL_HEIGHT = 0.95      # a column inked over this share of the crop's height, at either end, is a box edge
 
 
 def ink_mask(line: np.ndarray) -> np.ndarray | None:
-    """Boolean (h, w) mask of text pixels, or None when the crop holds no text."""
+    """Boolean (h, w) mask of text pixels, or None when the crop holds no text.
+
+    A box drawn to the panel's edge holds a strip of what lies beyond it: columns "inked" from
+    top to bottom at either end of the crop. No printed character fills a line box's height, so
+    those are not text; left in, the strip was read as the value (`Humidity 43 %` read `1`)."""
+    left, right = 0, line.shape[1]
+    for _ in range(4):      # the edge set the contrast: without it, its blurred shoulder shows next
+        mask = _deviation_mask(line[:, left:right]) if right > left else None
+        if mask is None:
+            return None
+        share = mask.mean(axis=0)
+        cut_left, cut_right = _edge_band(share, left > 0), _edge_band(share[::-1], right < line.shape[1])
+        if cut_left == cut_right == 0:
+            break
+        left, right = left + cut_left, right - cut_right
+    out = np.zeros(line.shape[:2], dtype=bool)
+    out[:, left:right] = mask
+    return out
+
+
+def _edge_band(share: np.ndarray, beside_edge: bool) -> int:
+    """How many columns from the start are a box edge: the run inked over half the height (a blurred
+    edge has shoulders), if a column in it is inked over FULL_HEIGHT, or if an edge was just cut off
+    on this side (`beside_edge`: what is left is its shoulder); else 0."""
+    run = int(np.argmin(share >= 0.5)) if not (share >= 0.5).all() else share.size
+    return run if run and (beside_edge or share[:run].max() >= FULL_HEIGHT) else 0
+
+
+def _deviation_mask(line: np.ndarray) -> np.ndarray | None:
     background = np.median(line)
     dev = np.abs(line.astype(np.float32) - background)
     peak = float(dev.max()) if dev.size else 0.0

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from oanet.ingest.crops import MARGIN, ink_mask, pad_to_width, value_span
 from oanet.ingest.reading import MIN_CROP_WIDTH, boxed_crops, value_crop
@@ -67,6 +67,32 @@ def test_cut_keeps_margin_around_value():
     first_value_col = int(np.flatnonzero(mask.any(axis=0)[x0:])[0]) + x0
     assert first_value_col - x0 == MARGIN
     assert x1 <= LINE_W
+
+
+@pytest.mark.parametrize("side", ["right", "left"])
+@pytest.mark.parametrize("blur", [0.0, 1.0])
+def test_a_box_drawn_past_the_panel_edge_keeps_the_edge_out_of_the_value(side, blur):
+    """`Humidity 43 %` in a box that reaches 6 px past the panel: the bright strip beyond is no value."""
+    line, _, value_start, line_end = render("HUMID: 43 %", 18)
+    strip = np.full((line.shape[0], 6), 200, dtype=np.uint8)
+    wide = np.hstack([line, strip] if side == "right" else [strip, line])
+    if blur:
+        wide = np.asarray(Image.fromarray(wide).filter(ImageFilter.GaussianBlur(blur)))
+    shift = 0 if side == "right" else strip.shape[1]
+    mask = ink_mask(wide)
+    assert not mask[:, -3:].any() if side == "right" else not mask[:, :3].any()
+    x0, x1 = value_span(mask)
+    assert x0 <= value_start + shift <= x0 + MARGIN + 2 and line_end + shift <= x1 <= line_end + shift + MARGIN + 2
+
+
+def test_a_digit_touching_a_tight_box_is_never_taken_for_an_edge():
+    """The box hugs the text (2 px above and below its ink) and ends on the last `1`: it is kept."""
+    line, _, _, _ = render("LIGHT: 41", 18)
+    ink = ink_mask(line)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    tight = line[rows[0] - 2:rows[-1] + 3, :cols[-1] + 1]
+    mask = ink_mask(tight)
+    assert mask[:, -1].any() and value_span(mask)[1] == tight.shape[1]
 
 
 def test_blank_crop_has_no_ink_and_no_span():
