@@ -16,6 +16,7 @@ MARGIN = 3              # pixels kept around the value
 SEPARATOR_WIDTH = 1.2   # a separator (`-` `:` `=` `->`) is at most this many line ink heights wide
 SEPARATOR_HEIGHT = 0.62  # and at most this share of the line's ink height tall (digits and capitals are ~1)
 FULL_HEIGHT = 0.95      # a column inked over this share of the crop's height, at either end, is a box edge
+EDGE_SHOULDER = 3       # columns cut beyond an edge: the faint rest of its blur (text that near an edge is cut)
 
 
 def ink_mask(line: np.ndarray) -> np.ndarray | None:
@@ -42,9 +43,10 @@ def ink_mask(line: np.ndarray) -> np.ndarray | None:
 def _edge_band(share: np.ndarray, beside_edge: bool) -> int:
     """How many columns from the start are a box edge: the run inked over half the height (a blurred
     edge has shoulders), if a column in it is inked over FULL_HEIGHT, or if an edge was just cut off
-    on this side (`beside_edge`: what is left is its shoulder); else 0."""
+    on this side (`beside_edge`: what is left is its shoulder); then EDGE_SHOULDER more. Else 0."""
     run = int(np.argmin(share >= 0.5)) if not (share >= 0.5).all() else share.size
-    return run if run and (beside_edge or share[:run].max() >= FULL_HEIGHT) else 0
+    edge = run and (beside_edge or share[:run].max() >= FULL_HEIGHT)
+    return min(share.size, run + EDGE_SHOULDER) if edge else 0
 
 
 def _deviation_mask(line: np.ndarray) -> np.ndarray | None:
