@@ -9,6 +9,7 @@ registry tools (`predict`, `registry ...`). Each command imports what it needs w
 from __future__ import annotations
 
 import json
+import re
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -115,7 +116,7 @@ def _load_predictor(model: str):
 
     from oanet.errors import OanetError
 
-    if "://" not in model and not model.startswith("models:/"):
+    if not re.match(r"[A-Za-z][\w+.-]*:/", model):          # models:/, runs:/, file://, s3:// ...
         raise OanetError(f"--model {model}: no bundle folder there (a folder holding bundle.json), "
                          "and not an MLflow model URI such as models:/oanet@champion")
     try:

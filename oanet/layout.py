@@ -267,9 +267,9 @@ def layout_from_dict(raw: dict) -> Layout:
     try:
         size = _size(raw["size"])
         fields = tuple(parse_field(f, size) for f in raw.get("fields") or [])
-        if not isinstance(raw["name"], str) or not raw["name"].strip():
+        if raw["name"] is None or isinstance(raw["name"], bool) or not str(raw["name"]).strip():
             raise LayoutError(f"a layout's name is text, e.g. the machine's model, got {raw['name']!r}")
-        layout = Layout(name=raw["name"], size=size,
+        layout = Layout(name=str(raw["name"]), size=size,                  # `name: 3000` is a model number
                         object_roi=_box(raw["object_roi"], "object_roi", size), fields=fields)
     except KeyError as missing:
         raise LayoutError(f"layout is missing the key {missing}") from None

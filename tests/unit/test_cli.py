@@ -164,3 +164,6 @@ def test_predict_without_a_model_is_one_line_saying_what_to_do(tmp_path, monkeyp
     assert "cannot load the model models:/oanet@champion" in str(res.exception) and "make demo" in str(res.exception)
     res = CliRunner().invoke(app, ["predict", str(image), "--model", str(tmp_path / "nothere")])
     assert isinstance(res.exception, OanetError) and "no bundle folder there" in str(res.exception)
+    res = CliRunner().invoke(app, ["predict", str(image), "--model", "runs:/0123abc/model", "--params",
+                                   str(tmp_path / "params.yaml")])                # any MLflow URI goes to MLflow
+    assert isinstance(res.exception, OanetError) and "cannot load the model runs:/0123abc/model" in str(res.exception)

@@ -137,6 +137,10 @@ def test_a_layout_file_that_cannot_be_read_is_one_line_naming_it(tmp_path, write
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_model_number_is_a_layout_name(raw):
+    assert layout_from_dict(dict(raw, name=3000)).name == "3000"
+
+
 def test_missing_layout_file(tmp_path):
     with pytest.raises(LayoutError, match="layout file not found: .*nowhere.yaml"):
         load_layout(tmp_path / "nowhere.yaml")
