@@ -261,12 +261,28 @@ def parse_field(raw: dict, size: tuple[int, int] | None = None) -> Field:
     )
 
 
+def _parse_fields(raws: list, size: tuple[int, int]) -> tuple[Field, ...]:
+    """Every field checked; the problems of all of them in one error, so a hand-edited layout with
+    several typos is mended in one go rather than one field per run."""
+    fields, problems = [], []
+    for raw in raws:
+        try:
+            fields.append(parse_field(raw, size))
+        except LayoutError as err:
+            problems.append(str(err))
+    if len(problems) == 1:
+        raise LayoutError(problems[0])
+    if problems:
+        raise LayoutError(f"{len(problems)} fields break the contract: " + "; ".join(problems))
+    return tuple(fields)
+
+
 def layout_from_dict(raw: dict) -> Layout:
     if not isinstance(raw, dict):
         raise LayoutError(f"a layout is a mapping with name, size, object_roi and fields, got {raw!r}")
     try:
         size = _size(raw["size"])
-        fields = tuple(parse_field(f, size) for f in raw.get("fields") or [])
+        fields = _parse_fields(raw.get("fields") or [], size)
         if raw["name"] is None or isinstance(raw["name"], bool) or not str(raw["name"]).strip():
             raise LayoutError(f"a layout's name is text, e.g. the machine's model, got {raw['name']!r}")
         layout = Layout(name=str(raw["name"]), size=size,                  # `name: 3000` is a model number

@@ -137,6 +137,17 @@ def test_a_layout_file_that_cannot_be_read_is_one_line_naming_it(tmp_path, write
     assert str(path) in str(err.value) and "\n" not in str(err.value)
 
 
+def test_every_broken_field_is_named_in_one_error(raw):
+    _field(raw, "gain_db").update(colour="red")
+    _field(raw, "press_mpa").update(decimal=2)
+    _field(raw, "light").update(dtype="double")
+    with pytest.raises(LayoutError) as err:
+        layout_from_dict(raw)
+    message = str(err.value)
+    assert message.startswith("3 fields break the contract: ")
+    assert all(word in message for word in ("gain_db", "'colour'", "press_mpa", "'decimal'", "light", "'double'"))
+
+
 def test_a_model_number_is_a_layout_name(raw):
     assert layout_from_dict(dict(raw, name=3000)).name == "3000"
 
