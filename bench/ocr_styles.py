@@ -28,19 +28,22 @@ TARGETS = {"boxes": 0.995, "keys only": 0.99, "suggested": 0.98}
 MAX_WRONG = 0.001
 
 
-def read_and_score(data: Path, layout_path: Path, params, work: Path) -> dict:
+def read_and_score(data: Path, layout_path: Path, ingest_cfg, work: Path, tag: str | None = None) -> dict:
+    """Ingest `data` with `layout_path` (no cache) and score it against its truth.csv; the table is
+    written to work/<tag>.parquet (tag: the layout's stem)."""
     from oanet.ingest.accuracy import overall, score_fields
     from oanet.ingest.stage import run as ingest
     from oanet.layout import load_layout
 
+    tag = tag or layout_path.stem
     t0 = time.perf_counter()
-    out = work / f"{layout_path.stem}.parquet"
-    ingest(replace(params.ingest, cache=None), data, out, work / f"{layout_path.stem}_q.parquet",
-           layout_path=layout_path)
+    out = work / f"{tag}.parquet"
+    ingest(replace(ingest_cfg, cache=None), data, out, work / f"{tag}_q.parquet", layout_path=layout_path)
+    seconds = time.perf_counter() - t0
     truth = pd.read_csv(data / "truth.csv", dtype=str, keep_default_na=False)
     scores = score_fields(pd.read_parquet(out), truth, load_layout(layout_path), load_layout(data / "layout.yaml"))
     worst = scores.sort_values("exact").iloc[0]
-    return {**overall(scores), "seconds": time.perf_counter() - t0,
+    return {**overall(scores), "seconds": seconds,
             "worst_field": f"{worst['field']} {worst['exact']:.3f}", "fields_table": scores.to_dict("records")}
 
 
@@ -62,7 +65,7 @@ def one_style(style: str, args, params, work: Path) -> list[dict]:
     rows = []
     ways = (("boxes", data / "layout.yaml"), ("keys only", keys_only), ("suggested", suggested))
     for way, path in [w for w in ways if w[0] in args.ways]:
-        r = read_and_score(data, path, params, work / style)
+        r = read_and_score(data, path, params.ingest, work / style)
         ok = r["exact"] >= TARGETS[way] and r["wrong"] <= MAX_WRONG
         rows.append({"style": style, "way": way, **r, "target": TARGETS[way], "met": ok})
         print(f"  {style:<18} {way:<10} exact {r['exact']:.4f} wrong {r['wrong']:.4f} missing {r['missing']:.4f} "

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,23 +22,18 @@ import pandas as pd
 
 
 def score(data: Path, cfg, work: Path, tag: str) -> dict:
-    from oanet.ingest.accuracy import overall, score_fields
-    from oanet.ingest.stage import run as ingest
+    """read_and_score (bench/ocr_styles.py), plus the reads the check looked at again and voided."""
+    from ocr_styles import read_and_score
+
     from oanet.layout import load_layout
 
-    t0 = time.perf_counter()
-    out = work / f"{tag}.parquet"
-    ingest(cfg, data, out, work / f"{tag}_q.parquet")
-    seconds = time.perf_counter() - t0
-    table = pd.read_parquet(out)
-    truth = pd.read_csv(data / "truth.csv", dtype=str, keep_default_na=False)
-    layout = load_layout(data / "layout.yaml")
-    result = overall(score_fields(table, truth, layout, layout))
+    result = read_and_score(data, data / "layout.yaml", cfg, work, tag)
+    table, layout = pd.read_parquet(work / f"{tag}.parquet"), load_layout(data / "layout.yaml")
     reasons = pd.concat([table[f"{f.name}__reason"] for f in layout.fields]).value_counts().to_dict()
     # reads the check looked at again: parsed (or voided by it) with a score under verify_below
     doubtful = sum(int(((table[f"{f.name}__conf"] < cfg.verify_below) & (table[f"{f.name}__reason"].isna()
                         | (table[f"{f.name}__reason"] == "unconfirmed"))).sum()) for f in layout.fields)
-    return {**result, "seconds": seconds, "unconfirmed": int(reasons.get("unconfirmed", 0)), "checked": doubtful}
+    return {**result, "unconfirmed": int(reasons.get("unconfirmed", 0)), "checked": doubtful}
 
 
 def main() -> None:

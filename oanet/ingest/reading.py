@@ -120,19 +120,29 @@ def _pair(read) -> list:
     return [read.text, read.score]
 
 
+def reread_lines(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads], pad: int, batch_size: int,
+                 wanted) -> list[tuple[tuple[int, int], Read]]:
+    """((image, field), whole-line read) for every boxed field whose stored read `wanted(field, read)` picks,
+    recognised in one batch. `layouts`: one per image (its boxes)."""
+    todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts, strict=True)) for j, f in enumerate(lay.fields)
+            if f.roi is not None and r[j] is not None and wanted(f, r[j])]
+    lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
+    return list(zip(todo, ocr.recognize(lines, batch_size=batch_size), strict=True))
+
+
 def retry_whole_lines(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads], pad: int,
                       batch_size: int) -> None:
     """Re-read the whole line of any boxed field whose value crop did not parse.
 
     Noise can hide the gap after the key, so the cut lands after the value and the
     crop holds only the unit. Rare, so a second small batch is cheap; the whole-line
-    read replaces the first only when it parses. `layouts`: one per image (its boxes).
+    read replaces the first only when it parses.
     It gets no check (confirm_doubtful): the other read, of the crop, is the one that did not parse.
     """
-    todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts, strict=True)) for j, f in enumerate(lay.fields)
-            if f.roi is not None and r[j] is not None and parse_read(f, *r[j], 0.0).reason is not None]
-    lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
-    for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size), strict=True):
+    def unparsed(f: Field, read: list) -> bool:
+        return parse_read(f, *read, 0.0).reason is not None
+
+    for (i, j), read in reread_lines(ocr, images, layouts, reads, pad, batch_size, unparsed):
         if parse_read(layouts[i].fields[j], read.text, read.score, 0.0).reason is None:
             reads[i][j] = _pair(read)
 
@@ -146,11 +156,10 @@ def confirm_doubtful(ocr: Ocr, images, layouts: list[Layout], reads: list[Reads]
     the field's format, so no parse rule can catch it, but a second read of other pixels rarely repeats
     the slip. Clean panels read above 0.99, so the second batch stays small where the print is good.
     """
-    todo = [(i, j) for i, (r, lay) in enumerate(zip(reads, layouts, strict=True)) for j, f in enumerate(lay.fields)
-            if f.roi is not None and r[j] is not None and len(r[j]) == 2 and r[j][1] < verify_below
-            and parse_read(f, *r[j], 0.0).reason is None]
-    lines = [np.ascontiguousarray(line_crop(images[i], layouts[i].fields[j], pad)) for i, j in todo]
-    for (i, j), read in zip(todo, ocr.recognize(lines, batch_size=batch_size), strict=True):
+    def doubtful(f: Field, read: list) -> bool:
+        return len(read) == 2 and read[1] < verify_below and parse_read(f, *read, 0.0).reason is None
+
+    for (i, j), read in reread_lines(ocr, images, layouts, reads, pad, batch_size, doubtful):
         reads[i][j] = [*reads[i][j], read.text]
 
 
