@@ -24,6 +24,7 @@ import torch
 
 from oanet.errors import OanetError
 from oanet.features import TabularSchema
+from oanet.imaging import gray8
 
 GRID_PERIOD = (1 / 6, 1 / 3)    # GridMask period d as a share of the image side, drawn uniformly
 GRID_RATIO = 0.5                # side of each masked square as a share of d (25% of the area masked)
@@ -69,7 +70,7 @@ def roi_of(image, roi: tuple[int, int, int, int], size: int, tight: bool = True)
     """
     from PIL import Image
 
-    im = Image.fromarray(image) if isinstance(image, np.ndarray) else image
+    im = Image.fromarray(image if isinstance(image, np.ndarray) else gray8(image))   # upright, 8-bit, as ingest reads it
     crop = im.convert("L").crop(roi)
     if tight:
         crop = crop.crop(tight_box(np.asarray(crop, dtype=np.uint8)))

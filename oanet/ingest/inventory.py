@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from oanet.errors import OanetError
+from oanet.imaging import gray8, upright_size
 from oanet.layout import Layout
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
@@ -297,27 +298,6 @@ def decode(data: bytes, layout: Layout, blank_panel_std: float) -> np.ndarray | 
     if panel_std(arr, layout) < blank_panel_std:
         return Rejected("", BLANK_PANEL, "the parameter panel holds no text")
     return arr
-
-
-def upright_size(img) -> tuple[int, int]:
-    """(width, height) as a viewer shows the image: EXIF orientations 5 to 8 turn it a quarter."""
-    turned = img.getexif().get(0x0112) in (5, 6, 7, 8)
-    return (img.size[1], img.size[0]) if turned else img.size
-
-
-def gray8(img) -> np.ndarray:
-    """(h, w) uint8 gray, upright. 16-bit and 32-bit images are scaled to 8 bits, not clipped at 255
-    (which turns a panel white and reads as blank)."""
-    from PIL import ImageOps
-
-    img = ImageOps.exif_transpose(img)
-    if img.mode.startswith("I;16"):
-        return (np.asarray(img, dtype=np.uint16) >> 8).astype(np.uint8)
-    if img.mode in ("I", "F"):
-        arr = np.asarray(img, dtype=np.float64)
-        low, high = np.nanmin(arr), np.nanmax(arr)
-        return np.zeros(arr.shape, np.uint8) if high <= low else ((arr - low) * (255 / (high - low))).astype(np.uint8)
-    return np.asarray(img.convert("L"))
 
 
 def panel_std(arr: np.ndarray, layout: Layout) -> float:

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from oanet.errors import OanetError
+from oanet.imaging import gray8
 from oanet.ingest.engine import Read
 from oanet.ingest.parse import SEPARATOR, letters_back, upper_run
 from oanet.layout import TABLE_COLUMNS, Field, Layout
@@ -348,7 +349,7 @@ def read_panels(images: Sequence[Path], ocr, progress: bool = True) -> tuple[lis
     for path in tqdm(images, desc="suggest", unit="img", disable=not progress):
         try:
             with Image.open(path) as img:
-                gray = np.asarray(img.convert("L"))
+                gray = gray8(img)
         except (OSError, ValueError) as err:
             raise SuggestError(f"{path}: not a readable image ({err})") from None
         if size is not None and gray.shape[::-1] != size:
