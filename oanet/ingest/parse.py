@@ -11,7 +11,9 @@ follows how panels print rather than one machine:
 - SEPARATOR: `:` `=` `;` full-width `：` `＝`, `->` `=>`, or `-` and `.` followed by a
   space; or nothing but whitespace. A `-` glued to the digits is the value's sign;
 - UNIT: the layout's unit before or after the value, with or without a space, bare or
-  in brackets; VALUE may carry a sign (`+`, `-`, `−`).
+  in brackets; VALUE may carry a sign (`+`, `-`, `−`);
+- VALUE may be printed with a decimal comma (`12,5`) or with thousands grouped, as machines
+  set for other locales print them: `1,232.5`, `1.232,5`, `1'232.50`, `12,690` (see ungrouped).
 A field's optional `format` (e.g. `"{key} >> {value} {unit}"`) replaces the separator
 rule with its own literal text, for what no rule covers.
 
@@ -33,8 +35,15 @@ UNCONFIRMED = "unconfirmed"
 REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE, UNCONFIRMED)
 
 SEPARATOR = r"(?:->|=>|[:=;：＝]|[-.](?=\s))"
-# Letters a recogniser confuses with digits; applied only where digits are expected.
-_DIGIT_LOOKALIKES = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", ",": "."})
+# Letters a recogniser confuses with digits; applied only where digits are expected. A comma is a
+# decimal comma there, or a misread point, unless it groups thousands (ungrouped).
+_LETTER_DIGITS = {"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1"}
+_DIGIT_LOOKALIKES = str.maketrans({**_LETTER_DIGITS, ",": "."})
+_GROUP_LOOKALIKES = str.maketrans({**_LETTER_DIGITS, "’": "'"})
+# A number with its thousands grouped by `,` `.` or `'`, and a decimal part after the other mark. Groups
+# are exactly three digits and the first one does not start with 0: `1,82.6` (a dropped digit) and
+# `0,770` (a decimal comma) are no grouped numbers.
+_GROUPED = re.compile(r"[+-]?[1-9]\d{0,2}(?P<sep>[,.'])\d{3}(?:(?P=sep)\d{3})*(?:(?P<mark>[.,])\d+)?")
 _SIGNS = str.maketrans({"−": "-", "–": "-", "＋": "+"})
 
 
@@ -57,7 +66,9 @@ def unit_regex(unit: str | None) -> str:
     if not unit:
         return r"(?!)"                       # matches nothing: no unit to strip
     u = key_regex(unit)
-    return rf"(?:{u}|\({u}\)|\[{u}\])"
+    # A bare unit never starts with a digit glued to one: in `75811 /h` the recogniser lost the l of `l/h`,
+    # and the last 1 is the value's (75811), not the unit's l read as a 1 (7581).
+    return rf"(?:(?!(?<=\d)\d){u}|\({u}\)|\[{u}\])"
 
 
 @lru_cache(maxsize=1024)
@@ -113,14 +124,27 @@ def value_texts(field: Field, text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _number_text(text: str, join_words: bool) -> str:
+def _number_text(text: str, join_words: bool, lookalikes: dict = _DIGIT_LOOKALIKES) -> str:
     """Digits as read, lookalikes mapped, the spaces OCR puts inside a number dropped. Without
-    `join_words` only spaces around the point or after the sign go: a value crop of `Zone 2 = 3.5`
+    `join_words` only spaces around a mark or after the sign go: a value crop of `Zone 2 = 3.5`
     may start inside the key, and `2 3.5` must not become 23.5."""
-    text = text.translate(_DIGIT_LOOKALIKES)
+    text = text.translate(lookalikes)
     if join_words:
         return re.sub(r"\s+", "", text)
-    return re.sub(r"^([+-])\s+", r"\1", re.sub(r"\s*\.\s*", ".", text))
+    return re.sub(r"^([+-])\s+", r"\1", re.sub(r"\s*([.,'])\s*", r"\1", text))
+
+
+def ungrouped(number: str) -> str | None:
+    """A number printed with its thousands grouped, as plain digits and a point (`1,232.5`, `1.232,5`,
+    `1'232.50` -> `1232.5`, `1232.5`, `1232.50`; `12,690` -> `12690`); None for any other text.
+
+    `1,232` alone could be 1232 or a decimal comma's 1.232: both readings are tried, and the field's
+    format (int, or its decimals) keeps the one it prints (_candidates). A group that lost or gained a
+    digit is no group, so the read ends as unparsed, never as a number a thousand times off."""
+    m = _GROUPED.fullmatch(number)
+    if m is None or m["mark"] == m["sep"]:
+        return None
+    return number.replace(m["sep"], "").replace(",", ".")
 
 
 def upper_run(run: str) -> str:
@@ -137,7 +161,9 @@ def letters_back(text: str) -> str:
 
 def _candidates(field: Field, value: str, keyed: bool) -> list[str]:
     if field.dtype in ("float", "int"):
-        return [_number_text(value, keyed or not any(ch.isspace() for ch in field.key.strip()))]
+        join_words = keyed or not any(ch.isspace() for ch in field.key.strip())
+        grouped = ungrouped(_number_text(value, join_words, _GROUP_LOOKALIKES))
+        return [t for t in (grouped, _number_text(value, join_words)) if t is not None]
     texts = [value]
     if field.pattern or field.categories:   # a constrained string: OCR's stray spaces cannot fake it
         texts.append(re.sub(r"\s+", "", value))

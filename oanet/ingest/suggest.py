@@ -7,7 +7,8 @@ by their key. For each key seen in at least half of the images the draft holds:
 - a line box: the union of the line's boxes over the images, padded (more to the right,
   where longer values grow) but never into another line or the object;
 - dtype and decimals from the values: all numbers -> int, or float with the decimals
-  every value printed; text -> str with a pattern generalised from the values
+  every value printed; numbers as machines set for other locales print them (`1,232.5`,
+  `1.232,5`, `1'232.50`, `12,5`), by the panel's decimal mark (decimal_mark); text -> str with a pattern generalised from the values
   (`U633262`, `U000042` -> `U\\d{6}`); all-distinct text -> role `id`;
 - a range by order of magnitude (numeric_range): wide enough for values the few images
   did not show, tight enough that a dropped or doubled integer digit falls outside it;
@@ -34,6 +35,8 @@ from oanet.ingest.parse import SEPARATOR, letters_back, upper_run
 from oanet.layout import TABLE_COLUMNS, Field, Layout
 
 NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+NUMBER_TEXT = re.compile(r"[+-]?\d{1,3}(?:[,.'’]\d{3})+(?:[.,]\d+)?|[+-]?\d+(?:[.,]\d+)?")   # as printed, any locale
+THOUSANDS_MARKS = {".": ("", ",", "'"), ",": ("", ".", "'")}     # by decimal mark, tried in turn: none first
 UNIT_WORD = re.compile(r"[A-Za-z%°µ/]{1,5}")
 MIN_SHARE = 0.5          # a key must show in this share of the images
 MAX_CATEGORIES = 6       # a text field with at most this many repeated words is drafted as a category
@@ -78,10 +81,10 @@ def split_line(text: str, box) -> LinePart | None:
 
 def _value_and_unit(key: str, rest: str, box) -> LinePart | None:
     # a unit before the value needs a space: `B1`, `AOI-01` are values, not unit and number
-    pre = re.fullmatch(rf"(?P<unit>{UNIT_WORD.pattern})\s+(?P<value>{NUMBER.pattern})", rest)
+    pre = re.fullmatch(rf"(?P<unit>{UNIT_WORD.pattern})\s+(?P<value>{NUMBER_TEXT.pattern})", rest)
     if pre:
         return LinePart(key, pre["value"], pre["unit"], True, box)
-    post = re.fullmatch(rf"(?P<value>{NUMBER.pattern})\s*(?P<unit>{UNIT_WORD.pattern})?", rest)
+    post = re.fullmatch(rf"(?P<value>{NUMBER_TEXT.pattern})\s*(?P<unit>{UNIT_WORD.pattern})?", rest)
     if post:
         return LinePart(key, post["value"], post["unit"], False, box)
     return LinePart(key, rest, None, False, box) if " " not in rest and key else None
@@ -147,12 +150,38 @@ def numeric_range(values: Sequence[float], decimals: int) -> tuple[float, float]
     return (round(low, decimals) if min(values) >= 0 else -round(top, decimals)), round(top, decimals)
 
 
-def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool) -> Field:
-    values = [p.value for p in parts]
+def decimal_mark(values: Sequence[str]) -> str:
+    """The panel's decimal mark: "," where more values show a decimal comma than a decimal point, else ".".
+    A machine prints every number by one convention, and only some values show it: `7,1`, `0,65` and
+    `1.127,5` have a decimal comma; `3,998` alone could be 3.998 or 3998."""
+    votes = Counter()
+    for v in values:
+        m = re.fullmatch(r"[+-]?(\d[\d.,']*?)([.,])(\d+)", v.replace("’", "'"))
+        if m and (len(m[3]) != 3 or m[1] == "0" or re.search("[.,']".replace(m[2], ""), m[1])):
+            votes[m[2]] += 1
+    return "," if votes[","] > votes["."] else "."
+
+
+def plain_numbers(values: Sequence[str], decimal: str = ".") -> list[str] | None:
+    """The values as digits and a point, read with the panel's decimal mark and the first thousands mark
+    (THOUSANDS_MARKS) that reads them all; None if none does: `1,232.5` beside `999.5` groups by the
+    comma. Ingest reads a drafted field the same way: its dtype and decimals keep the one reading of
+    `1,232` (1232 or 1.232) that the values showed (parse.ungrouped)."""
+    values = [v.replace("’", "'") for v in values]
+    for thousands in THOUSANDS_MARKS[decimal]:
+        group = rf"[1-9]\d{{0,2}}(?:{re.escape(thousands)}\d{{3}})+|" if thousands else ""
+        convention = re.compile(rf"[+-]?(?:{group}\d+)(?:{re.escape(decimal)}\d+)?")
+        if all(convention.fullmatch(v) for v in values):
+            return [(v.replace(thousands, "") if thousands else v).replace(decimal, ".") for v in values]
+    return None
+
+
+def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool, decimal: str = ".") -> Field:
     unit = Counter(p.unit for p in parts).most_common(1)[0][0]
     unit_first = unit is not None and sum(p.unit_first for p in parts) > len(parts) / 2
     sep = Counter(p.separator for p in parts).most_common(1)[0][0]
     fmt = f"{{key}}{sep}{{unit}} {{value}}" if unit_first else None
+    values = plain_numbers([p.value for p in parts], decimal) or [p.value for p in parts]
     if all(NUMBER.fullmatch(v) for v in values):
         decimals = {len(v.split(".")[1]) if "." in v else 0 for v in values}
         numbers = [float(v) for v in values]
@@ -302,8 +331,9 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
     boxes = pad_boxes([union_box([p.box for p in ps]) for ps in kept], size)
     taken: set[str] = set()
     fields, has_id, has_group = [], False, False
+    decimal = decimal_mark([p.value for parts in kept for p in parts])
     for parts, box in zip(kept, boxes, strict=True):
-        f = infer_field(parts[0].key, parts, field_name(parts[0].key, taken), has_id)
+        f = infer_field(parts[0].key, parts, field_name(parts[0].key, taken), has_id, decimal)
         if not has_group and f.role == "feature" and f.dtype in ("str", "int") and GROUP_NAME.search(f.name):
             f = dataclasses.replace(f, role="group")        # the split keeps a lot whole
         has_id |= f.role == "id"
@@ -314,7 +344,7 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
 
 def unclaimed_lines(reads_per_image: list[list[Read]], layout: Layout) -> list[tuple[str, int]]:
     """Lines with a digit that no field of the draft claims: (an example, in how many images), most
-    frequent first. A field the draft missed (a key it could not split, `1,232.5`) shows here."""
+    frequent first. A field the draft missed (a key it could not split, `Flow 56 005 l/h`) shows here."""
     from oanet.ingest.parse import line_start
     from oanet.ingest.reading import merge_fragments
 

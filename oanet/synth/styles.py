@@ -13,7 +13,9 @@ A style is one YAML file `oanet/synth/styles/<name>.yaml` (or any path) holding
   mode (L | RGB), background and ink (a gray level, or [r, g, b] in RGB mode), templates
   (line templates cycled over the fields in layout order; a field's own layout `format`
   wins), signed (fields printed with `+` before a non-negative number; truth.csv keeps
-  the plain value), noise_sd, blur_radius, image_format (png | jpeg) and jpeg_quality.
+  the plain value), decimal_mark (`.` | `,`) and thousands (none, `,` `.` `'` or a space:
+  numbers as a machine set for another locale prints them, `1.124,7`; truth.csv keeps
+  `1124.7`), noise_sd, blur_radius, image_format (png | jpeg) and jpeg_quality.
 
 `aoi-v1` is built in (not a file): the `aoi_layout` layout and today's look, seed 7.
 
@@ -49,6 +51,10 @@ Styles (what each varies; canvas, object box and panel):
 - sans-gray: DejaVu Sans 17, light on mid-gray, grayscale JPEG quality 85 (`.jpg`),
   640x480, object on the left side, two panel columns on the right; mixed-case keys;
   separators `: ` and a bare space with the unit before the value.
+- de-comma: DejaVu Sans 17, dark on pale yellow RGB, PNG, 720x540, object top-left, panel
+  right and below; German keys (`Temperatur`, `Druck`, `Dicke`); numbers as a German
+  machine prints them, a decimal comma and a point between thousands (`1.124,7 °C`,
+  `0,0021`); separators `: ` and ` = `.
 """
 from __future__ import annotations
 
@@ -67,6 +73,7 @@ BUILTIN = "aoi-v1"
 STYLE_DIR = Path(__file__).resolve().parent / "styles"
 STYLES: tuple[str, ...] = (BUILTIN, *sorted(p.stem for p in STYLE_DIR.glob("*.yaml")))
 IMAGE_FORMATS = {"png": "png", "jpeg": "jpg"}      # image_format -> file suffix
+DECIMAL_MARKS, THOUSANDS = (".", ","), ("", ",", ".", "'", " ")
 _AOI_V1 = aoi_v1_layout()
 _SEMANTICS = ("dtype", "role", "range", "decimals", "pattern", "categories")
 
@@ -85,6 +92,8 @@ class Render:
     ink: Colour = 228
     templates: tuple[str, ...] = ()     # cycled over the fields in layout order; () = DEFAULT_FORMAT
     signed: tuple[str, ...] = ()        # field names printed with "+" before a non-negative number
+    decimal_mark: str = "."             # "." or ","
+    thousands: str = ""                 # "" (none), ",", ".", "'" or " "
     noise_sd: float = 0.0
     blur_radius: float = 0.0
     image_format: str = "png"           # png | jpeg
@@ -104,15 +113,25 @@ class Render:
 
     def line(self, f: Field, value, index: int) -> str:
         """The printed line of field number `index` of the layout."""
-        if f.name not in self.signed:
-            return f.line(value, self.template(index))
         text = f.format_value(value)
-        if not text.startswith("-"):
-            text = "+" + text
+        if f.dtype in ("float", "int"):
+            text = local_number(text, self.decimal_mark, self.thousands)
+            if f.name in self.signed and not text.startswith("-"):
+                text = "+" + text
         return print_line(f.format or self.template(index) or DEFAULT_FORMAT, f.key, text, f.unit)
 
     def lines(self, layout: Layout, values: dict) -> dict[str, str]:
         return {f.name: self.line(f, values[f.name], i) for i, f in enumerate(layout.fields)}
+
+
+def local_number(text: str, decimal_mark: str = ".", thousands: str = "") -> str:
+    """A plain printed number (`-1124.70`) as a machine set for another locale prints it: `-1.124,70`
+    with decimal_mark "," and thousands "."."""
+    sign, digits = (text[0], text[1:]) if text[:1] in "+-" else ("", text)
+    whole, point, fraction = digits.partition(".")
+    if thousands:
+        whole = f"{int(whole):,}".replace(",", thousands)
+    return sign + whole + (decimal_mark + fraction if point else "")
 
 
 @dataclass(frozen=True)
@@ -244,6 +263,9 @@ def _render(raw: dict, layout: Layout, where: str) -> Render:
         if "{value}" not in t or re.sub(r"\{(key|value|unit)\}", "", t).count("{"):
             raise StyleError(f"{where}: render template {t!r} must hold {{value}} and only {{key}}, "
                              f"{{value}}, {{unit}} placeholders")
+    if r.decimal_mark not in DECIMAL_MARKS or r.thousands not in THOUSANDS or r.thousands == r.decimal_mark:
+        raise StyleError(f"{where}: render decimal_mark is one of {DECIMAL_MARKS} and thousands one of {THOUSANDS}, "
+                         f"not the same mark; got {r.decimal_mark!r} and {r.thousands!r}")
     signed = raw.get("signed") or []
     numeric = {f.name for f in layout.fields if f.dtype in ("float", "int")}
     if not isinstance(signed, list) or not set(signed) <= numeric:

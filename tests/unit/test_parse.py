@@ -86,7 +86,8 @@ def test_confidence_threshold_is_inclusive():
     (EDGE, "00216"),
     (DARK, "0.0 %"),
     (TEMP, "abc"),
-    (TEMP, "1,121.8 C"),       # a thousands separator turns into a second point
+    (TEMP, "1,21.8 C"),        # a thousands group that lost a digit is no group: not 121.8 or 1.218
+    (TEMP, "1.121.8 C"),       # one mark both groups and decimal: which is which is unknowable
     (TEMP, "1121.8 C 7"),      # trailing junk after the unit
     (F["unit_id"], "U63326"),
     (F["lot"], "L2611-001"),
@@ -161,6 +162,41 @@ def test_digit_lookalikes_in_numbers(field, text, value):
 
 def test_lookalike_fix_does_not_rescue_a_dropped_point():
     assert parse(TEMP, "1O21 C") == Parsed(None, UNPARSED)
+
+
+# name, dtype, decimals: a machine set for another locale prints the same values its own way
+COUNT, DEC3, DEC1, DEC2 = (Field(n, n.upper(), dt, decimals=d) for n, dt, d in
+                           [("count", "int", None), ("dec3", "float", 3), ("dec1", "float", 1), ("dec2", "float", 2)])
+
+
+@pytest.mark.parametrize("field, text, value", [
+    (DEC1, "1,232.5", 1232.5), (DEC1, "1.232,5", 1232.5), (DEC2, "1'232.50", 1232.5), (DEC2, "1’232.50", 1232.5),
+    (DEC1, "-1,232.5", -1232.5), (DEC1, "DEC1: 12,345,678.9", 12345678.9), (DEC1, "DEC1 = 1.232,5", 1232.5),
+    (COUNT, "12,690", 12690), (COUNT, "12.690", 12690), (COUNT, "1,232,400", 1232400), (COUNT, "COUNT: 12'690", 12690),
+    (COUNT, "COUNT 12 690", 12690),            # a space groups too, where the key shows the value's start
+    (DEC1, "1, 232.5", 1232.5),                # OCR's space after a mark
+    (DEC3, "1,232", 1.232), (DEC3, "1.232", 1.232),   # three decimals: the same text is a decimal comma
+    (DEC1, "12,5", 12.5), (DEC3, "0,770", 0.77),       # a decimal comma
+])
+def test_grouped_thousands_and_decimal_commas_read_as_the_field_prints_them(field, text, value):
+    assert parse(field, text) == Parsed(value, None)
+
+
+@pytest.mark.parametrize("field, text", [
+    (COUNT, "1,23"), (COUNT, "12,6900"), (DEC1, "1,23.5"), (DEC1, "1,2345.5"),   # a group lost or gained a digit
+    (COUNT, "0,690"),                          # a group never starts the number with 0: a decimal comma
+    (DEC1, "1,232,5"), (DEC1, "1.232.5"),      # the same mark twice: no telling groups from decimals
+    (COUNT, "1,232.400"), (COUNT, "1,232 400"),
+])
+def test_a_broken_group_is_unparsed_never_a_number_off_by_a_thousand(field, text):
+    assert parse(field, text) == Parsed(None, UNPARSED)
+
+
+def test_a_unit_that_lost_its_first_letter_takes_no_digit_from_the_value():
+    flow = Field("flow", "Flow", "int", unit="l/h")
+    assert parse(flow, "Flow 75 811 /h") == Parsed(None, UNPARSED)      # was 7581: the last 1 taken for the l
+    assert parse(flow, "Flow 75811 1/h") == Parsed(75811, None)         # the l read as a 1, after a space
+    assert parse(flow, "75811l/h") == Parsed(75811, None)
 
 
 def test_int_field():

@@ -197,6 +197,16 @@ def test_signed_fields_print_a_plus_but_truth_does_not(rendered):
     assert style.render.line(other[1], 3, other[0]) == other[1].line(3, style.render.template(other[0]))
 
 
+def test_a_locale_style_prints_its_numbers_its_way_but_truth_stays_plain(tmp_path):
+    style = load_style("de-comma")
+    f = {g.name: (i, g) for i, g in enumerate(style.layout.fields)}
+    assert style.render.line(f["sinter_temp_c"][1], 1124.7, f["sinter_temp_c"][0]).endswith(" 1.124,7 °C")
+    assert style.render.line(f["thickness_mm"][1], 3.5, f["thickness_mm"][0]).endswith(" 3,500 mm")
+    assert style.render.line(f["lot"][1], "L2611-0001", f["lot"][0]).endswith(" L2611-0001")    # text as it is
+    truth = pd.read_csv(_out(tmp_path / "de", "de-comma", n=2, seed=3) / "truth.csv", dtype=str)
+    assert truth["sinter_temp_c"].str.fullmatch(r"\d{4}\.\d").all()
+
+
 def test_noisy_preset_keeps_a_style_polarity():
     rng = np.random.default_rng(0)
     for name in STYLES:
@@ -259,6 +269,8 @@ def _field(raw, name):
     (lambda r: r["render"].update(templates=["{key} = {val}"]), "must hold {value}"),
     (lambda r: r["render"].update(signed=["lot"]), "signed lists numeric fields"),
     (lambda r: r["render"].update(image_format="gif"), "image_format 'gif'"),
+    (lambda r: r["render"].update(decimal_mark=";"), "decimal_mark is one of"),
+    (lambda r: r["render"].update(decimal_mark=",", thousands=","), "not the same mark"),
     (lambda r: r.pop("seed"), "missing \\['seed'\\]"),
     (lambda r: r["layout"].pop("size"), "layout: layout is missing the key 'size'"),
 ])

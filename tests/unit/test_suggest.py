@@ -7,10 +7,12 @@ from oanet.ingest.engine import Read
 from oanet.ingest.parse import parse_read
 from oanet.ingest.suggest import (
     SuggestError,
+    decimal_mark,
     field_name,
     generalise,
     numeric_range,
     object_box,
+    plain_numbers,
     split_line,
     suggest_from_reads,
     unclaimed_lines,
@@ -32,6 +34,10 @@ from oanet.layout import layout_from_dict
     ("Gain -> +6.5 dB", "Gain", "+6.5", "dB", False),
     ("Offset -3.5", "Offset", "-3.5", None, False),
     ("[LOT]L2611-0001", "[LOT]", "L2611-0001", None, False),              # the space lost by the recogniser
+    ("Press 1,232.5 kPa", "Press", "1,232.5", "kPa", False),               # numbers as other locales print them
+    ("Leistung: 1.232,5 W", "Leistung", "1.232,5", "W", False),
+    ("Mass = 1'232.50 g", "Mass", "1'232.50", "g", False),
+    ("Temp: 12,5 C", "Temp", "12,5", "C", False),
 ])
 def test_split_line(text, key, value, unit, first):
     part = split_line(text, (0, 0, 10, 10))
@@ -131,6 +137,52 @@ def test_a_few_repeated_words_are_a_category_and_a_lot_field_keeps_its_lot_whole
     assert (f["shift"].dtype, f["shift"].categories) == ("category", ("DAY", "NIGHT"))
     assert f["lot"].role == "group" and f["lot"].dtype == "str"
     assert unclaimed_lines(reads, layout) == [("Fan 3 1254 rpm", 4)]         # `Fan 3` splits nowhere: shown
+
+
+@pytest.mark.parametrize("values, decimal, plain", [
+    (["1,232.5", "999.5", "12,345.0"], ".", ["1232.5", "999.5", "12345.0"]),    # a comma groups, a point is decimal
+    (["1.232,5", "12,5"], ",", ["1232.5", "12.5"]),                             # a point groups, a comma is decimal
+    (["1’232.50", "1'232.50"], ".", ["1232.50", "1232.50"]),
+    (["12,690", "88,416"], ".", ["12690", "88416"]),                            # comma groups of three: thousands
+    (["3,998", "4,023"], ",", ["3.998", "4.023"]),                              # ... unless the panel's decimals are commas
+    (["1.232", "12.5"], ".", ["1.232", "12.5"]),                                # plain numbers stay as they are
+])
+def test_plain_numbers_reads_every_value_by_one_convention(values, decimal, plain):
+    assert plain_numbers(values, decimal) == plain
+
+
+@pytest.mark.parametrize("values", [["1,232.5", "1.232,5"], ["1,23.5"], ["AB", "1"], ["1 232"], ["0,770", "1,232"]])
+def test_values_of_no_one_convention_are_no_numbers(values):
+    assert plain_numbers(values) is None
+
+
+def test_the_decimal_mark_is_the_panels_shown_by_the_values_that_can_only_be_decimals():
+    assert decimal_mark(["7,1", "0,65", "3,998", "1.127,5"]) == ","       # 3,998 alone would be 3998
+    assert decimal_mark(["1,232.5", "7.12", "3,998"]) == "."
+    assert decimal_mark(["3,998", "12,690", "1.232"]) == "."                # no telling: the point
+
+
+def test_a_panel_with_decimal_commas_drafts_three_decimals_not_thousands():
+    def panel(thick: str, dark: str) -> list[Read]:
+        return [Read(f"Dicke: {thick} mm", 0.99, (400, 20, 560, 40)), Read(f"Dunkel: {dark} %", 0.99, (400, 60, 560, 80))]
+
+    f = {x.name: x for x in suggest_from_reads([panel("3,998", "0,65"), panel("4,023", "1,20"),
+                                                 panel("4,011", "0,07")], (640, 480)).fields}
+    assert (f["dicke"].dtype, f["dicke"].decimals) == ("float", 3)
+    assert parse_read(f["dicke"], "Dicke: 4,105 mm", 0.99, 0.8).value == 4.105
+
+
+def test_a_draft_from_grouped_numbers_reads_them_back_at_ingest():
+    def panel(press: str, count: str) -> list[Read]:
+        return [Read(f"Press {press} kPa", 0.99, (400, 20, 560, 40)), Read(f"Count: {count}", 0.99, (400, 60, 560, 80))]
+
+    layout = suggest_from_reads([panel("1,232.5", "12,690"), panel("1,504.0", "88,416"), panel("1,187.9", "50,002")],
+                                (640, 480))
+    f = {x.name: x for x in layout.fields}
+    assert (f["press"].dtype, f["press"].decimals, f["press"].unit) == ("float", 1, "kPa")
+    assert f["count"].dtype == "int"
+    assert parse_read(f["press"], "1,301.7 kPa", 0.99, 0.8).value == 1301.7
+    assert parse_read(f["count"], "Count: 61,250", 0.99, 0.8).value == 61250
 
 
 def test_all_distinct_words_stay_text_not_categories():
