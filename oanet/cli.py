@@ -213,8 +213,8 @@ def layout_suggest(
         extra = (f"decimals {f.decimals}" if f.decimals is not None else f"pattern {f.pattern}" if f.pattern
                  else f"categories {','.join(f.categories)}" if f.categories else "")
         role = "" if f.role == "feature" else f" ({f.role})"
-        typer.echo(f"  {f.name:<18} key {f.key!r:<16} {f.dtype:<8} {f.unit or '':<5} {extra:<22} box {list(f.roi)}"
-                   + role)
+        box = list(f.roi) if f.roi else "none: shares a line, found by key"
+        typer.echo(f"  {f.name:<18} key {f.key!r:<16} {f.dtype:<8} {f.unit or '':<5} {extra:<22} box {box}" + role)
     for text, n in unclaimed_lines(reads, layout)[:8]:
         typer.echo(f"  not understood, in {n} of {len(paths)} images: {text!r} (add it by hand if it is a field)")
     typer.echo(f"  object_roi {list(layout.object_roi)}; check it with: oanet layout preview --layout {out} --data DIR")

@@ -65,6 +65,7 @@ class Read:
     text: str
     score: float
     box: tuple[int, int, int, int] | None = None   # detector path: where the text was found
+    estimated_box: bool = False     # a piece of a detected line that prints several fields: box by its characters
 
 
 class Ocr:

@@ -87,8 +87,21 @@ def line_regex(field: Field, with_key: bool) -> re.Pattern[str]:
 def line_start(field: Field) -> re.Pattern[str]:
     """A whole printed line of `field` starts so: what its format prints before the key, the
     key, then anything but a letter (so `Temp` does not start `TempMax: 3`)."""
-    head = template_regex(field.format.rpartition("{key}")[0], unit_regex(field.unit)) if field.format else ""
-    return re.compile(rf"^{head}\s*{key_regex(field.key)}{word_end(field.key)}", re.IGNORECASE)
+    return re.compile(rf"^{format_head(field)}\s*{key_regex(field.key)}{word_end(field.key)}", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
+def key_inside(field: Field) -> re.Pattern[str]:
+    """Where `field`'s line starts inside a read of several printed fields: after a space, its format's
+    head and key, then a separator and more text, or a space and a word with a digit: in
+    `Temp: 1127.4 C Press: 45.4`, a key `C` is the unit."""
+    return re.compile(rf"(?<=\s){format_head(field)}{key_regex(field.key)}{word_end(field.key)}"
+                      rf"(?=\s*{SEPARATOR}\s*\S|\s+\S*\d)", re.IGNORECASE)
+
+
+def format_head(field: Field) -> str:
+    """What the field's `format` prints before its key (`[` of `[{key}] {value}`), as a regex."""
+    return template_regex(field.format.rpartition("{key}")[0], unit_regex(field.unit)) if field.format else ""
 
 
 def word_end(key: str) -> str:

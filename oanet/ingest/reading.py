@@ -11,12 +11,12 @@ import numpy as np
 
 from oanet.ingest.crops import ink_mask, pad_to_width, value_span
 from oanet.ingest.engine import Ocr, Read
-from oanet.ingest.parse import line_start, parse_read, parse_stored
+from oanet.ingest.parse import key_inside, line_start, parse_read, parse_stored
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
 DETECTED_PAD = 3         # px around a detected line before it is cut like a line box
-CROP_RULES_VERSION = 8   # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 9   # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -93,12 +93,41 @@ def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
     return lines
 
 
+def split_at_keys(line: Read, fields: tuple[Field, ...]) -> list[Read]:
+    """A detected line that prints several fields (`X: -4.59  Y: 3.25`, a panel's columns set close)
+    cut where another field's key starts: after a space, followed by a separator or a space and more
+    text. The longest key wins where keys overlap (`Temp Max: 3` is not cut at a key `Max`).
+
+    The detector gives one box per line, so each piece's box is estimated from its share of the
+    characters, grown by one character's width on each side: a piece that takes in a letter of its
+    neighbour does not parse and falls back to the piece's own text (locate_and_read), while a piece
+    cut one character short could lose a value's last digit."""
+    text = line.text
+    found = [m for f in fields for m in (line_start(f).match(text), *key_inside(f).finditer(text)) if m]
+    hits = sorted((m.start(), -len(m.group()), m.end()) for m in found)
+    starts, end = [], 0
+    for start, _, stop in hits:
+        if start >= end:
+            starts.append(start)
+            end = stop
+    starts = [i for i in starts if text[:i].strip()]
+    if not starts or line.box is None:
+        return [line]
+    x0, y0, x1, y1 = line.box
+    char = (x1 - x0) / max(1, len(text))
+    bounds = list(zip([0, *starts], [*starts, len(text)], strict=True))
+    return [Read(text[a:b].strip(), line.score, (max(x0, round(x0 + a * char - char)), y0,
+                                                 min(x1, round(x0 + b * char + char)), y1), estimated_box=True)
+            for a, b in bounds]
+
+
 def match_lines(layout: Layout, reads: list[Read]) -> dict[str, Read]:
     """Detected lines matched to the unboxed fields by the key they start with (any case,
     spaces optional, then anything but a letter); the longest key claims a line first, so
-    `Temp` never takes `TempMax: 3`. Each line serves one field."""
+    `Temp` never takes `TempMax: 3`. Each line serves one field; a line printing several
+    fields is cut at their keys first (split_at_keys)."""
     unboxed = sorted((f for f in layout.fields if f.roi is None), key=lambda f: -len(f.key))
-    lines = merge_fragments(reads)
+    lines = [piece for line in merge_fragments(reads) for piece in split_at_keys(line, layout.fields)]
     found: dict[str, Read] = {}
     taken: set[int] = set()
     for f in unboxed:

@@ -40,6 +40,7 @@ THOUSANDS_MARKS = {".": ("", ",", "'"), ",": ("", ".", "'")}     # by decimal ma
 UNIT_WORD = re.compile(r"[A-Za-z%°µ/]{1,5}")
 MIN_SHARE = 0.5          # a key must show in this share of the images
 MAX_CATEGORIES = 6       # a text field with at most this many repeated words is drafted as a category
+FIELD_START = re.compile(r"\s+(?=[A-Za-z][\w()\[\]./%#-]*\s*(?:->|=>|[:=：＝]))")   # a key and a clear separator
 GROUP_NAME = re.compile(r"(^|_)(lot|batch)(_|$)")     # a field named like this holds the lot: role group
 RIGHT_GROWTH = 0.3       # line boxes grow right by this share of their width: longer values
 
@@ -56,6 +57,7 @@ class LinePart:
     unit_first: bool
     box: tuple[int, int, int, int]
     separator: str = " "            # as printed, with its spaces
+    estimated_box: bool = False     # read from a line printing several fields (printed_fields)
 
 
 def split_line(text: str, box) -> LinePart | None:
@@ -88,6 +90,32 @@ def _value_and_unit(key: str, rest: str, box) -> LinePart | None:
     if post:
         return LinePart(key, post["value"], post["unit"], False, box)
     return LinePart(key, rest, None, False, box) if " " not in rest and key else None
+
+
+def printed_fields(line: Read) -> list[Read]:
+    """A detected line printing several fields (`Temp: 1127.4 C  Press: 45.40 MPa`, `X:-4.59 Y:3.25`)
+    cut before each word that a clear separator follows (`:` `=` `->` `=>`), where the text since the
+    last cut already holds a key, a separator and a value. Each piece is boxed by its share of the
+    characters (estimated_box): the draft leaves such a field without a line box, so ingest finds
+    it by its key and cuts the line there (reading.split_at_keys)."""
+    text, cuts, last = line.text, [], 0
+    for m in FIELD_START.finditer(text):
+        if re.search(rf"\S\s*{SEPARATOR}\s*\S", text[last:m.start()]):
+            cuts.append(m.end())
+            last = m.end()
+    if not cuts or line.box is None:
+        return [line]
+    x0, y0, x1, y1 = line.box
+    char = (x1 - x0) / max(1, len(text))
+    return [Read(text[a:b].strip(), line.score, (round(x0 + a * char), y0, round(x0 + b * char), y1),
+                 estimated_box=True) for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+
+
+def detected_lines(reads: list[Read]) -> list[Read]:
+    """The printed lines of one image's detected reads: pieces joined, lines of several fields cut."""
+    from oanet.ingest.reading import merge_fragments
+
+    return [piece for line in merge_fragments(reads) for piece in printed_fields(line)]
 
 
 def normal_key(key: str) -> str:
@@ -294,7 +322,8 @@ def read_line(key: str, separator: str, line: Read) -> LinePart | None:
     else:
         rest = re.sub(rf"^{SEPARATOR}", "", rest)
     part = _value_and_unit(key, rest.strip(), line.box)
-    return part and dataclasses.replace(part, separator=f" {separator} " if separator else " ")
+    return part and dataclasses.replace(part, separator=f" {separator} " if separator else " ",
+                                        estimated_box=line.estimated_box)
 
 
 def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int], name: str = "suggested",
@@ -302,9 +331,7 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
     """The draft layout from each image's detected reads (oanet.ingest.engine.Read with boxes):
     keys found where lines split cleanly, then every line read again by the keys found.
     `names`: the images', for the error that names those where no line could be split."""
-    from oanet.ingest.reading import merge_fragments
-
-    lines_per_image = [merge_fragments(reads) for reads in reads_per_image]
+    lines_per_image = [detected_lines(reads) for reads in reads_per_image]
     keys = sorted(discover_keys(lines_per_image).values(), key=lambda ks: -len(ks[0]))   # longest claims first
     by_key: dict[str, list[LinePart]] = {}
     for lines in lines_per_image:
@@ -338,7 +365,7 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
             f = dataclasses.replace(f, role="group")        # the split keeps a lot whole
         has_id |= f.role == "id"
         has_group |= f.role == "group"
-        fields.append(_with_roi(f, box))
+        fields.append(f if any(p.estimated_box for p in parts) else _with_roi(f, box))
     return Layout(name=name, size=size, object_roi=object_box(boxes, size), fields=tuple(fields))
 
 
@@ -346,12 +373,11 @@ def unclaimed_lines(reads_per_image: list[list[Read]], layout: Layout) -> list[t
     """Lines with a digit that no field of the draft claims: (an example, in how many images), most
     frequent first. A field the draft missed (a key it could not split, `Flow 56 005 l/h`) shows here."""
     from oanet.ingest.parse import line_start
-    from oanet.ingest.reading import merge_fragments
 
     starts = [line_start(f) for f in layout.fields]
     seen: dict[str, tuple[str, set[int]]] = {}
     for i, reads in enumerate(reads_per_image):
-        for line in merge_fragments(reads):
+        for line in detected_lines(reads):
             if any(ch.isdigit() for ch in line.text) and not any(s.match(line.text) for s in starts):
                 shape = re.sub(r"\d+", "#", re.sub(r"\s+", " ", line.text.strip()))
                 seen.setdefault(shape, (line.text.strip(), set()))[1].add(i)

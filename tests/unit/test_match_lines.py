@@ -43,3 +43,29 @@ def test_a_format_that_prints_before_the_key_still_matches():
         Field("lot", "LOT", "str", pattern=r"L\d{4}-\d{4}", format="[{key}] {value}"),))
     found = find_by_key(layout, [Read("[LOT] L2611-0001", 0.99, (10, 10, 150, 28))])
     assert found == {"lot": ["[LOT] L2611-0001", 0.99]}
+
+
+SHARED = Layout("s", (640, 480), (0, 240, 320, 480), (
+    Field("temp", "Temp", "float", unit="C", decimals=1), Field("press", "Press", "float", unit="MPa", decimals=2),
+    Field("x", "X", "float", decimals=2), Field("y", "Y", "float", decimals=2),
+    Field("temp_max", "Temp Max", "float", decimals=1), Field("max", "Max", "float", decimals=1),
+    Field("c", "C", "float", decimals=1),
+))
+
+
+def test_a_line_printing_several_fields_is_cut_at_their_keys_and_serves_each():
+    reads = [Read("Temp: 1127.4 C Press: 45.40 MPa", 0.97, (230, 20, 530, 40)),
+             Read("X:-4.59 Y: 3.25", 0.96, (230, 60, 380, 80))]
+    found = match_lines(SHARED, reads)
+    assert {k: r.text for k, r in found.items()} == {"temp": "Temp: 1127.4 C", "press": "Press: 45.40 MPa",
+                                                     "x": "X:-4.59", "y": "Y: 3.25"}
+    assert all(r.estimated_box and r.score == 0.97 for k, r in found.items() if k in ("temp", "press"))
+    t, p = found["temp"].box, found["press"].box
+    assert t[0] == 230 and p[2] == 530 and t[2] > p[0]      # each piece's box reaches past its share: they overlap
+
+
+def test_a_key_inside_another_key_a_unit_or_a_value_cuts_nothing():
+    reads = [Read("Temp Max: 3.5 C", 0.99, (10, 10, 200, 28)), Read("Max = 7.1", 0.99, (10, 40, 200, 58))]
+    found = match_lines(SHARED, reads)
+    assert found["temp_max"].text == "Temp Max: 3.5 C" and found["max"].text == "Max = 7.1"
+    assert not found["temp_max"].estimated_box and "c" not in found      # `C` ends a line: a unit, not a key

@@ -13,6 +13,7 @@ from oanet.ingest.suggest import (
     numeric_range,
     object_box,
     plain_numbers,
+    printed_fields,
     split_line,
     suggest_from_reads,
     unclaimed_lines,
@@ -183,6 +184,32 @@ def test_a_draft_from_grouped_numbers_reads_them_back_at_ingest():
     assert f["count"].dtype == "int"
     assert parse_read(f["press"], "1,301.7 kPa", 0.99, 0.8).value == 1301.7
     assert parse_read(f["count"], "Count: 61,250", 0.99, 0.8).value == 61250
+
+
+@pytest.mark.parametrize("text, pieces", [
+    ("Temp: 1127.4 C Press: 45.40 MPa", ["Temp: 1127.4 C", "Press: 45.40 MPa"]),
+    ("X:-4.59 Y:3.25", ["X:-4.59", "Y:3.25"]),
+    ("Shift = DAY Mode -> A", ["Shift = DAY", "Mode -> A"]),
+    ("Temp Max: 3.5 C", ["Temp Max: 3.5 C"]),          # no key and value before `Max:`: one field
+    ("Time: 12:30:00", ["Time: 12:30:00"]),             # a key starts with a letter
+    ("Fan 3 1254 rpm", ["Fan 3 1254 rpm"]),
+])
+def test_printed_fields_cuts_a_line_before_each_further_key_and_separator(text, pieces):
+    assert [r.text for r in printed_fields(Read(text, 0.9, (0, 0, 300, 20)))] == pieces
+
+
+def test_fields_that_share_a_line_are_drafted_without_a_box_and_read_by_key():
+    def panel(x: str, y: str, speed: str) -> list[Read]:
+        return [Read(f"X: {x} Y: {y}", 0.99, (400, 20, 560, 40)), Read(f"Speed: {speed} m/s", 0.99, (400, 60, 560, 80))]
+
+    layout = suggest_from_reads([panel("1.64", "-3.95", "3.2"), panel("-4.59", "3.25", "4.1"),
+                                 panel("0.19", "3.83", "8.0")], (640, 480))
+    f = {x.name: x for x in layout.fields}
+    assert set(f) == {"x", "y", "speed"}
+    assert f["x"].roi is None and f["y"].roi is None and f["speed"].roi is not None
+    assert (f["y"].dtype, f["y"].decimals) == ("float", 2)
+    layout_from_dict(layout.to_dict())
+    assert unclaimed_lines([panel("1.64", "-3.95", "3.2")], layout) == []
 
 
 def test_all_distinct_words_stay_text_not_categories():
