@@ -275,6 +275,11 @@ def file_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# The first bytes of the formats ingest reads: a file that starts so is an image, damaged if no decoder takes it
+IMAGE_MAGIC = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"),
+               (b"BM", "BMP"))
+
+
 def decode(data: bytes, layout: Layout, blank_panel_std: float) -> np.ndarray | Rejected:
     """Decode to (h, w) uint8 and check size and panel; a Rejected (image field empty) on failure."""
     from PIL import Image, UnidentifiedImageError
@@ -289,6 +294,9 @@ def decode(data: bytes, layout: Layout, blank_panel_std: float) -> np.ndarray | 
             return Rejected("", WRONG_SIZE, f"{size[0]}x{size[1]}, {needs}")
         img.load()
     except UnidentifiedImageError:
+        kind = next((k for magic, k in IMAGE_MAGIC if data.startswith(magic)), None)
+        if kind:                   # a damaged header (a bad checksum, bytes flipped in copying): no decoder takes it
+            return Rejected("", TRUNCATED, f"cannot decode: a {kind} file whose header is damaged")
         return Rejected("", NOT_AN_IMAGE, "not a readable image: no image format recognised")
     except Image.DecompressionBombError as err:     # a header claiming billions of pixels: never decoded
         return Rejected("", WRONG_SIZE, f"{err}; {needs}")

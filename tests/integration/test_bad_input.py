@@ -27,6 +27,7 @@ GOOD = 4
 # image name in the folder (or in labels.csv only) -> the reason it must be quarantined with
 EXPECTED = {
     "images/truncated.png": "truncated",
+    "images/bad_header.png": "truncated",          # a PNG whose header checksum was flipped: damaged, not "no image"
     "images/empty.png": "empty_file",
     "images/text.png": "not_an_image",
     "images/small.png": "wrong_size",
@@ -49,6 +50,7 @@ def bad_folder(synth_set, tmp_path_factory):
     first = (synth_set / good["image"].iloc[0]).read_bytes()
     images = data / "images"
     (images / "truncated.png").write_bytes(first[: len(first) // 2])
+    (images / "bad_header.png").write_bytes(first[:29] + bytes([first[29] ^ 0xFF]) + first[30:])  # IHDR's CRC
     (images / "empty.png").write_bytes(b"")
     (images / "text.png").write_text("this is not an image\n")
     Image.open(synth_set / good["image"].iloc[1]).resize((320, 240)).save(images / "small.png")
@@ -108,6 +110,8 @@ def test_each_case_has_its_reason(bad_run):
     reasons = dict(zip(quarantine["image"], quarantine["reason"], strict=True))
     assert reasons == EXPECTED
     assert quarantine["detail"].notna().all() and (quarantine["detail"].str.len() > 0).all()
+    details = dict(zip(quarantine["image"], quarantine["detail"], strict=True))
+    assert details["images/bad_header.png"] == "cannot decode: a PNG file whose header is damaged"
 
 
 def test_good_images_are_read(bad_folder, bad_run, truth):
