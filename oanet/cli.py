@@ -201,7 +201,7 @@ def layout_suggest(
     """Draft a layout.yaml: keys, line boxes, dtypes, decimals, units and ranges from CnOCR's detector."""
     from oanet.ingest.engine import Ocr
     from oanet.ingest.inventory import image_files
-    from oanet.ingest.suggest import read_panels, suggest_from_reads, unclaimed_lines
+    from oanet.ingest.suggest import needs_full_charset, read_panels, suggest_from_reads, unclaimed_lines
 
     paths = [p for i in images for p in ([i / f for f in image_files(i)[:8]] if i.is_dir() else [i])]
     reads, size = read_panels(paths, Ocr(_params(params).ingest.rec_model))
@@ -215,6 +215,10 @@ def layout_suggest(
         role = "" if f.role == "feature" else f" ({f.role})"
         box = list(f.roi) if f.roi else "none: shares a line, found by key"
         typer.echo(f"  {f.name:<18} key {f.key!r:<16} {f.dtype:<8} {f.unit or '':<5} {extra:<22} box {box}" + role)
+    wide = needs_full_charset(layout)
+    if wide:
+        typer.echo(f"  hint: {', '.join(wide)} print letters outside ASCII: set ingest.charset: full in params.yaml "
+                   "(the default reads only ASCII and the characters of the layout's keys, units and categories)")
     for text, n in unclaimed_lines(reads, layout)[:8]:
         typer.echo(f"  not understood, in {n} of {len(paths)} images: {text!r} (add it by hand if it is a field)")
     typer.echo(f"  object_roi {list(layout.object_roi)}; check it with: oanet layout preview --layout {out} --data DIR")

@@ -17,7 +17,8 @@ from oanet.layout import Field, Layout
 
 
 def _norm(key: str) -> str:
-    return re.sub(r"[^0-9a-z]+", "", key.lower())
+    """Letters and digits of any script, in lower case: `[LOT]` is lot, `烧结温度` stays itself."""
+    return re.sub(r"[\W_]+", "", key.lower())
 
 
 def match_fields(read: Layout, printed: Layout) -> dict[str, Field]:

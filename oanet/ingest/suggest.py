@@ -37,11 +37,13 @@ from oanet.layout import TABLE_COLUMNS, Field, Layout
 NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 NUMBER_TEXT = re.compile(r"[+-]?\d{1,3}(?:[,.'’]\d{3})+(?:[.,]\d+)?|[+-]?\d+(?:[.,]\d+)?")   # as printed, any locale
 THOUSANDS_MARKS = {".": ("", ",", "'"), ",": ("", ".", "'")}     # by decimal mark, tried in turn: none first
-UNIT_WORD = re.compile(r"[A-Za-z%°µ/]{1,5}")
+UNIT_WORD = re.compile(r"[A-Za-z%°µμ/℃Ω‰]{1,5}")
+NON_ASCII_LETTERS = r"[^\W\d_]"     # a pattern's class for letters of any script (`张三`): see needs_full_charset
 MIN_SHARE = 0.5          # a key must show in this share of the images
 MAX_CATEGORIES = 6       # a text field with at most this many repeated words is drafted as a category
 FIELD_START = re.compile(r"\s+(?=[A-Za-z][\w()\[\]./%#-]*\s*(?:->|=>|[:=：＝]))")   # a key and a clear separator
-GROUP_NAME = re.compile(r"(^|_)(lot|batch)(_|$)")     # a field named like this holds the lot: role group
+GROUP_NAME = re.compile(r"(^|_)(lot|batch|charge|los)(_|$)")   # a field named like this holds the lot: role group
+GROUP_KEY = re.compile(r"批次|批号|批號|ロット")                    # ... or printed so (Chinese, Japanese)
 RIGHT_GROWTH = 0.3       # line boxes grow right by this share of their width: longer values
 
 
@@ -158,7 +160,7 @@ def _generalise(runs: list[list[str]]) -> str:
         elif len(set(column)) == 1:
             parts.append(re.escape(column[0]))
         elif all(t.isalpha() for t in column):
-            parts.append(rf"[A-Za-z]{n}")
+            parts.append(rf"[A-Za-z]{n}" if all(t.isascii() for t in column) else rf"{NON_ASCII_LETTERS}{n}")
         else:
             return r"\S+"
     return "".join(parts)
@@ -225,10 +227,16 @@ def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool, deci
     return Field(name, key, "str", None, role=role, pattern=generalise(values))
 
 
+def needs_full_charset(layout: Layout) -> list[str]:
+    """Fields whose drafted pattern takes letters of any script: the recogniser's `layout` charset keeps
+    ASCII and the characters the layout prints (keys, units, categories), so it could not read them."""
+    return [f.name for f in layout.fields if f.pattern and NON_ASCII_LETTERS in f.pattern]
+
+
 def _category_values(values: Sequence[str]) -> tuple[str, ...] | None:
     """The categories of a field whose values are a few repeated words (`A`, `B`; `DAY`, `NIGHT`), each in
     its most common case: as a category, a read `c` becomes `C` instead of a second value. None otherwise."""
-    if len(values) < 3 or not all(re.fullmatch(r"[A-Za-z]{1,12}", v) for v in values):
+    if len(values) < 3 or not all(v.isalpha() and len(v) <= 12 for v in values):
         return None
     forms: dict[str, Counter] = {}
     for v in values:
@@ -361,7 +369,8 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
     decimal = decimal_mark([p.value for parts in kept for p in parts])
     for parts, box in zip(kept, boxes, strict=True):
         f = infer_field(parts[0].key, parts, field_name(parts[0].key, taken), has_id, decimal)
-        if not has_group and f.role == "feature" and f.dtype in ("str", "int") and GROUP_NAME.search(f.name):
+        lot = GROUP_NAME.search(f.name) or GROUP_KEY.search(f.key)
+        if not has_group and f.role == "feature" and f.dtype in ("str", "int") and lot:
             f = dataclasses.replace(f, role="group")        # the split keeps a lot whole
         has_id |= f.role == "id"
         has_group |= f.role == "group"

@@ -26,3 +26,12 @@ def test_matched_by_key_numbers_as_numbers_and_a_missing_field_counts_as_missing
     assert s.loc["light", ["exact", "wrong"]].tolist() == [2 / 3, 1 / 3]     # 1.0 == "1"; "2" read as 1 is wrong
     assert s.loc["gone", ["exact", "missing", "missing:no_field"]].tolist() == [0.0, 1.0, 3]
     assert overall(s.reset_index()) == {"exact": 4 / 9, "wrong": 1 / 9, "missing": 4 / 9, "fields": 9}
+
+
+def test_keys_in_other_scripts_match_their_own_field_not_the_first():
+    printed = Layout("p", (10, 10), (0, 0, 5, 5), (Field("lot", "批次", "str"), Field("temp", "烧结温度", "float")))
+    draft = Layout("d", (10, 10), (0, 0, 5, 5), (Field("field", "批次", "str"), Field("field_2", "烧结温度：", "float")))
+    truth = pd.DataFrame({"image": ["a"], "lot": ["L1"], "temp": ["1127.4"]})
+    table = pd.DataFrame({"image": ["a"], "field": ["L1"], "field__reason": [None], "field_2": [1127.4],
+                          "field_2__reason": [None]})
+    assert overall(score_fields(table, truth, draft, printed))["exact"] == 1.0     # was 0.5: every key normed to ""

@@ -10,6 +10,7 @@ from oanet.ingest.suggest import (
     decimal_mark,
     field_name,
     generalise,
+    needs_full_charset,
     numeric_range,
     object_box,
     plain_numbers,
@@ -210,6 +211,23 @@ def test_fields_that_share_a_line_are_drafted_without_a_box_and_read_by_key():
     assert (f["y"].dtype, f["y"].decimals) == ("float", 2)
     layout_from_dict(layout.to_dict())
     assert unclaimed_lines([panel("1.64", "-3.95", "3.2")], layout) == []
+
+
+def test_keys_and_words_in_other_scripts():
+    def panel(lot: str, temp: str, op: str, name: str) -> list[Read]:
+        return [Read(f"批次：{lot}", 0.99, (400, 20, 560, 40)), Read(f"烧结温度：{temp} ℃", 0.99, (400, 60, 560, 80)),
+                Read(f"操作员：{op}", 0.99, (400, 100, 560, 120)), Read(f"检验员：{name}", 0.99, (400, 140, 560, 160))]
+
+    layout = suggest_from_reads([panel("L2600", "1127.4", "张三", "王五"), panel("L2600", "1029.8", "李四", "赵六"),
+                                 panel("L2601", "1144.3", "张三", "钱七")], (640, 480))
+    by_key = {f.key: f for f in layout.fields}
+    assert by_key["批次"].role == "group"                                           # 批次 is the lot
+    assert (by_key["烧结温度"].dtype, by_key["烧结温度"].unit) == ("float", "℃")
+    assert (by_key["操作员"].dtype, by_key["操作员"].categories) == ("category", ("张三", "李四"))
+    inspector = by_key["检验员"]
+    assert inspector.role == "id" and parse_read(inspector, "检验员：孙八", 0.99, 0.8).value == "孙八"
+    assert needs_full_charset(layout) == [inspector.name]      # its letters are in no key, unit or category
+    layout_from_dict(layout.to_dict())
 
 
 def test_all_distinct_words_stay_text_not_categories():
