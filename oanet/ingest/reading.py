@@ -7,16 +7,18 @@ read like boxed fields, through the value crop of the line found (locate_and_rea
 """
 from __future__ import annotations
 
+import re
+
 import numpy as np
 
 from oanet.ingest.crops import ink_mask, pad_to_width, value_span
 from oanet.ingest.engine import Ocr, Read
-from oanet.ingest.parse import key_inside, line_start, parse_read, parse_stored
+from oanet.ingest.parse import SEPARATOR, key_inside, line_start, parse_read, parse_stored
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
 DETECTED_PAD = 3         # px around a detected line before it is cut like a line box
-CROP_RULES_VERSION = 9   # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 10  # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -68,10 +70,23 @@ def _same_row(a: Read, b: Read) -> bool:
     return overlap >= 0.5 * min(a.box[3] - a.box[1], b.box[3] - b.box[1])
 
 
+def key_only(text: str) -> bool:
+    """A detected piece that can only be a key: no digit, and no separator but one at its end (`Pressure`,
+    `Gray mean:`). On a panel set as a table, the value sits in the next column, far to its right."""
+    return not any(ch.isdigit() for ch in text) and not re.search(SEPARATOR, re.sub(rf"\s*{SEPARATOR}\s*$", "", text))
+
+
+def holds_a_field(text: str) -> bool:
+    """`TEMP -> 1124.7`, `Shift: DAY`: a key, a separator and a value (a time's `12:30` is none)."""
+    return re.search(rf"[^\d\s]\s*{SEPARATOR}\s*\S", text) is not None
+
+
 def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
     """Whole printed lines from detected pieces: the detector may cut `GrayAvg = 85.7` at its
     wide gaps. Pieces on one row closer than `max_gap` line heights join, left to right;
-    a panel's columns sit much further apart."""
+    a panel's columns sit much further apart. A piece that can only be a key (key_only) joins
+    the next piece on its row however far, once, unless that piece holds a field of its own:
+    `Pressure ........ 45.40 MPa`, a table's two columns."""
     rows: list[list[Read]] = []
     for r in sorted((r for r in reads if r.box is not None), key=lambda r: (r.box[1], r.box[0])):
         row = next((row for row in rows if _same_row(row[-1], r)), None)
@@ -79,16 +94,17 @@ def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
     lines = []
     for row in rows:
         row.sort(key=lambda r: r.box[0])
-        cur = row[0]
+        cur, spent = row[0], False          # spent: the line has joined its one far value already
         for r in row[1:]:
             height = max(cur.box[3] - cur.box[1], r.box[3] - r.box[1])
-            if r.box[0] - cur.box[2] <= max_gap * height:
+            near = r.box[0] - cur.box[2] <= max_gap * height
+            if near or not spent and key_only(cur.text) and not holds_a_field(r.text):
                 box = (min(cur.box[0], r.box[0]), min(cur.box[1], r.box[1]), max(cur.box[2], r.box[2]),
                        max(cur.box[3], r.box[3]))
-                cur = Read(f"{cur.text} {r.text}", min(cur.score, r.score), box)
+                cur, spent = Read(f"{cur.text} {r.text}", min(cur.score, r.score), box), spent or not near
             else:
                 lines.append(cur)
-                cur = r
+                cur, spent = r, False
         lines.append(cur)
     return lines
 

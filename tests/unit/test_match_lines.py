@@ -69,3 +69,21 @@ def test_a_key_inside_another_key_a_unit_or_a_value_cuts_nothing():
     found = match_lines(SHARED, reads)
     assert found["temp_max"].text == "Temp Max: 3.5 C" and found["max"].text == "Max = 7.1"
     assert not found["temp_max"].estimated_box and "c" not in found      # `C` ends a line: a unit, not a key
+
+
+def test_a_key_alone_joins_its_value_in_the_next_column_however_far_but_only_once():
+    table = Layout("t", (800, 400), (0, 200, 240, 400), (
+        Field("press", "Pressure", "float", unit="MPa", decimals=2), Field("gray", "Gray mean", "float", decimals=1),
+        Field("mode", "Mode", "str"), Field("shift", "Shift", "category", categories=("DAY", "NIGHT")),
+        Field("temp", "TEMP", "float", decimals=1)))
+    reads = [Read("Pressure", 0.99, (260, 15, 340, 35)), Read("45.40 MPa", 0.98, (520, 15, 610, 35)),
+             Read("Gray", 0.99, (260, 55, 300, 75)), Read("mean", 0.99, (306, 55, 350, 75)),
+             Read("62.5", 0.97, (520, 55, 560, 75)),
+             Read("Mode", 0.99, (260, 95, 310, 115)), Read("AUTO", 0.99, (520, 95, 570, 115)),
+             Read("Shift", 0.99, (620, 95, 670, 115)), Read("DAY", 0.99, (740, 95, 790, 115)),
+             Read("Operator", 0.99, (260, 135, 340, 155)), Read("TEMP -> 1124.7", 0.99, (520, 135, 660, 155))]
+    lines = [r.text for r in merge_fragments(reads)]
+    assert lines == ["Pressure 45.40 MPa", "Gray mean 62.5", "Mode AUTO", "Shift DAY", "Operator",
+                     "TEMP -> 1124.7"]
+    found = match_lines(table, reads)
+    assert found["press"].box == (260, 15, 610, 35) and found["shift"].text == "Shift DAY"

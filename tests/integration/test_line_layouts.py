@@ -1,7 +1,11 @@
-"""Panels that print two fields on one line (`Temp: 1127.4 C  Press: 45.40 MPa`, `X: -4.59  Y: 3.25`):
-CnOCR's detector reads such a line as one, and the keys-only path and `layout suggest` must cut it at
-the keys (reading.split_at_keys, suggest.printed_fields). Drawn here with Pillow, not by oanet's
-synthesiser, whose legibility rules keep every line apart."""
+"""Panels set the ways oanet's synthesiser never sets them (its legibility rules keep each field on a
+line of its own, its value right after its key), drawn here with Pillow:
+
+- two fields on one line (`Temp: 1127.4 C  Press: 45.40 MPa`, `X: -4.59  Y: 3.25`): CnOCR's detector
+  reads such a line as one, and the keys-only path and `layout suggest` must cut it at the keys
+  (reading.split_at_keys, suggest.printed_fields);
+- a table: keys in one column, values in another far to the right (`Pressure ....... 45.40 MPa`):
+  the detector reads key and value apart, and they must be joined (reading.merge_fragments)."""
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +25,9 @@ FIELDS = [{"name": "temp", "key": "Temp", "unit": "C", "decimals": 1, "range": [
           {"name": "speed", "key": "Speed", "unit": "m/s", "decimals": 1, "range": [0, 10]}]
 
 
-def draw(out, n: int = 6, gap: int = 8):
-    """Two fields a line, `gap` px apart (about half a character): one detected line each."""
+def draw(out, n: int = 6, gap: int = 8, table: bool = False):
+    """Two fields a line, `gap` px apart (about half a character): one detected line each. `table`:
+    each field a row, its value 260 px right of where its key starts."""
     from PIL import Image, ImageDraw, ImageFont
 
     from oanet.synth.panel import font_file
@@ -36,10 +41,16 @@ def draw(out, n: int = 6, gap: int = 8):
         img = Image.new("L", (640, 400), 20)
         ink = ImageDraw.Draw(img)
         img.paste(Image.fromarray(rng.normal(128, 20, (200, 200)).clip(0, 255).astype(np.uint8)), (10, 190))
-        for y, line in ((20, f"Temp: {v['temp']} C"), (60, f"X: {v['x']}"), (100, f"Speed: {v['speed']} m/s")):
-            ink.text((230, y), line, font=font, fill=230)
-        for y, line, after in ((20, f"Press: {v['press']} MPa", f"Temp: {v['temp']} C"), (60, f"Y: {v['y']}", f"X: {v['x']}")):
-            ink.text((230 + ink.textlength(after, font=font) + gap, y), line, font=font, fill=230)
+        if table:
+            for k, f in enumerate(FIELDS):
+                ink.text((230, 15 + 36 * k), f["key"], font=font, fill=230)
+                ink.text((490, 15 + 36 * k), f"{v[f['name']]} {f.get('unit', '')}".strip(), font=font, fill=230)
+        else:
+            for y, line in ((20, f"Temp: {v['temp']} C"), (60, f"X: {v['x']}"), (100, f"Speed: {v['speed']} m/s")):
+                ink.text((230, y), line, font=font, fill=230)
+            for y, line, after in ((20, f"Press: {v['press']} MPa", f"Temp: {v['temp']} C"),
+                                   (60, f"Y: {v['y']}", f"X: {v['x']}")):
+                ink.text((230 + ink.textlength(after, font=font) + gap, y), line, font=font, fill=230)
         name = f"images/u{i:03d}.png"
         img.save(out / name)
         labels.append({"image": name, "label": i % 2, "lot": f"L{i // 3}"})
@@ -71,6 +82,22 @@ def test_two_fields_on_one_line_read_by_key_and_by_a_suggested_layout(tmp_path):
     draft = suggest(sorted((data / "images").iterdir())[:3], Ocr(), progress=False)
     assert {f.key for f in draft.fields} == {"Temp", "Press", "X", "Y", "Speed"}
     assert [f.key for f in draft.fields if f.roi is None] == ["Temp", "Press", "X", "Y"]
+    draft.save(tmp_path / "suggested.yaml")
+    drafted = read_and_score(data, tmp_path / "suggested.yaml", tmp_path)
+    assert drafted["exact"] == 1.0, drafted
+
+
+def test_a_table_of_keys_and_far_values_reads_by_key_and_by_a_suggested_layout(tmp_path):
+    from oanet.ingest.engine import Ocr
+    from oanet.ingest.suggest import suggest
+
+    data = draw(tmp_path / "data", table=True)
+    by_key = read_and_score(data, data / "layout.yaml", tmp_path)
+    assert by_key["exact"] == 1.0, by_key                    # before the far join: 0%, every read the key alone
+
+    draft = suggest(sorted((data / "images").iterdir())[:3], Ocr(), progress=False)
+    assert {f.key for f in draft.fields} == {"Temp", "Press", "X", "Y", "Speed"}
+    assert all(f.roi is not None and f.roi[2] > 490 for f in draft.fields)     # each box holds key and value
     draft.save(tmp_path / "suggested.yaml")
     drafted = read_and_score(data, tmp_path / "suggested.yaml", tmp_path)
     assert drafted["exact"] == 1.0, drafted
