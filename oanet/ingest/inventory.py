@@ -212,8 +212,10 @@ def reconcile(labels: pd.DataFrame, files: list[str]) -> tuple[pd.DataFrame, lis
     A row repeated with the same label is kept once and counted in table.attrs["repeated_rows"].
     """
     by_image: dict[str, list[tuple[dict, Rejected | None]]] = {}
+    on_disk = same_name_on_disk(files)
     for row in labels.to_dict("records"):
         name, bad = judge_row(row)
+        name = on_disk.get(name, name)
         by_image.setdefault(name, []).append((row, bad))
     verdicts = [settle(name, rows) for name, rows in by_image.items()]
     rejected = [v for v in verdicts if isinstance(v, Rejected)]
@@ -233,6 +235,21 @@ def reconcile(labels: pd.DataFrame, files: list[str]) -> tuple[pd.DataFrame, lis
         warnings.warn(f"labels.csv repeats {repeated} row(s) with the same label; each image kept once",
                       stacklevel=2)
     return table, rejected
+
+
+def same_name_on_disk(files: list[str]) -> dict[str, str]:
+    """{a name as labels.csv may write it: the file's own name} for names that Unicode writes two ways:
+    `café.png` typed on one system (é one character, NFC) names the file another stored as e and an
+    accent (NFD, as macOS does). A form two files share maps to neither."""
+    import unicodedata
+
+    forms = Counter(unicodedata.normalize("NFC", f) for f in files)
+    out = {}
+    for f in files:
+        nfc = unicodedata.normalize("NFC", f)
+        if forms[nfc] == 1:
+            out.update({form: f for form in (nfc, unicodedata.normalize("NFD", f)) if form != f})
+    return out
 
 
 def _stem(name: str) -> str:

@@ -125,6 +125,18 @@ def test_whitespace_and_windows_separators_in_paths(tmp_path):
     assert list(table["image"]) == ["images/a.png", "images/b.png"]
 
 
+def test_a_name_unicode_writes_two_ways_finds_its_file(tmp_path):
+    import unicodedata
+
+    nfc, nfd = (unicodedata.normalize(form, "café") for form in ("NFC", "NFD"))
+    data = make_folder(tmp_path, HEADER + f"images/{nfc}.png,1,,L1\nimages/b.png,0,,L1\n".encode(), images=(nfd, "b"))
+    table, where = ingest(data)                 # labels.csv typed é, the file stores e + accent (macOS)
+    assert where == {f"images/{nfd}.png": "table", "images/b.png": "table"}
+    (data / "images" / f"{nfc}.png").write_bytes((data / "images" / f"{nfd}.png").read_bytes())
+    table, where = ingest(data)                 # both forms on disk: each is its own file, as named
+    assert where == {f"images/{nfc}.png": "table", f"images/{nfd}.png": "unlabelled", "images/b.png": "table"}
+
+
 def test_bom_and_crlf(tmp_path):
     data = make_folder(tmp_path, b"\xef\xbb\xbf" + HEADER.replace(b"\n", b"\r\n")
                        + b"images/a.png,1.0,Crack,L1\r\nimages/b.png,0,,L1\r\n\r\n", images=("a", "b"))
