@@ -48,15 +48,10 @@ def validate(
 ) -> None:
     """Stage `validate`: the Great Expectations gate on the OCR table: clean rows, quarantine and reports."""
     from flows.stages import PIPELINE
+    from oanet.quality.expectations import project_expectations
 
     with _failed_batch_exits_1():          # which stops `dvc repro` before split
-        run_stage(PIPELINE, "validate", params, expectations=expectations or _expectations_dir(params))
-
-
-def _expectations_dir(params: Path) -> Path:
-    """The project's expectations/: beside the params file (a run from another folder), else the working one."""
-    beside = params.resolve().parent / "expectations"
-    return beside if (beside / "batch.json").is_file() else Path("expectations")
+        run_stage(PIPELINE, "validate", params, expectations=expectations or project_expectations(params))
 
 
 @orchestration.command(rich_help_panel=STAGE_PANEL)

@@ -232,10 +232,17 @@ def expectations(
 ) -> None:
     """Write the per-field Great Expectations suite generated from a layout."""
     from oanet.layout import load_layout
-    from oanet.quality.expectations import write_field_suite
+    from oanet.quality.expectations import BATCH_SUITE_FILE, complete_suite_folder, write_field_suite
 
     path = write_field_suite(load_layout(layout), _params(params).validate, out)
     typer.echo(f"wrote {path}")
+    copied = complete_suite_folder(out, params)
+    if copied:
+        typer.echo(f"wrote {copied}: the project's hand-written batch suite, so `oanet validate --expectations {out}` "
+                   "finds both")
+    elif not (out / BATCH_SUITE_FILE).exists():
+        typer.echo(f"note: {out} has no {BATCH_SUITE_FILE} (the batch suite `oanet validate` also needs) and no "
+                   "project expectations/ holds one: copy it there from the project")
 
 
 @commands.command(rich_help_panel=STAGE_PANEL)

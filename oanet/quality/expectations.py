@@ -157,6 +157,24 @@ def dump_suite(suite: dict) -> str:
     return json.dumps(suite, indent=2, sort_keys=False) + "\n"
 
 
+def project_expectations(params: str | Path) -> Path:
+    """The project's expectations/: beside the params file (a run from another folder), else the working one."""
+    beside = Path(params).resolve().parent / "expectations"
+    return beside if (beside / BATCH_SUITE_FILE).is_file() else Path("expectations")
+
+
+def complete_suite_folder(out_dir: str | Path, params: str | Path) -> Path | None:
+    """Copy the project's hand-written batch suite into `out_dir` where it has none, so `oanet validate
+    --expectations OUT_DIR` finds both suites; the copy's path, or None (it was there, or there is none)."""
+    import shutil
+
+    target, source = Path(out_dir) / BATCH_SUITE_FILE, project_expectations(params) / BATCH_SUITE_FILE
+    if target.exists() or not source.is_file():
+        return None
+    shutil.copyfile(source, target)
+    return target
+
+
 def write_field_suite(layout: Layout, cfg: ValidateConfig, out_dir: str | Path) -> Path:
     """Write `fields.<layout.name>.json` into `out_dir` and return its path."""
     out_dir = Path(out_dir)

@@ -167,3 +167,25 @@ def test_predict_without_a_model_is_one_line_saying_what_to_do(tmp_path, monkeyp
     res = CliRunner().invoke(app, ["predict", str(image), "--model", "runs:/0123abc/model", "--params",
                                    str(tmp_path / "params.yaml")])                # any MLflow URI goes to MLflow
     assert isinstance(res.exception, OanetError) and "cannot load the model runs:/0123abc/model" in str(res.exception)
+
+
+def test_expectations_into_a_new_folder_brings_the_batch_suite_validate_needs(tmp_path, repo_root, monkeypatch):
+    from oanet.quality.expectations import load_suite
+    from oanet.synth.aoi_layout import aoi_v1_layout
+
+    monkeypatch.chdir(tmp_path)                           # from another folder: the project is beside its params
+    aoi_v1_layout().save(tmp_path / "layout.yaml")
+    out = tmp_path / "suites"
+    res = CliRunner().invoke(app, ["expectations", "--layout", "layout.yaml", "--out", str(out),
+                                   "--params", str(repo_root / "params.yaml")])
+    assert res.exit_code == 0, res.output
+    assert (out / "batch.json").read_text() == (repo_root / "expectations" / "batch.json").read_text()
+    load_suite(out / "fields.aoi-v1.json")
+    (out / "batch.json").write_text("{}")                 # edited by hand: a second run leaves it be
+    res = CliRunner().invoke(app, ["expectations", "--layout", "layout.yaml", "--out", str(out),
+                                   "--params", str(repo_root / "params.yaml")])
+    assert res.exit_code == 0 and (out / "batch.json").read_text() == "{}" and "batch suite" not in res.output
+    (tmp_path / "alone.yaml").write_text("")              # no project anywhere: say what is missing
+    res = CliRunner().invoke(app, ["expectations", "--layout", "layout.yaml", "--out", str(tmp_path / "other"),
+                                   "--params", str(tmp_path / "alone.yaml")])
+    assert res.exit_code == 0 and "has no batch.json" in res.output
