@@ -111,8 +111,8 @@ def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
 
 def split_at_keys(line: Read, fields: tuple[Field, ...]) -> list[Read]:
     """A detected line that prints several fields (`X: -4.59  Y: 3.25`, a panel's columns set close)
-    cut where another field's key starts: after a space, followed by a separator or a space and more
-    text. The longest key wins where keys overlap (`Temp Max: 3` is not cut at a key `Max`).
+    cut where another field's key starts (parse.key_inside: after a space, followed by a separator or by a
+    word with a digit). The longest key wins where keys overlap (`Temp Max: 3` is not cut at a key `Max`).
 
     The detector gives one box per line, so each piece's box is estimated from its share of the
     characters, grown by one character's width on each side: a piece that takes in a letter of its

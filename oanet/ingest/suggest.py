@@ -7,12 +7,14 @@ by their key. For each key seen in at least half of the images the draft holds:
 - a line box: the union of the line's boxes over the images, padded (more to the right,
   where longer values grow) but never into another line or the object;
 - dtype and decimals from the values: all numbers -> int, or float with the decimals
-  every value printed; numbers as machines set for other locales print them (`1,232.5`,
-  `1.232,5`, `1'232.50`, `12,5`), by the panel's decimal mark (decimal_mark); text -> str with a pattern generalised from the values
-  (`U633262`, `U000042` -> `U\\d{6}`); all-distinct text -> role `id`;
+  every value printed, numbers read as machines set for other locales print them
+  (`1,232.5`, `1.232,5`, `1'232.50`, `12,5`) by the panel's decimal mark (decimal_mark);
+  text -> str with a pattern generalised from the values (`U633262`, `U000042` ->
+  `U\\d{6}`); a few repeated words -> category; all-distinct text -> role `id`;
 - a range by order of magnitude (numeric_range): wide enough for values the few images
   did not show, tight enough that a dropped or doubled integer digit falls outside it;
-- the unit, and a `format` when it prints before the value (the crop rules need it).
+- the unit, and a `format` when it prints before the value (the crop rules need it);
+- no line box for a field printed on a line with others (printed_fields): ingest finds it by key.
 The object box is the largest rectangle in a corner of the image that holds no line.
 The draft is a starting point: check it with `oanet layout preview`.
 """

@@ -51,7 +51,7 @@ Styles (what each varies; canvas, object box and panel):
 - sans-gray: DejaVu Sans 17, light on mid-gray, grayscale JPEG quality 85 (`.jpg`),
   640x480, object on the left side, two panel columns on the right; mixed-case keys;
   separators `: ` and a bare space with the unit before the value.
-- de-comma: DejaVu Sans 17, dark on pale yellow RGB, PNG, 720x540, object top-left, panel
+- de-comma: DejaVu Sans 17, dark on pale yellow RGB, PNG, 800x560, object top-left, panel
   right and below; German keys (`Temperatur`, `Druck`, `Dicke`); numbers as a German
   machine prints them, a decimal comma and a point between thousands (`1.124,7 °C`,
   `0,0021`); separators `: ` and ` = `.
