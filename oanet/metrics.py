@@ -64,6 +64,21 @@ def binary_metrics(y_true, prob, threshold: float | np.ndarray = 0.5) -> dict[st
     return out
 
 
+def learned_nothing(y_val, p_val, max_auc: float = 0.55) -> str | None:
+    """Why a model's validation scores show it learned nothing, or None: one score for every unit, or a
+    ROC AUC no better than chance. Its test numbers then only echo the class balance and the threshold."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y_val).astype(int)
+    p = np.asarray(p_val, dtype=float)
+    if len(np.unique(y)) < 2:
+        return None
+    if np.ptp(p) < 1e-3:
+        return f"it gives every val unit the same score ({p.mean():.2f})"
+    auc = float(roc_auc_score(y, p))
+    return f"its val ROC AUC is {auc:.2f}, no better than chance" if auc <= max_auc else None
+
+
 def mean_std(rows: list[dict[str, float]]) -> dict[str, dict]:
     """Per metric, the mean and (population) standard deviation over folds or repeats, and the values
     themselves (None where undefined): two models scored on the same splits compare repeat by repeat."""

@@ -29,7 +29,7 @@ from oanet.config import FuseConfig, PathsConfig, updated
 from oanet.errors import OanetError
 from oanet.features import TabularSchema
 from oanet.layout import load_layout
-from oanet.metrics import binary_metrics
+from oanet.metrics import binary_metrics, learned_nothing
 from oanet.split import load_parts
 
 MODELS = ("cnn", "fusion")
@@ -51,6 +51,7 @@ class FuseResult:
             lines.append(f"  {name:6s} accuracy {m['accuracy']:.3f} recall {m['recall']:.3f} "
                          f"precision {m['precision']:.3f} f1 {m['f1']:.3f} auc {m['roc_auc']:.3f} "
                          f"(train {self.metrics['seconds'][name]:.1f} s)")
+        lines += [f"  warning: {w}" for w in self.metrics.get("warnings", [])]
         lines.append("  written: " + ", ".join(map(str, self.written)))
         return "\n".join(lines)
 
@@ -183,6 +184,24 @@ def model_inputs(cfg: FuseConfig, data_dir: str | Path, schema: TabularSchema, o
     return out
 
 
+def training_warning(name: str, pred: pd.DataFrame, history: list[dict], object_roi, size: int,
+                     image_only: bool) -> str | None:
+    """A line for a model whose val scores show it learned nothing, with what to look at: a model that
+    calls every unit defective still reports a recall, and nothing else would say it never learned."""
+    val = pred[pred["split"] == "val"]
+    why = learned_nothing(val["label"], val[f"prob_{name}"])
+    if why is None:
+        return None
+    loss = f"; training loss {history[0]['ce']:.2f} -> {history[-1]['ce']:.2f}" if history else ""
+    if not image_only:
+        return f"{name} learned nothing: {why}{loss}. Check the labels against the OCR table and the images"
+    x0, y0, x1, y1 = object_roi
+    shrink = max(x1 - x0, y1 - y0) / size
+    return (f"{name} learned nothing: {why}{loss}. It sees the {x1 - x0}x{y1 - y0} px object box at {size}x{size} "
+            f"px ({shrink:.0f}x smaller): a defect a few pixels wide vanishes there. Try a larger "
+            "fuse.training.image_size, or check that the labels follow what the image shows")
+
+
 def plot_curves(histories: dict[str, list[dict]], out: Path) -> Path:
     import matplotlib
 
@@ -236,7 +255,7 @@ def run(cfg: FuseConfig, paths: PathsConfig, layout_path: str | Path, callbacks:
     scored = pd.concat([parts["val"], parts["test"]], ignore_index=True)
     pred = pd.DataFrame({"image": scored["image"], "split": scored["split"],
                          "label": scored["label"].to_numpy().astype(int)})
-    histories, bundles, extra = {}, {}, {}
+    histories, bundles, extra, warnings = {}, {}, {}, []
     y_image = torch.from_numpy(image_labels(parts["train"], cfg.training.process_defects))
     train, encoder_from = data["train"], None
     for name, (vcfg, tabular) in variants(cfg).items():
@@ -251,6 +270,8 @@ def run(cfg: FuseConfig, paths: PathsConfig, layout_path: str | Path, callbacks:
                                                for p in ("val", "test")])
         bundles[name] = save_bundle(Path(paths.fusion_models) / f"{name}.pt", name, trained.model, vcfg, schema,
                                     layout.object_roi, size)
+        warning = training_warning(name, pred, trained.history, layout.object_roi, size, image_only=not tabular)
+        warnings += [warning] if warning else []
 
     test = pred[pred["split"] == "test"]
     y = test["label"].to_numpy()
@@ -260,6 +281,7 @@ def run(cfg: FuseConfig, paths: PathsConfig, layout_path: str | Path, callbacks:
                            "n_test": len(parts["test"]), "torch": torch.__version__, **extra}
     metrics["seconds"] = {k: round(v, 2) for k, v in seconds.items()}
     metrics["history"] = histories                      # per-epoch training metrics, for tracking
+    metrics["warnings"] = warnings
     predictions, metrics_file = Path(paths.fusion_predictions), Path(paths.fusion_metrics)
     for path in (predictions, metrics_file):
         path.parent.mkdir(parents=True, exist_ok=True)
