@@ -36,6 +36,10 @@ class GateResult:
         lines = [f"gate: k {cal['off_factor']:g}, tau {cal['temperature']:g}, thresholds {cuts} "
                  f"(val pooled recall {cal['recall']:.3f} accuracy {cal['accuracy']:.3f}"
                  f"{'' if cal['floor_met'] else ', accuracy floor NOT met'}); {self.seconds:.1f} s",
+                 *([] if cal["floor_met"] else [
+                     f"  warning: no gate setting reaches gate.min_accuracy {cal['min_accuracy']:g} on val, so the "
+                     "thresholds maximise recall + specificity instead; set gate.min_accuracy to what this line "
+                     "can reach (the val accuracy above) to choose for recall under it"]),
                  f"  {'test scenario':<10} " + " ".join(f"{m:>13}" for m in self.metrics["scenarios"]["clean"])]
         for name, rows in self.metrics["scenarios"].items():
             lines.append(f"  {name:<10} recall " + " ".join(f"{v['recall']:13.3f}" for v in rows.values()))
@@ -107,7 +111,8 @@ def run(cfg: GateConfig, paths: PathsConfig) -> GateResult:
     predictions.parent.mkdir(parents=True, exist_ok=True)
     pred.to_parquet(predictions, index=False)
     metrics = {"gate": scenarios["clean"]["gate"], "scenarios": scenarios,
-               "calibration": {**report["chosen"], "floor_met": report["floor_met"], "skill": report["skill"],
+               "calibration": {**report["chosen"], "floor_met": report["floor_met"],
+                               "min_accuracy": report["min_accuracy"], "skill": report["skill"],
                                "divergence_limits": report["divergence_limits"], "baselines": report["baselines"]},
                "batch_divergence": {p: references.batch_divergences(*parts[p]) for p in ("val", "test")},
                "drivers": {k: int(v) for k, v in zip(*np.unique(clean.driver, return_counts=True), strict=True)}}
