@@ -136,16 +136,20 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
         best = max(tabular, key=lambda m: skill_of(y["val"], val["clean"].probs[m]))
         val_probs = with_baselines(val["clean"].probs, tuple(tabular), best)
         cuts = val_thresholds(y["val"], val_probs, params.gate.min_accuracy)
+        # the CNN against the object-defect label, where labels.csv's defect_type sets process defects apart
+        by_object = "defect_type" in rows["val"].columns and bool(cfg.training.process_defects)
         y_object = {p: image_labels(rows[p], cfg.training.process_defects) for p in ("val", "test")}
-        cuts["cnn_object"] = val_thresholds(y_object["val"], {"cnn": val["clean"].probs["cnn"]},
-                                            params.gate.min_accuracy)["cnn"]
+        if by_object:
+            cuts["cnn_object"] = val_thresholds(y_object["val"], {"cnn": val["clean"].probs["cnn"]},
+                                                params.gate.min_accuracy)["cnn"]
         per_condition = {}
         for k, (name, (rate, ratio)) in enumerate(conds.items()):
             t, im = corrupt(schema, rows["test"], ims["test"], rate, ratio, seed=1000 * (r + 1) + k)
             probs = with_baselines(scorer.predict(t, im, device), tuple(tabular), best)
             decision = gate.decide(probs, refs.divergences(t, im))
             per_condition[name] = {**{m: binary_metrics(y["test"], p, cuts[m]) for m, p in probs.items()},
-                                   "cnn_object": binary_metrics(y_object["test"], probs["cnn"], cuts["cnn_object"]),
+                                   **({"cnn_object": binary_metrics(y_object["test"], probs["cnn"], cuts["cnn_object"])}
+                                      if by_object else {}),
                                    "gate": binary_metrics(y["test"], decision.prob, decision.threshold)}
             if name == "clean":
                 out["clean"][enc] = {**{m: p.tolist() for m, p in probs.items()}, "gate": decision.prob.tolist(),

@@ -123,10 +123,11 @@ def ablation_md(agg: dict, profile: dict, n_repeats: int) -> str:
     lines = ["# Ablation (paper Table 1)", "",
              f"Test split, mean ± std over {n_repeats} repeats (a new split and seeds each); profile "
              f"`{profile['name']}`: {profile['image_size']} px, {profile['epochs']} epochs, device {profile['device']}. "
-             "Paper column: recall the paper reports where its text gives it.", "",
+             "Paper column: recall the paper reports on its own data (MT-AOI, magnetic tiles) where its text "
+             "gives it; a reference for that data set only.", "",
              "Every model's decision threshold comes from one rule on the same clean val rows "
              "(oanet.metrics.choose_threshold); ROC AUC and PR AUC do not depend on it.", "",
-             "| encoder | model | accuracy | recall | F1 | ROC AUC | PR AUC | paper recall |",
+             "| encoder | model | accuracy | recall | F1 | ROC AUC | PR AUC | paper recall (MT-AOI) |",
              "|---|---|---|---|---|---|---|---|"]
     for enc, conds in agg.items():
         for key, label in TABLE1_ROWS:
@@ -159,7 +160,7 @@ def robustness_md(agg: dict, encoder: str, n_repeats: int, sweeps: dict) -> str:
     lines = ["# Robustness (paper Table 2)", "",
              f"{encoder}, test split, mean ± std over {n_repeats} repeats; OCR loss drops each OCR value with "
              "probability 0.6; GridMask blacks out 25% of the object region.", "",
-             "| condition | model | accuracy | recall | F1 | paper recall |", "|---|---|---|---|---|---|"]
+             "| condition | model | accuracy | recall | F1 | paper recall (MT-AOI) |", "|---|---|---|---|---|---|"]
     for cond, label in TABLE2_CONDITIONS:
         for key, name in (("cnn", "image-only CNN"), ("fusion", "OANet without the gate"), ("gate", "OANet")):
             s = conds[cond][key]
