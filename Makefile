@@ -47,7 +47,7 @@ demo: install
 	@echo "  data-quality report reports/validation/index.html (one file, opens offline; text: summary.md)"
 	@echo "  GX Data Docs        reports/validation/data_docs/index.html (needs network for its styles)"
 	@echo "  drift report        reports/drift/test-rows/index.html (test rows vs the train rows; a night: oanet drift --data DIR)"
-	@echo "  demo images         data/raw/images (labels.csv, truth.csv, layout.yaml beside them)"
+	@echo "  data set            data/raw: images/, labels.csv, layout.yaml (the demo's also truth.csv)"
 
 ## flow: the OCR + validation stages as a Prefect flow (temporary local server, history under .prefect/)
 flow: install
