@@ -1,6 +1,6 @@
 """A panel no part of oanet drew: an imaginary "kiln line 3" machine, for benchmarks.
 
-    python bench/hand_drawn.py OUT [--n 40] [--level clean|hard|vhard]
+    python bench/hand_drawn.py OUT [--n 40] [--level clean|hard|vhard] [--lots 4]
 
 800x600 RGB, a navy panel on the right with serif-bold text, keys printed ten ways
 (`Batch# L0041`, `Oven T [C] = 1083.8`, `Vac(kPa): -9.41`, `Shift - NIGHT`...), a textured
@@ -55,7 +55,7 @@ def layout() -> dict:
                                                                                                  strict=True)]}
 
 
-def draw(out: Path, n: int = 40, level: str = "clean", seed: int = 1234) -> Path:
+def draw(out: Path, n: int = 40, level: str = "clean", seed: int = 1234, lots: int = 4) -> Path:
     import yaml
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
@@ -64,7 +64,7 @@ def draw(out: Path, n: int = 40, level: str = "clean", seed: int = 1234) -> Path
     (out / "images").mkdir(parents=True, exist_ok=True)
     labels, truth = [], []
     for i in range(n):
-        values = {"lot": f"L{41 + i * 4 // n:04d}", **_values(rng)}
+        values = {"lot": f"L{41 + i * lots // n:04d}", **_values(rng)}
         scratch = bool(rng.random() < 0.3)
         img = Image.new("RGB", (800, 600), (200, 200, 196))
         ink = ImageDraw.Draw(img)
@@ -100,5 +100,7 @@ if __name__ == "__main__":
     ap.add_argument("out", type=Path)
     ap.add_argument("--n", type=int, default=40)
     ap.add_argument("--level", choices=sorted(LEVELS), default="clean")
+    ap.add_argument("--lots", type=int, default=4, help="lots the units are spread over (a grouped split wants 10+)")
     args = ap.parse_args()
-    print(f"wrote {args.n} {args.level} kiln-3 panels to {draw(args.out, args.n, args.level)}")
+    print(f"wrote {args.n} {args.level} kiln-3 panels in {args.lots} lots to "
+          f"{draw(args.out, args.n, args.level, lots=args.lots)}")
