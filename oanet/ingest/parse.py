@@ -8,7 +8,7 @@ follows how panels print rather than one machine:
 
 - KEY: the layout's key in any case, spaces inside it optional (`Temp (C)` reads as
   `Temp(C)`); brackets, parentheses, underscores, dots and slashes are literal;
-- SEPARATOR: `:` `=` `;` full-width `：` `＝`, `->` `=>`, or `-` and `.` followed by a
+- SEPARATOR: `:` `=` `;` full-width `：` `＝`, `->` `=>`, or `-` `.` `|` followed by a
   space; or nothing but whitespace. A `-` glued to the digits is the value's sign;
 - UNIT: the layout's unit before or after the value, with or without a space, bare or
   in brackets; VALUE may carry a sign (`+`, `-`, `−`);
@@ -34,12 +34,16 @@ NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE = "not_found", "low_confidence
 UNCONFIRMED = "unconfirmed"
 REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE, UNCONFIRMED)
 
-SEPARATOR = r"(?:->|=>|[:=;：＝]|[-.](?=\s))"
+SEPARATOR = r"(?:->|=>|[:=;：＝]|[-.|¦](?=\s))"
 # Letters a recogniser confuses with digits; applied only where digits are expected. A comma is a
 # decimal comma there, or a misread point, unless it groups thousands (ungrouped).
-_LETTER_DIGITS = {"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1"}
-_DIGIT_LOOKALIKES = str.maketrans({**_LETTER_DIGITS, ",": "."})
+_LETTER_DIGITS = {"O": "0", "o": "0", "D": "0", "I": "1", "l": "1"}
+_DIGIT_LOOKALIKES = str.maketrans({**_LETTER_DIGITS, "|": "1", ",": "."})
+_NUMBER_LOOKALIKES = str.maketrans({**_LETTER_DIGITS, ",": "."})
 _GROUP_LOOKALIKES = str.maketrans({**_LETTER_DIGITS, "’": "'"})
+# In a number a `|` is a 1 only after a digit or point: before the digits it is a divider or grid line the
+# crop took in (`GRAY:|79.1`), and as a 1 it would make 179.1, in range and wrong.
+_PIPE_AS_ONE = re.compile(r"(?<=[\d.])\|")
 # A number with its thousands grouped by `,` `.` or `'`, and a decimal part after the other mark. Groups
 # are exactly three digits and the first one does not start with 0: `1,82.6` (a dropped digit) and
 # `0,770` (a decimal comma) are no grouped numbers.
@@ -137,11 +141,11 @@ def value_texts(field: Field, text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def _number_text(text: str, join_words: bool, lookalikes: dict = _DIGIT_LOOKALIKES) -> str:
+def _number_text(text: str, join_words: bool, lookalikes: dict = _NUMBER_LOOKALIKES) -> str:
     """Digits as read, lookalikes mapped, the spaces OCR puts inside a number dropped. Without
     `join_words` only spaces around a mark or after the sign go: a value crop of `Zone 2 = 3.5`
     may start inside the key, and `2 3.5` must not become 23.5."""
-    text = text.translate(lookalikes)
+    text = _PIPE_AS_ONE.sub("1", text.translate(lookalikes))
     if join_words:
         return re.sub(r"\s+", "", text)
     return re.sub(r"^([+-])\s+", r"\1", re.sub(r"\s*([.,'])\s*", r"\1", text))

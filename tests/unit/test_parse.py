@@ -192,6 +192,15 @@ def test_a_broken_group_is_unparsed_never_a_number_off_by_a_thousand(field, text
     assert parse(field, text) == Parsed(None, UNPARSED)
 
 
+def test_a_pipe_before_the_digits_is_a_divider_never_a_1():
+    gray = Field("gray", "GRAY", "float", decimals=1, range=(0.0, 255.0))
+    assert parse(gray, "GRAY | 65.6") == Parsed(65.6, None)           # a printed `KEY | value`
+    assert parse(gray, "| 65.6") == Parsed(65.6, None)                # its value crop
+    assert parse(gray, "GRAY:|79.1") == Parsed(None, UNPARSED)        # a grid line: was 179.1, in range
+    assert parse(gray, "|38.4") == Parsed(None, UNPARSED)
+    assert parse(gray, "1|9.1") == Parsed(119.1, None)                # after a digit it is still a 1
+
+
 def test_a_unit_that_lost_its_first_letter_takes_no_digit_from_the_value():
     flow = Field("flow", "Flow", "int", unit="l/h")
     assert parse(flow, "Flow 75 811 /h") == Parsed(None, UNPARSED)      # was 7581: the last 1 taken for the l
