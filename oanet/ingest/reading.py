@@ -18,7 +18,7 @@ from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
 DETECTED_PAD = 3         # px around a detected line before it is cut like a line box
-CROP_RULES_VERSION = 10  # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 11  # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -141,19 +141,28 @@ def match_lines(layout: Layout, reads: list[Read]) -> dict[str, Read]:
     """Detected lines matched to the unboxed fields by the key they start with (any case,
     spaces optional, then anything but a letter); the longest key claims a line first, so
     `Temp` never takes `TempMax: 3`. Each line serves one field; a line printing several
-    fields is cut at their keys first (split_at_keys)."""
+    fields is cut at their keys first (split_at_keys). Where several lines start with a
+    field's key, the best candidate (candidate_rank) wins, not the topmost: a header
+    `AOI-3000  LINE 8  STATION 6` must not stand for the field printed `Station: 2` below it."""
     unboxed = sorted((f for f in layout.fields if f.roi is None), key=lambda f: -len(f.key))
     lines = [piece for line in merge_fragments(reads) for piece in split_at_keys(line, layout.fields)]
     found: dict[str, Read] = {}
     taken: set[int] = set()
     for f in unboxed:
         start = line_start(f)
-        for i, line in enumerate(lines):
-            if i not in taken and start.match(line.text):
-                found[f.name] = line
-                taken.add(i)
-                break
+        candidates = [i for i, line in enumerate(lines) if i not in taken and start.match(line.text)]
+        if candidates:
+            best = max(candidates, key=lambda i: (*candidate_rank(f, lines[i]), -i))
+            found[f.name] = lines[best]
+            taken.add(best)
     return found
+
+
+def candidate_rank(field: Field, line: Read) -> tuple[bool, bool, bool]:
+    """How well a line starting with the field's key stands for it, best first: its value parses, a
+    separator follows the key (a title names things without one), it is a whole detected line."""
+    separated = re.match(rf"{line_start(field).pattern}\s*{SEPARATOR}", line.text, re.IGNORECASE) is not None
+    return parse_read(field, line.text, 1.0, 0.0).reason is None, separated, not line.estimated_box
 
 
 def find_by_key(layout: Layout, reads) -> dict[str, list]:

@@ -87,3 +87,14 @@ def test_a_key_alone_joins_its_value_in_the_next_column_however_far_but_only_onc
                      "TEMP -> 1124.7"]
     found = match_lines(table, reads)
     assert found["press"].box == (260, 15, 610, 35) and found["shift"].text == "Shift DAY"
+
+
+def test_a_header_naming_a_key_loses_to_the_fields_own_line_below_it():
+    layout = Layout("h", (640, 480), (0, 240, 320, 480), (
+        Field("line", "Line", "int", range=(1, 20)), Field("station", "Station", "int", range=(1, 20)),
+        Field("temp", "Temp", "float", decimals=1)))
+    reads = [Read("AOI-3000 LINE 8 STATION 6", 0.99, (10, 5, 400, 25)),
+             Read("Line: 5", 0.99, (10, 40, 120, 60)), Read("Station: 2", 0.99, (10, 70, 140, 90)),
+             Read("Temp: 1124.7", 0.99, (10, 100, 160, 120))]
+    found = find_by_key(layout, reads)
+    assert found == {"line": ["Line: 5", 0.99], "station": ["Station: 2", 0.99], "temp": ["Temp: 1124.7", 0.99]}
