@@ -208,7 +208,19 @@ def plain_numbers(values: Sequence[str], decimal: str = ".") -> list[str] | None
     return None
 
 
+def numbers_with_placeholders(parts: list[LinePart]) -> list[LinePart]:
+    """The parts that print a number, where they are more than half of them and the rest hold no digit:
+    `N/A`, `---`, `ERR`, `****` are what a machine prints for a value it did not have, and they must not
+    make a number field text (ingest leaves them missing). Otherwise all the parts."""
+    numeric = [p for p in parts if NUMBER_TEXT.fullmatch(p.value)]
+    others = [p.value for p in parts if not NUMBER_TEXT.fullmatch(p.value)]
+    if others and len(numeric) >= 2 and len(numeric) > len(parts) / 2 and not any(ch.isdigit() for v in others for ch in v):
+        return numeric
+    return parts
+
+
 def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool, decimal: str = ".") -> Field:
+    parts = numbers_with_placeholders(parts)
     unit = Counter(p.unit for p in parts).most_common(1)[0][0]
     unit_first = unit is not None and sum(p.unit_first for p in parts) > len(parts) / 2
     sep = Counter(p.separator for p in parts).most_common(1)[0][0]

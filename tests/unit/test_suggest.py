@@ -230,6 +230,19 @@ def test_keys_and_words_in_other_scripts():
     layout_from_dict(layout.to_dict())
 
 
+def test_placeholders_for_a_missing_value_keep_a_number_field_a_number():
+    def panel(temp: str, gray: str) -> list[Read]:
+        return [Read(f"TEMP: {temp}", 0.99, (400, 20, 560, 40)), Read(f"GRAY: {gray}", 0.99, (400, 60, 560, 80))]
+
+    values = [("1011.6 C", "39.8"), ("N/AC", "****"), ("1212.3 C", "133.1"), ("ERR", "--.-"), ("1100.2 C", "129.1")]
+    f = {x.name: x for x in suggest_from_reads([panel(t, g) for t, g in values], (640, 480)).fields}
+    assert (f["temp"].dtype, f["temp"].unit, f["temp"].decimals) == ("float", "C", 1)
+    assert (f["gray"].dtype, f["gray"].role) == ("float", "feature")         # was text, and the unit's id
+    assert parse_read(f["gray"], "GRAY: N/A", 0.99, 0.8).reason == "unparsed"
+    mixed = [panel("1011.6 C", v) for v in ("A1", "B2", "C3", "12.5")]        # words with digits: text
+    assert {x.name: x for x in suggest_from_reads(mixed, (640, 480)).fields}["gray"].dtype == "str"
+
+
 def test_all_distinct_words_stay_text_not_categories():
     reads = [_panel(op, "DAY", "L0041", 1) for op in ("Ann", "Bob", "Cy", "Dee")]
     f = {x.name: x for x in suggest_from_reads(reads, (640, 480)).fields}
