@@ -9,7 +9,7 @@ follows how panels print rather than one machine:
 - KEY: the layout's key in any case, spaces inside it optional (`Temp (C)` reads as
   `Temp(C)`); brackets, parentheses, underscores, dots and slashes are literal;
 - SEPARATOR: `:` `=` `;` full-width `：` `＝`, `->` `=>`, or `-` `.` `|` followed by a
-  space; or nothing but whitespace. A `-` glued to the digits is the value's sign;
+  space; or nothing but whitespace; leader dots may come first (`Press.....: 62.00`). A `-` glued to the digits is the value's sign;
 - UNIT: the layout's unit before or after the value, with or without a space, bare or
   in brackets; VALUE may carry a sign (`+`, `-`, `−`);
 - VALUE may be printed with a decimal comma (`12,5`) or with thousands grouped, as machines
@@ -35,6 +35,7 @@ UNCONFIRMED = "unconfirmed"
 REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE, UNCONFIRMED)
 
 SEPARATOR = r"(?:->|=>|[:=;：＝]|[-.|¦](?=\s))"
+LEADER = r"(?:[.·_…]{2,}\s*)"      # dots that lead the eye from a key to its value: `Press.....: 62.00`
 # Letters a recogniser confuses with digits; applied only where digits are expected. A comma is a
 # decimal comma there, or a misread point, unless it groups thousands (ungrouped).
 _LETTER_DIGITS = {"O": "0", "o": "0", "D": "0", "I": "1", "l": "1"}
@@ -83,7 +84,7 @@ def line_regex(field: Field, with_key: bool) -> re.Pattern[str]:
     if field.format:
         head, _, tail = field.format.rpartition("{key}")
         return re.compile("^" + template_regex(head, unit) + key + template_regex(tail, unit) + "$", re.IGNORECASE)
-    return re.compile(rf"^{key}\s*(?:{SEPARATOR}\s*)?(?:{unit}\s*)?(?P<value>.+?)\s*(?:{unit})?\s*$",
+    return re.compile(rf"^{key}\s*{LEADER}?(?:{SEPARATOR}\s*)?(?:{unit}\s*)?(?P<value>.+?)\s*(?:{unit})?\s*$",
                       re.IGNORECASE)
 
 

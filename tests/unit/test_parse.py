@@ -192,6 +192,12 @@ def test_a_broken_group_is_unparsed_never_a_number_off_by_a_thousand(field, text
     assert parse(field, text) == Parsed(None, UNPARSED)
 
 
+@pytest.mark.parametrize("text", ["Press.....: 62.00 MPa", "....: 62.00 MPa", "Press ........ 62.00 MPa",
+                                  "Press __ 62.00 MPa", "Press……62.00 MPa"])
+def test_leader_dots_between_key_and_value(text):
+    assert parse(Field("press", "Press", "float", unit="MPa", decimals=2), text) == Parsed(62.0, None)
+
+
 def test_a_pipe_before_the_digits_is_a_divider_never_a_1():
     gray = Field("gray", "GRAY", "float", decimals=1, range=(0.0, 255.0))
     assert parse(gray, "GRAY | 65.6") == Parsed(65.6, None)           # a printed `KEY | value`
