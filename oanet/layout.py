@@ -57,9 +57,9 @@ class Field:
 
     def value_regex(self) -> re.Pattern[str]:
         """Full-match pattern of a well-formed printed value of this field."""
-        if self.dtype == "float":
+        if self.dtype == "float":      # an exponent as gauges print one: 3.1e-2, 8.1E+02
             frac = r"\.\d+" if self.decimals is None else (rf"\.\d{{{self.decimals}}}" if self.decimals else "")
-            return re.compile(r"[+-]?\d+" + frac)
+            return re.compile(r"[+-]?\d+" + frac + r"(?:[eE][+-]?\d{1,3})?")
         if self.dtype == "int":
             return re.compile(r"[+-]?\d+")
         if self.pattern:

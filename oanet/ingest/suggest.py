@@ -36,8 +36,9 @@ from oanet.ingest.engine import Read
 from oanet.ingest.parse import SEPARATOR, letters_back, upper_run
 from oanet.layout import TABLE_COLUMNS, Field, Layout
 
-NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-NUMBER_TEXT = re.compile(r"[+-]?\d{1,3}(?:[,.'’]\d{3})+(?:[.,]\d+)?|[+-]?\d+(?:[.,]\d+)?")   # as printed, any locale
+EXPONENT = r"(?:[eE][+-]?\d{1,3})?"
+NUMBER = re.compile(rf"[+-]?\d+(?:\.\d+)?{EXPONENT}")
+NUMBER_TEXT = re.compile(rf"[+-]?\d{{1,3}}(?:[,.'’]\d{{3}})+(?:[.,]\d+)?|[+-]?\d+(?:[.,]\d+)?{EXPONENT}")   # any locale
 THOUSANDS_MARKS = {".": ("", ",", "'"), ",": ("", ".", "'")}     # by decimal mark, tried in turn: none first
 UNIT_WORD = re.compile(r"[A-Za-z%°µμ/℃Ω‰]{1,5}")
 NON_ASCII_LETTERS = r"[^\W\d_]"     # a pattern's class for letters of any script (`张三`): see needs_full_charset
@@ -227,8 +228,12 @@ def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool, deci
     fmt = f"{{key}}{sep}{{unit}} {{value}}" if unit_first else None
     values = plain_numbers([p.value for p in parts], decimal) or [p.value for p in parts]
     if all(NUMBER.fullmatch(v) for v in values):
-        decimals = {len(v.split(".")[1]) if "." in v else 0 for v in values}
+        mantissas = [v.lower().partition("e")[0] for v in values]
+        decimals = {len(m.split(".")[1]) if "." in m else 0 for m in mantissas}
         numbers = [float(v) for v in values]
+        if any("e" in v.lower() for v in values):          # a gauge's 3.1e-2: its spread is orders of magnitude
+            return Field(name, key, "float", unit, None, decimals=decimals.pop() if len(decimals) == 1 else None,
+                         format=fmt)
         if decimals == {0}:
             return Field(name, key, "int", unit, numeric_range(numbers, 0), format=fmt)
         d = decimals.pop() if len(decimals) == 1 else None

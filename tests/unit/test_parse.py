@@ -198,6 +198,14 @@ def test_leader_dots_between_key_and_value(text):
     assert parse(Field("press", "Press", "float", unit="MPa", decimals=2), text) == Parsed(62.0, None)
 
 
+def test_a_gauges_exponent_is_read():
+    leak = Field("leak", "LEAK", "float", unit="mbar", range=(0.0, 1.0))
+    assert parse(leak, "LEAK: 3.1e-2 mbar") == Parsed(0.031, None)
+    assert parse(leak, "8.1E-04mbar") == Parsed(0.00081, None)
+    assert parse(leak, "LEAK: 8.1E+02 mbar") == Parsed(None, OUT_OF_RANGE)     # 810: the range still holds
+    assert parse(leak, "LEAK: 3.1e mbar") == Parsed(None, UNPARSED)
+
+
 def test_a_pipe_before_the_digits_is_a_divider_never_a_1():
     gray = Field("gray", "GRAY", "float", decimals=1, range=(0.0, 255.0))
     assert parse(gray, "GRAY | 65.6") == Parsed(65.6, None)           # a printed `KEY | value`

@@ -230,6 +230,13 @@ def test_keys_and_words_in_other_scripts():
     layout_from_dict(layout.to_dict())
 
 
+def test_a_gauge_printing_exponents_is_drafted_as_a_float_without_a_range():
+    reads = [[Read(f"LEAK: {v} mbar", 0.99, (400, 20, 560, 40))] for v in ("3.1e-2", "8.4e-3", "1.2e-2")]
+    leak = suggest_from_reads(reads, (640, 480)).fields[0]
+    assert (leak.dtype, leak.unit, leak.decimals, leak.range) == ("float", "mbar", 1, None)
+    assert parse_read(leak, "LEAK: 5.5e-4 mbar", 0.99, 0.8).value == 0.00055
+
+
 def test_placeholders_for_a_missing_value_keep_a_number_field_a_number():
     def panel(temp: str, gray: str) -> list[Read]:
         return [Read(f"TEMP: {temp}", 0.99, (400, 20, 560, 40)), Read(f"GRAY: {gray}", 0.99, (400, 60, 560, 80))]
