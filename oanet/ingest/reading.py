@@ -18,7 +18,7 @@ from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
 DETECTED_PAD = 3         # px around a detected line before it is cut like a line box
-CROP_RULES_VERSION = 11  # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 12  # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -85,10 +85,12 @@ def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
     """Whole printed lines from detected pieces: the detector may cut `GrayAvg = 85.7` at its
     wide gaps. Pieces on one row closer than `max_gap` line heights join, left to right;
     a panel's columns sit much further apart. A piece that can only be a key (key_only) joins
-    the next piece on its row however far, once, unless that piece holds a field of its own:
-    `Pressure ........ 45.40 MPa`, a table's two columns."""
+    the next piece on its row however far, once, unless that piece holds a field of its own or
+    the key has its value below it: `Pressure ........ 45.40 MPa`, a table's two columns.
+    Then a key alone on its line takes the value printed right below it (stack_values)."""
+    pieces = sorted((r for r in reads if r.box is not None), key=lambda r: (r.box[1], r.box[0]))
     rows: list[list[Read]] = []
-    for r in sorted((r for r in reads if r.box is not None), key=lambda r: (r.box[1], r.box[0])):
+    for r in pieces:
         row = next((row for row in rows if _same_row(row[-1], r)), None)
         (row.append(r) if row is not None else rows.append([r]))
     lines = []
@@ -98,7 +100,9 @@ def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
         for r in row[1:]:
             height = max(cur.box[3] - cur.box[1], r.box[3] - r.box[1])
             near = r.box[0] - cur.box[2] <= max_gap * height
-            if near or not spent and key_only(cur.text) and not holds_a_field(r.text):
+            far = (not spent and key_only(cur.text) and not holds_a_field(r.text)
+                   and value_below(cur, pieces) is None)
+            if near or far:
                 box = (min(cur.box[0], r.box[0]), min(cur.box[1], r.box[1]), max(cur.box[2], r.box[2]),
                        max(cur.box[3], r.box[3]))
                 cur, spent = Read(f"{cur.text} {r.text}", min(cur.score, r.score), box), spent or not near
@@ -106,7 +110,40 @@ def merge_fragments(reads: list[Read], max_gap: float = 1.5) -> list[Read]:
                 lines.append(cur)
                 cur, spent = r, False
         lines.append(cur)
-    return lines
+    return stack_values(lines)
+
+
+def bare_value(text: str) -> bool:
+    """`1072.2 C`, `-3.5`, `2541`, `L2142-00`: a value printed alone, no key before it (a number first, or
+    one word with a digit)."""
+    starts_with_number = re.match(r"\s*[+\-−]?\.?\d", text) is not None
+    one_word = len(text.split()) == 1 and any(ch.isdigit() for ch in text)
+    return (starts_with_number or one_word) and not holds_a_field(text)
+
+
+def value_below(key: Read, lines: list[Read], max_gap: float = 1.5) -> Read | None:
+    """The bare value printed right below `key` (a tile: `Temp` over `1072.2 C`): the nearest line that
+    starts under it, within `max_gap` line heights, and overlaps it left to right."""
+    x0, _, x1, y1 = key.box
+    under = [r for r in lines if r is not key and bare_value(r.text) and r.box[0] < x1 and r.box[2] > x0
+             and y1 - 0.3 * (key.box[3] - key.box[1]) <= r.box[1]
+             <= y1 + max_gap * max(key.box[3] - key.box[1], r.box[3] - r.box[1])]
+    return min(under, key=lambda r: r.box[1], default=None)
+
+
+def stack_values(lines: list[Read]) -> list[Read]:
+    """A key alone on its line joined with the bare value right below it into one line `key value`,
+    boxed at the value: a value crop of that box reads the value, as a line box would."""
+    taken: set[int] = set()
+    out = []
+    for line in lines:
+        below = value_below(line, lines) if key_only(line.text) else None
+        if below is not None and id(below) not in taken:
+            taken.add(id(below))
+            out.append(Read(f"{line.text} {below.text}", min(line.score, below.score), below.box))
+        else:
+            out.append(line)
+    return [r for r in out if id(r) not in taken]
 
 
 def split_at_keys(line: Read, fields: tuple[Field, ...]) -> list[Read]:

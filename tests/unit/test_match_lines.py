@@ -98,3 +98,18 @@ def test_a_header_naming_a_key_loses_to_the_fields_own_line_below_it():
              Read("Temp: 1124.7", 0.99, (10, 100, 160, 120))]
     found = find_by_key(layout, reads)
     assert found == {"line": ["Line: 5", 0.99], "station": ["Station: 2", 0.99], "temp": ["Temp: 1124.7", 0.99]}
+
+
+def test_a_tile_key_takes_the_bare_value_below_it_and_never_its_neighbours_key():
+    tiles = Layout("t", (800, 600), (540, 330, 780, 570), (
+        Field("temp", "Temp", "float", unit="C", decimals=1), Field("press", "Pressure", "float", unit="MPa", decimals=2),
+        Field("lot", "LOT", "str", pattern=r"L\d{4}-\d{2}"), Field("speed", "Speed", "float", decimals=1)))
+    reads = [Read("Temp", 0.99, (20, 20, 60, 33)), Read("Pressure", 0.99, (270, 20, 334, 33)),
+             Read("1072.2 C", 0.98, (20, 50, 148, 72)), Read("62.00 MPa", 0.98, (270, 50, 423, 72)),
+             Read("LOT", 0.99, (20, 115, 50, 128)), Read("L2142-00", 0.97, (20, 145, 150, 167)),
+             Read("MACHINE STATUS", 0.99, (20, 200, 200, 215)), Read("Speed: 3.5", 0.99, (20, 230, 140, 248))]
+    found = match_lines(tiles, reads)
+    assert {k: r.text for k, r in found.items()} == {"temp": "Temp 1072.2 C", "press": "Pressure 62.00 MPa",
+                                                     "lot": "LOT L2142-00", "speed": "Speed: 3.5"}
+    assert found["temp"].box == (20, 50, 148, 72)          # the value's line: its crop reads the value
+    assert "MACHINE STATUS" in [r.text for r in merge_fragments(reads)]    # a title keeps the `KEY: VALUE` below it apart
