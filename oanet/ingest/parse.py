@@ -9,7 +9,8 @@ follows how panels print rather than one machine:
 - KEY: the layout's key in any case, spaces inside it optional (`Temp (C)` reads as
   `Temp(C)`); brackets, parentheses, underscores, dots and slashes are literal;
 - SEPARATOR: `:` `=` `;` full-width `：` `＝`, `->` `=>`, or `-` `.` `|` followed by a
-  space; or nothing but whitespace; leader dots may come first (`Press.....: 62.00`). A `-` glued to the digits is the value's sign;
+  space; or nothing but whitespace; leader dots may come first (`Press.....: 62.00`);
+- an alarm flag may follow a number and its unit (`1072.2 C HI`, `31.55 MPaLO`): it is dropped. A `-` glued to the digits is the value's sign;
 - UNIT: the layout's unit before or after the value, with or without a space, bare or
   in brackets; VALUE may carry a sign (`+`, `-`, `−`);
 - VALUE may be printed with a decimal comma (`12,5`) or with thousands grouped, as machines
@@ -35,6 +36,7 @@ UNCONFIRMED = "unconfirmed"
 REASONS = (NOT_FOUND, LOW_CONFIDENCE, UNPARSED, OUT_OF_RANGE, UNCONFIRMED)
 
 SEPARATOR = r"(?:->|=>|[:=;：＝]|[-.|¦](?=\s))"
+ALARM_FLAG = r"(?:HH|LL|HI|LO|HIGH|LOW|ALM|ALARM|!+|[↑↓▲▼])"   # after a number and its unit: `1072.2 C HI`
 LEADER = r"(?:[.·_…]{2,}\s*)"      # dots that lead the eye from a key to its value: `Press.....: 62.00`
 # Letters a recogniser confuses with digits; applied only where digits are expected. A comma is a
 # decimal comma there, or a misread point, unless it groups thousands (ungrouped).
@@ -84,7 +86,8 @@ def line_regex(field: Field, with_key: bool) -> re.Pattern[str]:
     if field.format:
         head, _, tail = field.format.rpartition("{key}")
         return re.compile("^" + template_regex(head, unit) + key + template_regex(tail, unit) + "$", re.IGNORECASE)
-    return re.compile(rf"^{key}\s*{LEADER}?(?:{SEPARATOR}\s*)?(?:{unit}\s*)?(?P<value>.+?)\s*(?:{unit})?\s*$",
+    flag = rf"(?:{ALARM_FLAG}\s*)?" if field.dtype in ("float", "int") else ""
+    return re.compile(rf"^{key}\s*{LEADER}?(?:{SEPARATOR}\s*)?(?:{unit}\s*)?(?P<value>.+?)\s*(?:{unit})?\s*{flag}$",
                       re.IGNORECASE)
 
 

@@ -198,6 +198,17 @@ def test_leader_dots_between_key_and_value(text):
     assert parse(Field("press", "Press", "float", unit="MPa", decimals=2), text) == Parsed(62.0, None)
 
 
+@pytest.mark.parametrize("text", ["TEMP: 1072.2 CHI", "TEMP: 1072.2 C HI", "TEMP:1072.2 C LO", "1072.2 C ▲",
+                                  "TEMP: 1072.2 C !!", "TEMP: 1072.2 ALM"])
+def test_an_alarm_flag_after_a_number_is_dropped(text):
+    assert parse(Field("temp", "TEMP", "float", unit="C", decimals=1), text) == Parsed(1072.2, None)
+
+
+def test_an_alarm_flag_is_no_part_of_text_values_and_a_longer_word_is_no_flag():
+    assert parse(Field("s", "STATUS", "str", pattern="[A-Z]+"), "STATUS: HALO") == Parsed("HALO", None)
+    assert parse(Field("temp", "TEMP", "float", unit="C", decimals=1), "TEMP: 1072.2 C HIX") == Parsed(None, UNPARSED)
+
+
 def test_a_gauges_exponent_is_read():
     leak = Field("leak", "LEAK", "float", unit="mbar", range=(0.0, 1.0))
     assert parse(leak, "LEAK: 3.1e-2 mbar") == Parsed(0.031, None)
