@@ -45,6 +45,9 @@ NON_ASCII_LETTERS = r"[^\W\d_]"     # a pattern's class for letters of any scrip
 MIN_SHARE = 0.5          # a key must show in this share of the images
 MAX_CATEGORIES = 6       # a text field with at most this many repeated words is drafted as a category
 FIELD_START = re.compile(r"\s+(?=[A-Za-z][\w()\[\]./%#-]*\s*(?:->|=>|[:=：＝]))")   # a key and a clear separator
+# a date and a time of day as machines print them: `2026/01/03 14:46`, `3:48:47 AM`, `30.11.2026 08:15:02`
+DATE_TIME = re.compile(r"\d[\d/.:-]*\d(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?(?:\s?[AaPp][Mm])?")
+TIME_LIKE = re.compile(r"\d[:/]\d|\d\.\d{1,2}\.\d|\d{4}-\d{2}-\d{2}")   # a clock or calendar value: no unit's id
 GROUP_NAME = re.compile(r"(^|_)(lot|batch|charge|los)(_|$)")   # a field named like this holds the lot: role group
 GROUP_KEY = re.compile(r"批次|批号|批號|ロット")                    # ... or printed so (Chinese, Japanese)
 RIGHT_GROWTH = 0.3       # line boxes grow right by this share of their width: longer values
@@ -94,7 +97,9 @@ def _value_and_unit(key: str, rest: str, box) -> LinePart | None:
     post = re.fullmatch(rf"(?P<value>{NUMBER_TEXT.pattern})\s*(?P<unit>{UNIT_WORD.pattern})?", rest)
     if post:
         return LinePart(key, post["value"], post["unit"], False, box)
-    return LinePart(key, rest, None, False, box) if " " not in rest and key else None
+    if key and (" " not in rest or DATE_TIME.fullmatch(rest)):
+        return LinePart(key, rest, None, False, box)
+    return None
 
 
 def printed_fields(line: Read) -> list[Read]:
@@ -239,7 +244,8 @@ def infer_field(key: str, parts: list[LinePart], name: str, taken_id: bool, deci
         d = decimals.pop() if len(decimals) == 1 else None
         return Field(name, key, "float", unit, numeric_range(numbers, d if d is not None else 3), decimals=d,
                      format=fmt)
-    role = "id" if not taken_id and len(set(values)) == len(values) > 1 else "feature"
+    distinct = len(set(values)) == len(values) > 1
+    role = "id" if not taken_id and distinct and not any(TIME_LIKE.search(v) for v in values) else "feature"
     kinds = _category_values(values)
     if role == "feature" and kinds:
         return Field(name, key, "category", None, categories=kinds)

@@ -237,6 +237,18 @@ def test_a_gauge_printing_exponents_is_drafted_as_a_float_without_a_range():
     assert parse_read(leak, "LEAK: 5.5e-4 mbar", 0.99, 0.8).value == 0.00055
 
 
+def test_dates_and_times_are_drafted_as_text_and_never_as_the_units_id():
+    def panel(i: int) -> list[Read]:
+        return [Read(f"Start : 2026/01/0{i} 14:4{i}", 0.99, (400, 20, 600, 40)),
+                Read(f"Clock: {i}:48:4{i} {'AM' if i % 2 else 'PM'}", 0.99, (400, 60, 600, 80)),
+                Read(f"Date: 2026-11-0{i}", 0.99, (400, 100, 600, 120)), Read(f"Serial: U00012{i}", 0.99, (400, 140, 600, 160))]
+
+    f = {x.name: x for x in suggest_from_reads([panel(i) for i in (1, 2, 3)], (640, 480)).fields}
+    assert set(f) == {"start", "clock", "date", "serial"}              # `Start : 2026/01/01 14:41` was not understood
+    assert parse_read(f["start"], "Start : 2026/02/11 09:30", 0.99, 0.8).value == "2026/02/11 09:30"
+    assert [x.name for x in f.values() if x.role == "id"] == ["serial"]    # the dates were the id before
+
+
 def test_placeholders_for_a_missing_value_keep_a_number_field_a_number():
     def panel(temp: str, gray: str) -> list[Read]:
         return [Read(f"TEMP: {temp}", 0.99, (400, 20, 560, 40)), Read(f"GRAY: {gray}", 0.99, (400, 60, 560, 80))]
