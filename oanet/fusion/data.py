@@ -1,7 +1,7 @@
 """Model inputs: object regions decoded once, the OCR matrix, and on-device augmentation.
 
 - `load_rois` decodes each AOI image once, crops the layout's object box, cuts it to
-  the object itself when the box has a dark background around it (`tight_box`), and
+  the object itself when the box has a plain background around it (`tight_box`), and
   resizes that to (S, S): one uint8 tensor (N, 1, S, S). The tight cut spends every
   pixel of S on the object: a 320 px box padded around a 2.3:1 tile left it 27 of 64 px. On CUDA the training set is moved to the GPU
   once and every epoch's augmentation runs there: no per-epoch PNG decoding.
@@ -35,7 +35,7 @@ class ImageLoadError(OanetError, FileNotFoundError):
 
 
 # The object is cut out of its box only where the box is clearly object on background:
-BACKGROUND_MARGIN = 16     # gray levels above the border's level that count as object
+BACKGROUND_MARGIN = 16     # gray levels above or below the border's level that count as object
 OBJECT_LINE_SHARE = 0.2    # a row / column with this share of object pixels belongs to the object
 MIN_OBJECT_SHARE = 0.2     # a cut narrower than this share of the box is not trusted (whole box kept)
 
@@ -44,13 +44,14 @@ def tight_box(box: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) of the object inside a (H, W) uint8 box, or the whole box.
 
     The background level is the box border's median; rows and columns where at least
-    OBJECT_LINE_SHARE of the pixels stand BACKGROUND_MARGIN above it make the object.
+    OBJECT_LINE_SHARE of the pixels stand BACKGROUND_MARGIN above or below it make the object:
+    a tile on black padding, or a part on a back-lit, light table.
     A box whose object touches no clear background (or is too small to trust) is kept
     whole, so a layout whose object fills its box is read as before.
     """
     h, w = box.shape
     border = np.concatenate([box[0], box[-1], box[:, 0], box[:, -1]])
-    fg = box > np.median(border) + BACKGROUND_MARGIN                          # (H, W) bool
+    fg = np.abs(box.astype(np.int16) - np.median(border)) > BACKGROUND_MARGIN   # (H, W) bool
     rows = np.flatnonzero(fg.mean(axis=1) >= OBJECT_LINE_SHARE)
     cols = np.flatnonzero(fg.mean(axis=0) >= OBJECT_LINE_SHARE)
     if not len(rows) or not len(cols):

@@ -197,9 +197,9 @@ def training_warning(name: str, pred: pd.DataFrame, history: list[dict], object_
         return f"{name} learned nothing: {why}{loss}. Check the labels against the OCR table and the images"
     x0, y0, x1, y1 = object_roi
     shrink = max(x1 - x0, y1 - y0) / size
-    return (f"{name} learned nothing: {why}{loss}. It sees the {x1 - x0}x{y1 - y0} px object box at {size}x{size} "
-            f"px ({shrink:.0f}x smaller): a defect a few pixels wide vanishes there. Try a larger "
-            "fuse.training.image_size, or check that the labels follow what the image shows")
+    return (f"{name} learned nothing: {why}{loss}. It sees the {x1 - x0}x{y1 - y0} px object box (or the object cut "
+            f"tight inside it) at {size}x{size} px, up to {shrink:.0f}x smaller: a defect a few pixels wide vanishes "
+            "there. Try a larger fuse.training.image_size, or check that the labels follow what the image shows")
 
 
 def plot_curves(histories: dict[str, list[dict]], out: Path) -> Path:

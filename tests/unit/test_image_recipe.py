@@ -34,11 +34,17 @@ def test_tight_box_finds_the_tile_on_its_padding(h, w):
     assert tight_box(img) == box
 
 
+def test_tight_box_finds_a_darker_part_on_a_light_table():
+    table = np.full((200, 160), 200, np.uint8)                              # a back-lit table, its part darker
+    table[40:160, 30:130] = np.random.default_rng(2).normal(128, 18, (120, 100)).clip(0, 255).astype(np.uint8)
+    assert tight_box(table) == (30, 40, 130, 160)                           # was the whole box: nothing stood above
+
+
 def test_tight_box_keeps_a_box_the_object_fills_or_a_dark_object():
     rng = np.random.default_rng(1)
     full = rng.integers(60, 200, (64, 64)).astype(np.uint8)              # no background: nothing to cut
     assert tight_box(full) == (0, 0, 64, 64)
-    dark = np.full((64, 64), 3, np.uint8)                                   # nothing stands above the border
+    dark = np.full((64, 64), 3, np.uint8)                                   # nothing stands out of the border
     assert tight_box(dark) == (0, 0, 64, 64)
     speck, _ = padded_tile(6, 6)                                            # too small to trust as the object
     assert tight_box(speck) == (0, 0, 120, 120)

@@ -26,5 +26,6 @@ def test_the_warning_says_why_and_for_the_image_model_how_small_the_object_becam
     line = training_warning("cnn", pred, history, (0, 0, 470, 600), 64, image_only=True)
     assert line.startswith("cnn learned nothing: it gives every val unit the same score (0.50); "
                            "training loss 0.69 -> 0.69")
-    assert "470x600 px object box at 64x64 px (9x smaller)" in line and "fuse.training.image_size" in line
+    assert "470x600 px object box (or the object cut tight inside it) at 64x64 px, up to 9x smaller" in line
+    assert "fuse.training.image_size" in line
     assert training_warning("fusion", pred, history, (0, 0, 470, 600), 64, image_only=False) is None
