@@ -1,6 +1,8 @@
 """The KL-divergence gate: references, weights, fallbacks, calibration, the saved artifact."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,6 +12,7 @@ from oanet.features import TabularSchema
 from oanet.gate.calibrate import Scenario, calibrate
 from oanet.gate.gate import Gate, GateArtifact, GateError, member_modalities
 from oanet.gate.reference import References, smoothed_kl
+from oanet.gate.stage import GateResult
 from oanet.perturb import drop_ocr_values, grid_mask_images
 
 SCHEMA = TabularSchema(numeric=("temp", "press"), categories=(("stn", ("A", "B")),))
@@ -292,3 +295,13 @@ def test_cross_fitted_calibration_keeps_the_stack_fitted_on_every_row(refs):
     in_sample, _ = calibrate(y[few], small, MEMBERS, **kw)
     fallback, report = calibrate(y[few], small, MEMBERS, cross_fit=5, **kw)
     assert report["cross_fit"] == 0 and fallback == in_sample            # in-sample, and said so
+
+
+def test_a_gate_that_cannot_reach_its_accuracy_floor_says_what_it_did_and_what_to_set():
+    cal = {"off_factor": 1.5, "temperature": 2.0, "threshold": {"both": 0.3}, "recall": 0.75, "accuracy": 0.75,
+           "floor_met": False, "min_accuracy": 0.9}
+    metrics = {"calibration": cal, "scenarios": {"clean": {"gate": {"recall": 0.7, "accuracy": 0.7}}}}
+    text = GateResult(metrics, Path("g.json"), Path("p.parquet"), 1.0).summary()
+    assert "accuracy floor NOT met" in text and "gate.min_accuracy 0.9 on val" in text
+    assert "warning" not in GateResult({**metrics, "calibration": {**cal, "floor_met": True}}, Path("g.json"),
+                                       Path("p.parquet"), 1.0).summary()
