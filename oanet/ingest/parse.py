@@ -99,6 +99,12 @@ def line_start(field: Field) -> re.Pattern[str]:
 
 
 @lru_cache(maxsize=1024)
+def key_and_separator(field: Field) -> re.Pattern[str]:
+    """A whole printed line of `field` that starts with its key and a separator (`Station: 2`, not `STATION 6`)."""
+    return re.compile(rf"{line_start(field).pattern}\s*{SEPARATOR}", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1024)
 def key_inside(field: Field) -> re.Pattern[str]:
     """Where `field`'s line starts inside a read of several printed fields: after a space, its format's
     head and key, then a separator and more text, or a space and a word with a digit: in

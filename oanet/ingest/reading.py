@@ -13,7 +13,7 @@ import numpy as np
 
 from oanet.ingest.crops import ink_mask, pad_to_width, value_span
 from oanet.ingest.engine import Ocr, Read
-from oanet.ingest.parse import SEPARATOR, key_inside, line_start, parse_read, parse_stored
+from oanet.ingest.parse import SEPARATOR, key_and_separator, key_inside, line_start, parse_read, parse_stored
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
@@ -198,7 +198,7 @@ def match_lines(layout: Layout, reads: list[Read]) -> dict[str, Read]:
 def candidate_rank(field: Field, line: Read) -> tuple[bool, bool, bool]:
     """How well a line starting with the field's key stands for it, best first: its value parses, a
     separator follows the key (a title names things without one), it is a whole detected line."""
-    separated = re.match(rf"{line_start(field).pattern}\s*{SEPARATOR}", line.text, re.IGNORECASE) is not None
+    separated = key_and_separator(field).match(line.text) is not None
     return parse_read(field, line.text, 1.0, 0.0).reason is None, separated, not line.estimated_box
 
 
