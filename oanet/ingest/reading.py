@@ -164,14 +164,19 @@ def split_at_keys(line: Read, fields: tuple[Field, ...]) -> list[Read]:
             starts.append(start)
             end = stop
     starts = [i for i in starts if text[:i].strip()]
-    if not starts or line.box is None:
-        return [line]
-    x0, y0, x1, y1 = line.box
+    return cut_line(line, starts, margin_chars=1) if starts and line.box is not None else [line]
+
+
+def cut_line(line: Read, starts: list[int], margin_chars: float = 0) -> list[Read]:
+    """`line` cut at the character offsets `starts`. The detector gives one box per line, so each piece is
+    boxed by its share of the characters (estimated_box), grown by `margin_chars` characters on each side
+    within the line's box."""
+    text, (x0, y0, x1, y1) = line.text, line.box
     char = (x1 - x0) / max(1, len(text))
-    bounds = list(zip([0, *starts], [*starts, len(text)], strict=True))
-    return [Read(text[a:b].strip(), line.score, (max(x0, round(x0 + a * char - char)), y0,
-                                                 min(x1, round(x0 + b * char + char)), y1), estimated_box=True)
-            for a, b in bounds]
+    return [Read(text[a:b].strip(), line.score, (max(x0, round(x0 + (a - margin_chars) * char)), y0,
+                                                 min(x1, round(x0 + (b + margin_chars) * char)), y1),
+                 estimated_box=True)
+            for a, b in zip([0, *starts], [*starts, len(text)], strict=True)]
 
 
 def match_lines(layout: Layout, reads: list[Read]) -> dict[str, Read]:

@@ -108,17 +108,14 @@ def printed_fields(line: Read) -> list[Read]:
     last cut already holds a key, a separator and a value. Each piece is boxed by its share of the
     characters (estimated_box): the draft leaves such a field without a line box, so ingest finds
     it by its key and cuts the line there (reading.split_at_keys)."""
+    from oanet.ingest.reading import cut_line, holds_a_field
+
     text, cuts, last = line.text, [], 0
     for m in FIELD_START.finditer(text):
-        if re.search(rf"\S\s*{SEPARATOR}\s*\S", text[last:m.start()]):
+        if holds_a_field(text[last:m.start()]):
             cuts.append(m.end())
             last = m.end()
-    if not cuts or line.box is None:
-        return [line]
-    x0, y0, x1, y1 = line.box
-    char = (x1 - x0) / max(1, len(text))
-    return [Read(text[a:b].strip(), line.score, (round(x0 + a * char), y0, round(x0 + b * char), y1),
-                 estimated_box=True) for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    return cut_line(line, cuts) if cuts and line.box is not None else [line]
 
 
 def detected_lines(reads: list[Read]) -> list[Read]:
