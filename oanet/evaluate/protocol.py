@@ -138,8 +138,8 @@ def run_repeat(params, profile, table: pd.DataFrame, layout, images, r: int, dev
         cuts = val_thresholds(y["val"], val_probs, params.gate.min_accuracy)
         # the CNN against the object-defect label, where labels.csv's defect_type sets process defects apart
         by_object = "defect_type" in rows["val"].columns and bool(cfg.training.process_defects)
-        y_object = {p: image_labels(rows[p], cfg.training.process_defects) for p in ("val", "test")}
         if by_object:
+            y_object = {p: image_labels(rows[p], cfg.training.process_defects) for p in ("val", "test")}
             cuts["cnn_object"] = val_thresholds(y_object["val"], {"cnn": val["clean"].probs["cnn"]},
                                                 params.gate.min_accuracy)["cnn"]
         per_condition = {}
