@@ -17,6 +17,7 @@ SEPARATOR_WIDTH = 1.2   # a separator (`-` `:` `=` `->`) is at most this many li
 SEPARATOR_HEIGHT = 0.62  # and at most this share of the line's ink height tall (digits and capitals are ~1)
 FULL_HEIGHT = 0.95      # a column inked over this share of the crop's height, at either end, is a box edge
 EDGE_SHOULDER = 3       # columns cut beyond an edge: the faint rest of its blur (text that near an edge is cut)
+ONE_GLYPH = 0.9         # a value at most this many line ink heights wide is one character (two digits are ~1.1)
 
 
 def ink_mask(line: np.ndarray) -> np.ndarray | None:
@@ -90,6 +91,17 @@ def value_span(mask: np.ndarray, drop_unit: bool = False) -> tuple[int, int] | N
         if unit_gaps.size:
             end = int(cols[wide[first] + 1 + unit_gaps[-1]])
     return max(0, start - MARGIN), min(mask.shape[1], end + 1 + MARGIN)
+
+
+def one_glyph(mask: np.ndarray, span: tuple[int, int]) -> bool:
+    """True when the value `span` (value_span's columns of the line's ink `mask`) holds one character.
+
+    Alone in its crop, a digit has no neighbours to tell the recogniser its size and style: on
+    DejaVu panels a lone 7 read 1 at 0.99 and a 0 read 日 (bench/one_glyph.py). The whole line reads
+    them right, so value_crop sends the line instead."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask[:, span[0]:span[1]].any(axis=0))
+    return bool(cols.size) and bool(cols[-1] - cols[0] + 1 <= ONE_GLYPH * (rows[-1] - rows[0] + 1))
 
 
 def _skip_separator(mask: np.ndarray, cols: np.ndarray, wide: np.ndarray, ink_height: int) -> int:

@@ -11,14 +11,14 @@ import re
 
 import numpy as np
 
-from oanet.ingest.crops import ink_mask, pad_to_width, value_span
+from oanet.ingest.crops import ink_mask, one_glyph, pad_to_width, value_span
 from oanet.ingest.engine import Ocr, Read
 from oanet.ingest.parse import SEPARATOR, key_and_separator, key_inside, line_start, parse_read, parse_stored
 from oanet.layout import Field, Layout
 
 MIN_CROP_WIDTH = 32
 DETECTED_PAD = 3         # px around a detected line before it is cut like a line box
-CROP_RULES_VERSION = 12  # bump when crop rules change: it is part of the cache key
+CROP_RULES_VERSION = 13  # bump when crop rules change: it is part of the cache key
 
 Reads = list  # one [text, score] or None per layout field, in layout order
 
@@ -37,7 +37,8 @@ def unit_is_droppable(field: Field) -> bool:
 
 
 def value_crop(image: np.ndarray, field: Field, pad: int) -> np.ndarray | None:
-    """The crop to recognise for a boxed field: value and unit, the whole line as fallback.
+    """The crop to recognise for a boxed field: value and unit; the whole line where no key gap
+    shows, or where the value is one character (crops.one_glyph).
 
     None when the box holds no text at all.
     """
@@ -46,7 +47,7 @@ def value_crop(image: np.ndarray, field: Field, pad: int) -> np.ndarray | None:
     if mask is None:
         return None
     span = value_span(mask, drop_unit=unit_is_droppable(field))
-    crop = line if span is None else line[:, span[0]:span[1]]
+    crop = line if span is None or one_glyph(mask, span) else line[:, span[0]:span[1]]
     return pad_to_width(np.ascontiguousarray(crop), MIN_CROP_WIDTH)
 
 

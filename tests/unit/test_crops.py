@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from oanet.ingest.crops import MARGIN, ink_mask, pad_to_width, value_span
+from oanet.ingest.crops import MARGIN, ink_mask, one_glyph, pad_to_width, value_span
 from oanet.ingest.reading import MIN_CROP_WIDTH, boxed_crops, value_crop
 from oanet.synth.aoi_layout import LINE_H, LINE_W, aoi_v1_layout
 from oanet.synth.panel import TEXT_INSET, PanelStyle, degrade
@@ -124,6 +124,26 @@ def test_value_crop_falls_back_to_the_whole_line_without_a_gap():
     assert crop.shape == (y1 - y0, x1 - x0)
 
 
+@pytest.mark.parametrize("size", [16, 18, 20])
+@pytest.mark.parametrize("value, alone", [("4", True), ("7", True), ("1", True), ("B", True), ("42", False),
+                                          ("11", False), ("4.0", False), ("AB", False), ("-1", False)])
+def test_one_glyph_tells_a_one_character_value(value, alone, size):
+    line, *_ = render(f"LIGHT: {value}", size)
+    mask = ink_mask(line)
+    span = value_span(mask)
+    assert (span is not None and one_glyph(mask, span)) is alone
+
+
+def test_value_crop_sends_the_whole_line_for_a_one_character_value():
+    """A lone digit has no neighbours to tell the recogniser its size: a 7 read 1 at 0.99 (bench/one_glyph.py)."""
+    image = np.full((480, 640), 24, dtype=np.uint8)
+    field = next(f for f in LAYOUT.fields if f.name == "light")
+    x0, y0, x1, y1 = field.roi
+    for value, whole in (("4", True), ("12", False)):
+        image[y0:y1, x0:x1] = render(f"LIGHT: {value}", 18)[0]
+        assert (value_crop(image, field, pad=0).shape == (y1 - y0, x1 - x0)) is whole
+
+
 def test_pad_to_width_pads_symmetrically_with_background():
     crop = np.full((30, 11), 24, dtype=np.uint8)
     crop[10:20, 4:7] = 228
@@ -146,4 +166,7 @@ def test_boxed_crops_on_a_synthetic_image(synth_set):
     assert len(crops) == len(LAYOUT.fields)
     for f, crop in zip(LAYOUT.fields, crops, strict=True):
         assert crop is not None, f.name
-        assert crop.shape[0] == LINE_H and MIN_CROP_WIDTH <= crop.shape[1] < LINE_W, (f.name, crop.shape)
+        if f.name == "light":            # one character: read with its line
+            assert crop.shape == (LINE_H, LINE_W)
+        else:
+            assert crop.shape[0] == LINE_H and MIN_CROP_WIDTH <= crop.shape[1] < LINE_W, (f.name, crop.shape)
