@@ -15,6 +15,7 @@ INK_LEVEL = 0.4         # share of the strongest deviation that counts as ink
 MARGIN = 3              # pixels kept around the value
 SEPARATOR_WIDTH = 1.2   # a separator (`-` `:` `=` `->`) is at most this many line ink heights wide
 SEPARATOR_HEIGHT = 0.62  # and at most this share of the line's ink height tall (digits and capitals are ~1)
+DOT_HEIGHT = 0.3        # or two runs of ink rows at most this share tall each: a colon (an i's stem is ~0.55)
 FULL_HEIGHT = 0.95      # a column inked over this share of the crop's height, at either end, is a box edge
 EDGE_SHOULDER = 3       # columns cut beyond an edge: the faint rest of its blur (text that near an edge is cut)
 ONE_GLYPH = 0.9         # a value at most this many line ink heights wide is one character (two digits are ~1.1)
@@ -106,8 +107,9 @@ def one_glyph(mask: np.ndarray, span: tuple[int, int]) -> bool:
 
 def _skip_separator(mask: np.ndarray, cols: np.ndarray, wide: np.ndarray, ink_height: int) -> int:
     """Index into `wide` of the gap the value starts after: 0, or 1 when the word after the key
-    is a separator with spaces on both sides (`TEMP - 1124.7`, `Line : B1`, `T -> 3`): narrow
-    and short, as no digit or capital is.
+    is a separator with spaces on both sides (`TEMP - 1124.7`, `Line : B1`, `T -> 3`): narrow,
+    and short as no digit or capital is, or two dots one above the other (a colon, as tall as a
+    lower-case letter; a monospaced font sets `Station: 8` with a key gap before its colon).
 
     The recogniser often drops the space after such a separator and reads `-1124.7`, a
     negative number; the ink shows the space, so the separator is cut off here.
@@ -115,10 +117,13 @@ def _skip_separator(mask: np.ndarray, cols: np.ndarray, wide: np.ndarray, ink_he
     if wide.size < 2:
         return 0
     x0, x1 = cols[wide[0] + 1], cols[wide[1]] + 1
-    rows = np.flatnonzero(mask[:, x0:x1].any(axis=1))
+    inked = mask[:, x0:x1].any(axis=1)
+    rows = np.flatnonzero(inked)
     narrow = x1 - x0 <= SEPARATOR_WIDTH * ink_height
     short = rows.size and rows[-1] - rows[0] + 1 <= SEPARATOR_HEIGHT * ink_height
-    return 1 if narrow and short else 0
+    runs = np.diff(np.flatnonzero(np.diff(np.concatenate(([0], inked.astype(np.int8), [0])))))[::2]
+    dots = runs.size == 2 and runs.max() <= DOT_HEIGHT * ink_height
+    return 1 if narrow and (short or dots) else 0
 
 
 def pad_with_background(crop: np.ndarray, left: int, right: int) -> np.ndarray:

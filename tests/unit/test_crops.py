@@ -46,6 +46,24 @@ def test_value_span_starts_after_the_key(size, blur):
         assert not mask[:, :x0][:, key_end:].any()      # nothing between the key and the cut
 
 
+@pytest.mark.parametrize("font", ["dejavu-sans", "dejavu-sans-mono", "dejavu-serif"])
+@pytest.mark.parametrize("size", [12, 20, 28])
+@pytest.mark.parametrize("key, value", [("Station: ", "8"), ("Station : ", "8"), ("TEMP : ", "1124.7"),
+                                        ("TEMP - ", "1124.7"), ("Grade : ", "B"),
+                                        ("Mode: ", "i5")])
+def test_a_separator_set_apart_is_cut_off_with_the_key(font, size, key, value):
+    """A monospaced font sets `Station: 8` with a key gap before the colon; a colon is as tall as
+    a lower-case letter, so it is told by its two dots, not its height."""
+    from oanet.synth.panel import load_font
+
+    face = load_font(font, size)
+    img = Image.new("L", (320, size * 3), 235)
+    ImageDraw.Draw(img).text((10, size), key + value, fill=20, font=face)
+    span = value_span(ink_mask(np.asarray(img)))
+    value_ink = 10 + face.getlength(key) + face.getbbox(value)[0]       # where the value's ink starts
+    assert span is not None and value_ink - 1 <= span[0] + MARGIN <= value_ink + 2 + size / 10, (span, value_ink)
+
+
 @pytest.mark.parametrize("size", [16, 20])
 def test_value_span_on_dark_text_on_light_background(size):
     line, key_end, value_start, _ = render("PRESS: 47.93 MPa", size, background=230, ink=30)
