@@ -201,11 +201,12 @@ def layout_suggest(
     """Draft a layout.yaml: keys, line boxes, dtypes, decimals, units and ranges from CnOCR's detector."""
     from oanet.ingest.engine import Ocr
     from oanet.ingest.inventory import image_files
-    from oanet.ingest.suggest import needs_full_charset, read_panels, suggest_from_reads, unclaimed_lines
+    from oanet.ingest.suggest import draft, needs_full_charset, read_panels, unclaimed_lines
 
     paths = [p for i in images for p in ([i / f for f in image_files(i)[:8]] if i.is_dir() else [i])]
     reads, size = read_panels(paths, Ocr(_params(params).ingest.rec_model))
-    layout = suggest_from_reads(reads, size, name, [p.name for p in paths])
+    drafted = draft(reads, size, name, [p.name for p in paths])
+    layout = drafted.layout
     out.parent.mkdir(parents=True, exist_ok=True)
     layout.save(out)
     typer.echo(f"layout suggest: {len(layout.fields)} fields from {len(paths)} images -> {out}")
@@ -213,7 +214,7 @@ def layout_suggest(
         extra = (f"decimals {f.decimals}" if f.decimals is not None else f"pattern {f.pattern}" if f.pattern
                  else f"categories {','.join(f.categories)}" if f.categories else "")
         role = "" if f.role == "feature" else f" ({f.role})"
-        box = list(f.roi) if f.roi else "none: shares a line, found by key"
+        box = list(f.roi) if f.roi else f"none ({drafted.unboxed[f.name]}): found by key"
         typer.echo(f"  {f.name:<18} key {f.key!r:<16} {f.dtype:<8} {f.unit or '':<5} {extra:<22} box {box}" + role)
     wide = needs_full_charset(layout)
     if wide:

@@ -53,6 +53,7 @@ class Cell:
     value: float | str | None      # the parsed value; None when reason is set
     reason: str | None             # None: parsed; else one of parse.REASONS
     crop: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
+    other_line: str | None = None  # a boxed field's box holds this other field's line (holds_other_line)
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class FieldSummary:
     total: int
     reasons: dict[str, int]        # reason code -> images
     failing_read: str | None       # the raw read of one image that did not parse, as an example
+    other_lines: dict[str, int] = dataclasses.field(default_factory=dict)   # other field -> images its line was in the box
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ class PreviewResult:
         return sum(c.reason is None for c in self.cells)
 
     def summary(self) -> str:
-        return "\n".join([self.headline(), *summary_table(self.fields),
+        return "\n".join([self.headline(), *summary_table(self.fields), *moved_lines(self.fields),
                           *(f"  skipped {r.image}: {r.reason} ({r.detail})" for r in self.skipped),
                           f"  sheet: {self.out}"])
 
@@ -142,6 +144,17 @@ def summary_table(fields: list[FieldSummary]) -> list[str]:
              + "  ".join(f"{f.reasons.get(r, 0) or '':>{len(r)}}" for r in REASONS)
              + f"  {_example(f.failing_read) if f.parsed < f.total else ''}").rstrip() for f in fields]
     return [head, *rows]
+
+
+def moved_lines(fields: list[FieldSummary]) -> list[str]:
+    """A warning per boxed field whose box held another field's line: what ingest stores there is that
+    line's value, in format and at full confidence."""
+    def held(f: FieldSummary) -> str:
+        return ", ".join(f"{other} ({n} of {f.total} images)" for other, n in f.other_lines.items())
+
+    return [f"  WARNING {f.field}: its box holds the line of {held(f)}, so ingest would store that field's value "
+            "as this one's: the panel's lines move (a field some panels leave out, a tilt). Leave this field's roi "
+            "out of the layout: ingest then finds it by key." for f in fields if f.other_lines]
 
 
 def _example(text: str | None) -> str:
@@ -213,7 +226,34 @@ def read_cells(ocr: Ocr, images: dict[str, np.ndarray], layout: Layout, cfg: Ing
         for f, pair, lf in zip(layout.fields, per_field, located.fields, strict=True):
             crop = None if lf.roi is None else line_crop(image, lf, cfg.crop_pad if f.roi else FOUND_LINE_PAD)
             cells.append(make_cell(name, f, BOXED if f.roi is not None else BY_KEY, pair, crop, cfg))
-    return cells
+    return check_boxed_keys(ocr, cells, layout, cfg)
+
+
+def check_boxed_keys(ocr: Ocr, cells: list[Cell], layout: Layout, cfg: IngestConfig) -> list[Cell]:
+    """Each boxed cell with its whole line read, and marked where that line is another field's.
+
+    Ingest reads a box's value only (the key costs time and is the same on every panel), so a box
+    that holds another line, where some panels leave a field out and the lines below move up,
+    stores that line's value, in format and at full confidence. Here the key is read too."""
+    by_name = {f.name: f for f in layout.fields}
+    boxed = [i for i, c in enumerate(cells) if c.source == BOXED and c.crop is not None and c.crop.size]
+    lines = ocr.recognize([np.ascontiguousarray(cells[i].crop) for i in boxed], batch_size=cfg.batch_size)
+    out = list(cells)
+    for i, line in zip(boxed, lines, strict=True):
+        out[i] = dataclasses.replace(cells[i], other_line=holds_other_line(layout, by_name[cells[i].field], line.text))
+    return out
+
+
+def holds_other_line(layout: Layout, field: Field, text: str) -> str | None:
+    """The name of the field whose line `text` (a whole line's read) is, where it starts with another
+    field's key and not with `field`'s; None where it is the field's own, or says nothing either way
+    (a misread key). The longest key that matches wins: `Temp12` is not `Temp1`."""
+    from oanet.ingest.parse import line_start
+
+    if line_start(field).match(text):
+        return None
+    others = [f for f in layout.fields if f.name != field.name and line_start(f).match(text)]
+    return max(others, key=lambda f: len(f.key)).name if others else None
 
 
 def make_cell(image: str, field: Field, source: str, pair: list | None, crop: np.ndarray | None,
@@ -230,7 +270,8 @@ def summarise(layout: Layout, cells: list[Cell]) -> list[FieldSummary]:
         failing = [c for c in mine if c.reason is not None]
         out.append(FieldSummary(f.name, BOXED if f.roi is not None else BY_KEY, len(mine) - len(failing),
                                 len(mine), dict(Counter(c.reason for c in failing)),
-                                next((c.text for c in failing if c.text), None)))
+                                next((c.text for c in failing if c.text), None),
+                                dict(Counter(c.other_line for c in mine if c.other_line))))
     return out
 
 
@@ -325,8 +366,9 @@ def draw_cell(sheet, draw, box, cell: Cell, f: Field) -> None:
     value = "-" if cell.value is None else (f.format_value(cell.value) if f.dtype in ("float", "int")
                                             else str(cell.value))
     score = "" if cell.score is None else f"  score {cell.score:.2f}"
-    lines = [(f"read: {'-' if cell.text is None else cell.text}", INK), (f"value: {value}", INK),
-             ((cell.reason or "ok") + score, REASON_RED if cell.reason else OK_GREEN)]
+    verdict = ((f"{cell.reason or 'ok'}{score}; holds {cell.other_line}'s line", REASON_RED) if cell.other_line
+               else ((cell.reason or "ok") + score, REASON_RED if cell.reason else OK_GREEN))
+    lines = [(f"read: {'-' if cell.text is None else cell.text}", INK), (f"value: {value}", INK), verdict]
     top = y0 + 2 * MARGIN + CROP_H
     for k, (text, colour) in enumerate(lines):
         draw.text((x0 + MARGIN, top + k * LINE_H), fit(text, x1 - x0 - 2 * MARGIN, font()), fill=colour,

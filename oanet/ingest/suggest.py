@@ -14,13 +14,16 @@ by their key. For each key seen in at least half of the images the draft holds:
 - a range by order of magnitude (numeric_range): wide enough for values the few images
   did not show, tight enough that a dropped or doubled integer digit falls outside it;
 - the unit, and a `format` when it prints before the value (the crop rules need it);
-- no line box for a field printed on a line with others (printed_fields): ingest finds it by key.
+- no line box for a field printed on a line with others (printed_fields), nor for one whose
+  line moves between the images (moving_lines: a field some panels leave out, a tilt that
+  varies), where a fixed box would read another line: ingest finds such fields by key.
 The object box is the largest rectangle in a corner of the image that holds no line.
 The draft is a starting point: check it with `oanet layout preview`.
 """
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from collections import Counter
@@ -51,6 +54,8 @@ TIME_LIKE = re.compile(r"\d[:/]\d|\d\.\d{1,2}\.\d|\d{4}-\d{2}-\d{2}")   # a cloc
 GROUP_NAME = re.compile(r"(^|_)(lot|batch|charge|los)(_|$)")   # a field named like this holds the lot: role group
 GROUP_KEY = re.compile(r"批次|批号|批號|ロット")                    # ... or printed so (Chinese, Japanese)
 RIGHT_GROWTH = 0.3       # line boxes grow right by this share of their width: longer values
+MAX_SPREAD = 1.6         # a line whose boxes over the images make a box this many times its height moves
+MAX_REACH = 0.25         # ... as one whose union reaches this share of another line's height into it
 
 
 class SuggestError(OanetError, ValueError):
@@ -173,7 +178,7 @@ def _generalise(runs: list[list[str]]) -> str:
 
 def numeric_range(values: Sequence[float], decimals: int) -> tuple[float, float]:
     """Every number printed with as many integer digits as the samples (at least two), from
-    0 for values that were never negative.
+    0 for values that were never negative and are under 20.
 
     A value's order of magnitude is what a few images show reliably; its spread is not
     (an edge fraction of 0.0010 in three images is 0.0047 in the fourth). Misread decimals
@@ -181,7 +186,8 @@ def numeric_range(values: Sequence[float], decimals: int) -> tuple[float, float]
     (1111.2 read 111.2) changes the digit count and falls outside."""
     digits = [len(str(int(abs(v)))) for v in values]
     top = 10.0 ** max(*digits, 2) - 10.0 ** -decimals
-    low = 10.0 ** (min(digits) - 1) if min(digits) > 2 else 0.0
+    # two digits well clear of 10 (45-51) lose one to 9.25, in range from 0; near 10 (12) the spread may reach 9
+    low = 10.0 ** (min(digits) - 1) if min(digits) > 2 or (min(digits) == 2 and min(values) >= 20) else 0.0
     return (round(low, decimals) if min(values) >= 0 else -round(top, decimals)), round(top, decimals)
 
 
@@ -356,10 +362,48 @@ def read_line(key: str, separator: str, line: Read) -> LinePart | None:
                                         estimated_box=line.estimated_box)
 
 
+SHARES_A_LINE = "shares a line with other fields"
+MOVES = "its line moves between the images (a box would hold another line on some)"
+
+
+@dataclass(frozen=True)
+class Draft:
+    layout: Layout
+    unboxed: dict[str, str]          # field name: why it has no line box (ingest finds it by key)
+
+
+def moving_lines(box_sets: list[list[tuple]]) -> list[bool]:
+    """For each field's boxes over the images: whether its line moves from image to image, so that
+    one box holds another line on some image. A field left out of some panels shifts the lines
+    below it into its place; a tilt that varies swings each line about its start. The union of
+    such a line's boxes is taller than MAX_SPREAD lines, or reaches into another line's usual
+    place; then both lines move (the line left out is where the other one shows)."""
+    unions = [union_box(b) for b in box_sets]
+    usual = [np.median(np.asarray(b, dtype=float), axis=0) for b in box_sets]
+
+    def reach(u, m) -> float:        # the share of line m's height that box u covers, in shared columns
+        if m[0] >= u[2] or m[2] <= u[0]:
+            return 0.0
+        return max(0.0, min(u[3], m[3]) - max(u[1], m[1])) / max(1.0, m[3] - m[1])
+
+    moving = [(u[3] - u[1]) / max(1.0, m[3] - m[1]) > MAX_SPREAD for u, m in zip(unions, usual, strict=True)]
+    for i, j in itertools.permutations(range(len(box_sets)), 2):
+        if reach(unions[i], usual[j]) > MAX_REACH:
+            moving[i] = moving[j] = True
+    return moving
+
+
 def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int], name: str = "suggested",
                        names: Sequence[str] | None = None) -> Layout:
+    """The draft layout from each image's detected reads (see draft)."""
+    return draft(reads_per_image, size, name, names).layout
+
+
+def draft(reads_per_image: list[list[Read]], size: tuple[int, int], name: str = "suggested",
+          names: Sequence[str] | None = None) -> Draft:
     """The draft layout from each image's detected reads (oanet.ingest.engine.Read with boxes):
-    keys found where lines split cleanly, then every line read again by the keys found.
+    keys found where lines split cleanly, then every line read again by the keys found; and why
+    each field left without a line box has none.
     `names`: the images', for the error that names those where no line could be split."""
     lines_per_image = [detected_lines(reads) for reads in reads_per_image]
     keys = sorted(discover_keys(lines_per_image).values(), key=lambda ks: -len(ks[0]))   # longest claims first
@@ -386,18 +430,22 @@ def suggest_from_reads(reads_per_image: list[list[Read]], size: tuple[int, int],
             + ": give the clearest images by name (oanet layout suggest IMAGE IMAGE ...)")
     kept.sort(key=lambda ps: (union_box([p.box for p in ps])[1], union_box([p.box for p in ps])[0]))
     boxes = pad_boxes([union_box([p.box for p in ps]) for ps in kept], size)
+    moving = moving_lines([[p.box for p in ps] for ps in kept])
     taken: set[str] = set()
-    fields, has_id, has_group = [], False, False
+    fields, unboxed, has_id, has_group = [], {}, False, False
     decimal = decimal_mark([p.value for parts in kept for p in parts])
-    for parts, box in zip(kept, boxes, strict=True):
+    for parts, box, moves in zip(kept, boxes, moving, strict=True):
         f = infer_field(parts[0].key, parts, field_name(parts[0].key, taken), has_id, decimal)
         lot = GROUP_NAME.search(f.name) or GROUP_KEY.search(f.key)
         if not has_group and f.role == "feature" and f.dtype in ("str", "int") and lot:
             f = dataclasses.replace(f, role="group")        # the split keeps a lot whole
         has_id |= f.role == "id"
         has_group |= f.role == "group"
-        fields.append(f if any(p.estimated_box for p in parts) else _with_roi(f, box))
-    return Layout(name=name, size=size, object_roi=object_box(boxes, size), fields=tuple(fields))
+        why = SHARES_A_LINE if any(p.estimated_box for p in parts) else MOVES if moves else None
+        fields.append(f if why else _with_roi(f, box))
+        unboxed.update({f.name: why} if why else {})
+    layout = Layout(name=name, size=size, object_roi=object_box(boxes, size), fields=tuple(fields))
+    return Draft(layout, unboxed)
 
 
 def unclaimed_lines(reads_per_image: list[list[Read]], layout: Layout) -> list[tuple[str, int]]:

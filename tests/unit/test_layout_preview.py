@@ -83,6 +83,34 @@ def test_a_box_off_its_text_fails_that_field(synth_set, ocr, tmp_path):
     assert "sinter_temp_c" in result.summary()
 
 
+def test_a_box_holding_another_fields_line_is_warned_of(synth_set, ocr, tmp_path, clean_preview):
+    """gain_db's box moved onto exposure_ms's line, as when a panel leaves a field out and the lines
+    below move up: ingest reads only the value, 11.8, which fits gain's format and range."""
+    def onto_exposure(fields):
+        fields["gain_db"]["roi"] = fields["exposure_ms"]["roi"]
+
+    layout = load_layout(edited_layout(synth_set, tmp_path, onto_exposure))
+    result = pv.preview(synth_set, layout, IngestConfig(), n=N, out=tmp_path / "s.png", ocr=ocr)
+    gain = next(s for s in result.fields if s.field == "gain_db")
+    assert gain.other_lines == {"exposure_ms": N}
+    assert all(c.other_line == "exposure_ms" for c in result.cells if c.field == "gain_db")
+    assert "WARNING gain_db: its box holds the line of exposure_ms (3 of 3 images)" in result.summary()
+    assert not any(c.other_line for c in result.cells if c.field != "gain_db")
+    assert not any(c.other_line for c in clean_preview[1].cells) and "WARNING" not in clean_preview[1].summary()
+
+
+@pytest.mark.parametrize("text, held", [("Temp3: 1131.8 C", "temp3"), ("Temp2: 1131.8 C", None),
+                                        ("Temp12: 1131.8 C", "temp12"), ("lemp3: 1131.8 C", None),
+                                        ("1131.8 C", None)])
+def test_holds_other_line_names_the_field_a_whole_line_read_belongs_to(text, held):
+    from oanet.layout import Field, Layout
+
+    fields = tuple(Field(name=k.lower(), key=k, roi=(0, 30 * i, 200, 30 * i + 24)) for i, k in
+                   enumerate(["Temp1", "Temp2", "Temp3", "Temp12"]))
+    layout = Layout(name="t", size=(640, 480), object_roi=(300, 0, 640, 480), fields=fields)
+    assert pv.holds_other_line(layout, fields[1], text) == held
+
+
 def test_unboxed_fields_are_found_by_key(synth_set, ocr, truth, tmp_path):
     def unbox(fields):
         for name in ("gain_db", "sinter_temp_c"):

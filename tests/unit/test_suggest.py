@@ -8,8 +8,10 @@ from oanet.ingest.parse import parse_read
 from oanet.ingest.suggest import (
     SuggestError,
     decimal_mark,
+    draft,
     field_name,
     generalise,
+    moving_lines,
     needs_full_charset,
     numeric_range,
     object_box,
@@ -66,6 +68,47 @@ def test_numeric_range_is_wide_but_catches_a_tenfold_misread():
     assert not lo <= 118.78 <= hi and not lo <= 11878 <= hi  # a dropped digit or point
     assert numeric_range([0.02, 0.5], 4)[0] == 0.0          # non-negative values stay non-negative
     assert numeric_range([-1.0, 6.5], 1)[0] < -1.0
+
+
+def test_numeric_range_of_two_digit_values_stops_a_dropped_digit_unless_they_are_near_ten():
+    lo, hi = numeric_range([45.12, 51.0, 49.25], 2)
+    assert (lo, hi) == (10.0, 99.99) and not lo <= 9.25 <= hi          # 49.25 read 9.25 (a probe's draft)
+    assert numeric_range([12.5, 15.0], 1)[0] == 0.0                    # 12 may fall to 9.8 on another day
+
+
+def _line(y: float, x: float = 400, h: float = 20, w: float = 160) -> tuple:
+    return (x, y, x + w, y + h)
+
+
+def test_steady_lines_do_not_move_even_with_print_jitter_or_set_tight():
+    jittered = [[_line(y + d) for d in (-3, 0, 2, 4)] for y in (20, 50, 80)]
+    assert moving_lines(jittered) == [False, False, False]
+    tight = [[_line(y + d, h=19) for d in (0, 1)] for y in (20, 37, 54)]       # 19 px boxes on a 17 px pitch
+    assert moving_lines(tight) == [False, False, False]
+
+
+def test_a_line_left_out_moves_the_lines_below_into_its_place():
+    """Temp2 absent on some panels: Temp3 and Temp4 move up a line there."""
+    boxes = [[_line(20)] * 4, [_line(50)] * 3, [_line(80)] * 3 + [_line(50)], [_line(110)] * 3 + [_line(80)]]
+    assert moving_lines(boxes) == [False, True, True, True]
+
+
+def test_a_tilt_that_varies_moves_a_line():
+    """Each image turned its own way (a probe's 1-2 degrees): where the value is, the line is up to half
+    a line higher or lower than in the image before, and its boxes span twice its height."""
+    swung = [[(400, 50 + d, 560, 76 + d) for d in (-12, -4, 5, 12)], [_line(120)] * 4]
+    assert moving_lines(swung) == [True, False]
+
+
+def test_fields_whose_lines_move_get_no_box_and_say_why():
+    def panel(with_temp2: bool, i: int) -> list[Read]:
+        keys = ["Temp1", "Temp2", "Temp3", "Press"] if with_temp2 else ["Temp1", "Temp3", "Press"]
+        return [Read(f"{k}: {1100 + i + 7 * n}.{i} C" if k != "Press" else f"Press: 4{i}.50 MPa", 0.99, _line(20 + 30 * n))
+                for n, k in enumerate(keys)]
+    drafted = draft([panel(i % 3 != 0, i) for i in range(1, 9)], (640, 480))
+    boxed = {f.key: f.roi is not None for f in drafted.layout.fields}
+    assert boxed == {"Temp1": True, "Temp2": False, "Temp3": False, "Press": False}
+    assert set(drafted.unboxed) == {"temp2", "temp3", "press"} and "moves" in drafted.unboxed["temp3"]
 
 
 def test_field_names_are_snake_case_and_unique():
