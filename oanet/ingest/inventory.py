@@ -281,6 +281,12 @@ def quarantine_hints(labels: pd.DataFrame, rejected: list[Rejected], n_images: i
         hints.append(f"{len(pairs)} labels.csv names match a file but for extension, case or folder "
                      f"(e.g. {pairs[0][0]!r} and the file {pairs[0][1]!r}): name the files as they are")
     reasons = Counter(r.reason for r in rejected)
+    sizes = Counter(m.group() for r in rejected if r.reason == WRONG_SIZE and (m := re.match(r"\d+x\d+(?=,)", r.detail)))
+    if sizes and reasons[WRONG_SIZE] < n_images:
+        seen = ", ".join(f"{n} at {size}" for size, n in sizes.most_common(3))
+        hints.append(f"{sum(sizes.values())} images are of another size than the layout's ({seen}): a layout "
+                     "holds one image size, so a machine that saved at two needs a layout per size; ingest those "
+                     "images as a folder of their own, with a layout.yaml drafted from them (oanet layout suggest)")
     for reason, n in reasons.items():
         if n == n_images and reason not in (BAD_LABEL, MISSING_IMAGE, UNLABELLED):
             example = next(r for r in rejected if r.reason == reason)

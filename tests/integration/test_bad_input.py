@@ -241,7 +241,12 @@ def test_hints_name_a_pattern_only_where_there_is_one():
              Rejected("images/b.png", "wrong_size", "320x240, layout aoi-v1 needs 640x480")]
     assert quarantine_hints(labels, small, 2) == [
         "every image was quarantined as wrong_size, e.g. images/a.png: 320x240, layout aoi-v1 needs 640x480"]
-    assert quarantine_hints(labels, small, 3) == []
+    assert quarantine_hints(labels, small, 3) == [
+        "2 images are of another size than the layout's (2 at 320x240): a layout holds one image size, so a machine "
+        "that saved at two needs a layout per size; ingest those images as a folder of their own, with a "
+        "layout.yaml drafted from them (oanet layout suggest)"]
+    assert quarantine_hints(labels, [Rejected("images/a.png", "wrong_size", "Image size (2000000000 pixels) exceeds "
+                                              "limit; layout aoi-v1 needs 640x480")], 3) == []   # no size to name
 
 
 def test_labelled_twice_keeps_one_row(synth_set, ocr, tmp_path):
