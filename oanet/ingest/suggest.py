@@ -43,7 +43,8 @@ EXPONENT = r"(?:[eE][+-]?\d{1,3})?"
 NUMBER = re.compile(rf"[+-]?\d+(?:\.\d+)?{EXPONENT}")
 NUMBER_TEXT = re.compile(rf"[+-]?\d{{1,3}}(?:[,.'’]\d{{3}})+(?:[.,]\d+)?|[+-]?\d+(?:[.,]\d+)?{EXPONENT}")   # any locale
 THOUSANDS_MARKS = {".": ("", ",", "'"), ",": ("", ".", "'")}     # by decimal mark, tried in turn: none first
-UNIT_WORD = re.compile(r"[A-Za-z%°µμ/℃Ω‰]{1,5}")
+SIGNS = r"[$€£¥Ø∅⌀]"     # currency and diameter signs: units printed before the value
+UNIT_WORD = re.compile(rf"(?:[A-Za-z%°µμ/℃Ω‰]|{SIGNS}){{1,5}}")
 NON_ASCII_LETTERS = r"[^\W\d_]"     # a pattern's class for letters of any script (`张三`): see needs_full_charset
 MIN_SHARE = 0.5          # a key must show in this share of the images
 MAX_CATEGORIES = 6       # a text field with at most this many repeated words is drafted as a category
@@ -87,6 +88,8 @@ def split_line(text: str, box) -> LinePart | None:
         first = next((i for i, t in enumerate(tokens) if any(ch.isdigit() for ch in t)), None)
         if not first:                         # no value, or a line that starts with one
             return None
+        if first > 1 and re.fullmatch(SIGNS, tokens[first - 1]):     # `Price € 17.30`: the sign is the unit
+            first -= 1
         key, rest, sep = " ".join(tokens[:first]), " ".join(tokens[first:]), " "
         if len(tokens) - first > 2:
             return None

@@ -42,6 +42,9 @@ from oanet.layout import layout_from_dict
     ("Leistung: 1.232,5 W", "Leistung", "1.232,5", "W", False),
     ("Mass = 1'232.50 g", "Mass", "1'232.50", "g", False),
     ("Temp: 12,5 C", "Temp", "12,5", "C", False),
+    ("Cost: $ 15.69", "Cost", "15.69", "$", True),                        # signs print before the value
+    ("Price € 17.30", "Price", "17.30", "€", True),
+    ("Dia: ∅ 3.93", "Dia", "3.93", "∅", True),
 ])
 def test_split_line(text, key, value, unit, first):
     part = split_line(text, (0, 0, 10, 10))
