@@ -23,6 +23,7 @@ from oanet.errors import OanetError
 from oanet.layout import CLASH_SUFFIX, LABELS_LOT, Layout, load_layout
 
 SEARCH_TRIES = 256   # random group orders tried when picking the test groups
+UNIT_GROUP = "image:"   # the group name of a unit with no lot: "image:" + its image
 
 
 def lot_columns(table: pd.DataFrame, layout: Layout) -> list[str]:
@@ -68,7 +69,7 @@ def groups_of(table: pd.DataFrame, layout: Layout, group_by_lot: bool) -> pd.Ser
     for i, lot in enumerate(lots):
         known = names.isna() & lot.notna()
         names[known] = [root(f"{i}:{v}").split(":", 1)[1] for v in lot[known]]
-    return names.fillna("image:" + images).astype(str)
+    return names.fillna(UNIT_GROUP + images).astype(str)
 
 
 def _grouped_parts(y: np.ndarray, groups: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -164,13 +165,43 @@ def run(cfg: SplitConfig, paths: PathsConfig, layout_path: str | Path) -> pd.Dat
     return split
 
 
+MIN_DEFECTIVE = 5     # fewer defective units than this in val or test: thresholds and numbers rest on noise
+
+
 def describe(split: pd.DataFrame) -> str:
     lines = [f"split: {len(split)} units -> " + ", ".join(
         f"{name} {len(part)} ({part['label'].mean():.1%} defective, {part['group'].nunique()} groups)"
         for name, part in split.groupby("split"))]
     folds = split[split["split"] != "test"].groupby("fold")["label"].agg(["size", "mean"])
     lines.append("  folds: " + ", ".join(f"{k}: {int(r['size'])} ({r['mean']:.0%})" for k, r in folds.iterrows()))
-    return "\n".join(lines)
+    return "\n".join(lines + [f"  WARNING: {w}" for w in split_warnings(split)])
+
+
+def split_warnings(split: pd.DataFrame) -> list[str]:
+    """What makes the numbers measured on this split weaker than they look: units with no lot (split one by
+    one, so a lot's units can sit on both sides), and too few defective units to choose a threshold on or to
+    measure recall with, or a fold that holds one class (the bag's cross-validation stops on it)."""
+    out = []
+    group = split["group"].astype(str)
+    alone = group.str.startswith(UNIT_GROUP) | (group == split["image"].astype(str))
+    if alone.any():
+        out.append(f"{int(alone.sum())} of {len(split)} units are split one by one, not by lot (no labels.csv `lot` "
+                   "column, no layout field with role: group, an unread lot, or split.group_by_lot: false): units "
+                   "of one lot share its process and often its defects, and where they sit on both sides the test "
+                   "numbers are optimistic. Give labels.csv a lot column.")
+    for part in ("val", "test"):
+        rows = split[split["split"] == part]
+        defective = int(rows["label"].sum())
+        if len(rows) and defective < MIN_DEFECTIVE:
+            use = "thresholds and the gate are chosen on" if part == "val" else "test recall is measured on"
+            out.append(f"{part} holds {defective} defective unit(s): {use} too few to trust; collect more defective "
+                       f"units (at least {MIN_DEFECTIVE} a side)")
+    labels = split[split["split"] != "test"].groupby("fold")["label"].agg(["min", "max"])
+    one_class = [int(k) for k, r in labels.iterrows() if r["min"] == r["max"]]
+    if one_class:
+        out.append(f"fold(s) {one_class} hold one class only: the bag's cross-validation cannot score them; "
+                   "set split.folds lower")
+    return out
 
 
 PARTS = ("train", "val", "test")

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from oanet.config import SplitConfig
-from oanet.split import make_split
+from oanet.split import describe, make_split, split_warnings
 from oanet.synth.aoi_layout import aoi_v1_layout
 
 
@@ -62,6 +62,25 @@ def test_a_unit_with_no_lot_at_all_is_its_own_group_and_ungrouped_mode_uses_unit
     assert s["group"].iloc[:5].str.startswith("image:").all()
     ungrouped = make_split(table(), aoi_v1_layout(), SplitConfig(group_by_lot=False))
     assert ungrouped["group"].nunique() == len(ungrouped)
+
+
+def test_a_split_that_is_not_by_lot_or_rests_on_few_defects_says_so():
+    assert split_warnings(make_split(table(), aoi_v1_layout(), SplitConfig())) == []
+    no_lot = table().drop(columns="lot")                        # labels.csv without lots, a panel printing none
+    warned = split_warnings(make_split(no_lot, _no_field_layout(), SplitConfig()))
+    assert len(warned) == 1 and warned[0].startswith("480 of 480 units are split one by one, not by lot")
+    partly = split_warnings(make_split(table(lot_missing=5), aoi_v1_layout(), SplitConfig()))
+    assert partly[0].startswith("5 of 480 units are split one by one")
+    rare = table().assign(label=0)
+    rare.loc[[0, 50, 100, 150, 200, 250, 300, 350], "label"] = 1      # 8 defective units of 480 in 10 lots
+    split = make_split(rare, aoi_v1_layout(), SplitConfig(folds=5))
+    warned = split_warnings(split)
+    assert any(w.startswith("val holds ") and "thresholds and the gate are chosen on" in w for w in warned)
+    assert any(w.startswith("test holds ") for w in warned)
+    assert "WARNING: val holds" in describe(split)
+    one_lot = table().assign(label=0)
+    one_lot.loc[[0, 1, 2], "label"] = 1                            # every defect in one lot: folds without any
+    assert any("hold one class only" in w for w in split_warnings(make_split(one_lot, aoi_v1_layout(), SplitConfig())))
 
 
 def _no_field_layout():
