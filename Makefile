@@ -41,7 +41,9 @@ demo: install
 	@echo "  test metrics        reports/metrics.json (per model; plots reports/*.png)"
 	@echo "  paper tables        reports/ablation.md, reports/robustness.md (plots reports/plots/*.png)"
 	@echo "  gate                models/gate.json (metrics reports/gate_metrics.json)"
-	@echo "  registered model    models:/oanet@champion in mlruns/mlflow.db (oanet registry history; oanet predict IMAGE)"
+	@echo "  registered model    models:/oanet@champion in mlruns/mlflow.db, where promotion gave it one; its last event:"
+	@oanet registry history | tail -n 1 | sed 's/^/                      /'
+	@echo "                      (all: oanet registry history; serve the champion: oanet predict IMAGE)"
 	@echo "  clean OCR table     data/clean.parquet"
 	@echo "  quarantine          data/quarantine.parquet"
 	@echo "  data-quality report reports/validation/index.html (one file, opens offline; text: summary.md)"

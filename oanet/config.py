@@ -157,8 +157,8 @@ class ValidateConfig:
     Critical ones stop the batch (no clean table is written); the confidence one only warns."""
     max_missing_rate: float = 0.10         # critical, per field: more missing reads means its box or parser broke
     min_rows: int = 20                     # critical: fewer rows (or clean rows) cannot fill train / val / test
-    min_defect_rate: float = 0.05          # critical: a batch's defect rate outside [min, max] points at
-    max_defect_rate: float = 0.80          # swapped or lost labels
+    min_defect_rate: float = 0.01          # critical: a batch's defect rate outside [min, max] points at
+    max_defect_rate: float = 0.80          # swapped or lost labels (real lines run at 0.1-5% defective)
     min_median_confidence: float = 0.90    # warning, per field: falling read confidence (print or image drift)
 
 

@@ -95,7 +95,10 @@ def read_labels(data_dir: Path) -> pd.DataFrame:
     header = [shown(c.strip()) or f"Unnamed: {i}" for i, c in enumerate(header)]   # pandas' name if blank
     missing = {"image", "label"} - set(header)
     if missing:
-        raise DataError(f"{path} lacks the columns {sorted(missing)}; found {header}")
+        other = next((sep for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), None)
+        hint = (f": its header looks separated by {other!r} (a spreadsheet export in a locale that writes decimal "
+                "commas); save it with commas" if other else "")
+        raise DataError(f"{path} lacks the columns {sorted(missing)}; found {header}{hint}")
     if len(set(header)) < len(header):
         raise DataError(f"{path} names a column twice; found {header}")
     width = len(header)

@@ -266,7 +266,7 @@ class ValidationFailed(Exception):
         self.reports = reports
         self.outcome = outcome          # the stage's counts and paths (flows.validate.ValidationOutcome)
         lines = [f"data-quality gate: {len(self.failures)} critical expectation(s) failed:"]
-        lines += [f"  - {f}" for f in self.failures]
+        lines += [f"  - {f}" + (f"\n    why: {f.why}" if f.why else "") for f in self.failures]
         if reports:
             lines.append(f"see {reports}")
         super().__init__("\n".join(lines))

@@ -189,6 +189,16 @@ def test_too_few_rows_stops_the_batch(tmp_path, validation_stage, validate, make
     assert [f.observed for f in err.value.failures] == ["12"]
 
 
+def test_a_defect_rate_out_of_bounds_names_the_settings_that_hold_them(tmp_path, validation_stage, validate,
+                                                                       make_table):
+    """A line running at 0.5% defective is refused, and the message says which settings to set."""
+    cfg, paths = validation_stage(tmp_path, make_table(200, defect_rate=0.005), min_defect_rate=0.01)
+    with pytest.raises(validate.ValidationFailed, match=r"expect_column_mean_to_be_between\(label\)") as err:
+        validate.run(cfg, LAYOUT, paths, expectations_dir=EXPECTATIONS)
+    assert "why: The defect rate outside [validate.min_defect_rate, validate.max_defect_rate] (params.yaml)" \
+        in str(err.value)
+
+
 def test_bad_labels_and_confidences_are_critical(tmp_path, validation_stage, validate, make_table):
     df = make_table(40)
     df.loc[3, "label"] = 2

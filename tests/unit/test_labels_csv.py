@@ -6,6 +6,7 @@ ended: "table" or its quarantine reason, and fails if any input ends in two plac
 """
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -193,3 +194,16 @@ def test_every_case_at_once(tmp_path):
         "images/e.png": BAD_ENCODING, "images/gone.png": MISSING_IMAGE, "images/stray.png": UNLABELLED,
     }
     assert table["label"].dtype == "int64" and table["label"].tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("sep", [";", "\t"])
+def test_a_header_separated_otherwise_says_to_save_with_commas(tmp_path, sep):
+    data = make_folder(tmp_path, sep.join(["image", "label", "lot"]).encode() + b"\nimages/a.png" + sep.encode()
+                       + b"1" + sep.encode() + b"L1\n")
+    with pytest.raises(DataError, match=rf"its header looks separated by {re.escape(repr(sep))}.*save it with commas"):
+        read_labels(data)
+
+
+def test_a_missing_column_in_a_comma_separated_header_gives_no_separator_hint(tmp_path):
+    with pytest.raises(DataError, match=r"lacks the columns \['label'\]; found \['image', 'defect', 'lot'\]$"):
+        read_labels(make_folder(tmp_path, b"image,defect,lot\nimages/a.png,1,L1\n"))
