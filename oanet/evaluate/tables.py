@@ -152,7 +152,30 @@ def ablation_md(agg: dict, profile: dict, n_repeats: int) -> str:
     for enc, g in goals(agg, "").items():
         lines += [f"- {enc}, {loss}" for loss in g["losses"]] or [f"- {enc}: nowhere (recall, accuracy and ROC AUC "
                                                                   "at or above every baseline)"]
+    lines += ["", "## Models no better than chance", "", *at_chance(agg)]
     return "\n".join(lines) + "\n"
+
+
+CHANCE_AUC = 0.55     # a mean test ROC AUC at or under this: the model ranks defects no better than a coin
+
+
+def at_chance(agg: dict) -> list[str]:
+    """Markdown bullets: per encoder, the models whose mean clean test ROC AUC is at chance. Where the tabular
+    models are, the panel's values carry nothing for this label and fusion can add nothing; where every model
+    is, the label is not learnable from these units (or is noise), whatever the accuracy column says."""
+    names = dict((*TABLE1_ROWS, *BASELINES))
+    out = []
+    for enc, conds in agg.items():
+        weak = {m: _m(s, "roc_auc") for m, s in conds["clean"].items() if _m(s, "roc_auc") <= CHANCE_AUC}
+        if not weak:
+            continue
+        listed = ", ".join(f"{names.get(m, m)} ({auc:.3f})" for m, auc in weak.items())
+        every = len(weak) == len(conds["clean"])
+        tabular = {"bag", "best_tabular"} <= set(weak)
+        why = (": every model, so nothing here predicts the label" if every else
+               ": the panel's values carry nothing for this label" if tabular else "")
+        out.append(f"- {enc}: {listed}{why}")
+    return out or [f"- none (every model's mean test ROC AUC is above {CHANCE_AUC})"]
 
 
 def robustness_md(agg: dict, encoder: str, n_repeats: int, sweeps: dict) -> str:

@@ -39,7 +39,8 @@ class GateResult:
                  *([] if cal["floor_met"] else [
                      f"  warning: no gate setting reaches gate.min_accuracy {cal['min_accuracy']:g} on val, so the "
                      "thresholds maximise recall + specificity instead; set gate.min_accuracy to what this line "
-                     "can reach (the val accuracy above) to choose for recall under it"]),
+                     "can reach (the val accuracy above) to choose for recall under it; where fuse warned that "
+                     "its models learned nothing, no threshold helps: look at the labels and the data first"]),
                  f"  {'test scenario':<10} " + " ".join(f"{m:>13}" for m in self.metrics["scenarios"]["clean"])]
         for name, rows in self.metrics["scenarios"].items():
             lines.append(f"  {name:<10} recall " + " ".join(f"{v['recall']:13.3f}" for v in rows.values()))

@@ -70,3 +70,22 @@ def test_an_undefined_metric_is_none_per_repeat_and_left_out_of_the_count():
     theirs = mean_std([{"roc_auc": 0.7}, {"roc_auc": 0.95}])["roc_auc"]
     assert ours["values"] == [None, 0.9] and ours["mean"] == pytest.approx(0.9)
     assert repeats_ahead(ours, theirs) == (0, 1)
+
+
+def test_models_at_chance_are_named_and_why():
+    from oanet.evaluate.tables import at_chance
+
+    assert at_chance(aggregate([repeat(0.94)])) == ["- none (every model's mean test ROC AUC is above 0.55)"]
+    image_only = repeat(0.94)
+    for enc in image_only["encoders"].values():
+        for cond in enc.values():
+            cond["bag"], cond["best_tabular"] = metrics(0.2, 0.5, 0.41), metrics(0.3, 0.5, 0.52)
+    assert at_chance(aggregate([image_only])) == [
+        "- vgg16: tabular bag (mean) (0.410), best single tabular model (by val AUC) (0.520): the panel's values "
+        "carry nothing for this label"]
+    noise = repeat(0.35, gate_auc=0.5)
+    for m in MODELS:
+        noise["encoders"]["vgg16"]["clean"][m]["roc_auc"] = 0.52
+    assert at_chance(aggregate([noise]))[0].endswith(": every model, so nothing here predicts the label")
+    assert "## Models no better than chance" in ablation_md(aggregate([noise]), {"name": "quick", "image_size": 64,
+                                                                                "epochs": 1, "device": "cpu"}, 1)

@@ -303,5 +303,6 @@ def test_a_gate_that_cannot_reach_its_accuracy_floor_says_what_it_did_and_what_t
     metrics = {"calibration": cal, "scenarios": {"clean": {"gate": {"recall": 0.7, "accuracy": 0.7}}}}
     text = GateResult(metrics, Path("g.json"), Path("p.parquet"), 1.0).summary()
     assert "accuracy floor NOT met" in text and "gate.min_accuracy 0.9 on val" in text
+    assert "learned nothing, no threshold helps" in text
     assert "warning" not in GateResult({**metrics, "calibration": {**cal, "floor_met": True}}, Path("g.json"),
                                        Path("p.parquet"), 1.0).summary()
