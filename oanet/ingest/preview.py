@@ -21,7 +21,7 @@ import numpy as np
 from oanet.config import IngestConfig
 from oanet.ingest import inventory as inv
 from oanet.ingest.engine import Ocr
-from oanet.ingest.parse import REASONS, parse_stored
+from oanet.ingest.parse import REASONS, line_start, parse_stored
 from oanet.ingest.reading import line_crop, locate_and_read
 from oanet.layout import Field, Layout
 
@@ -248,8 +248,6 @@ def holds_other_line(layout: Layout, field: Field, text: str) -> str | None:
     """The name of the field whose line `text` (a whole line's read) is, where it starts with another
     field's key and not with `field`'s; None where it is the field's own, or says nothing either way
     (a misread key). The longest key that matches wins: `Temp12` is not `Temp1`."""
-    from oanet.ingest.parse import line_start
-
     if line_start(field).match(text):
         return None
     others = [f for f in layout.fields if f.name != field.name and line_start(f).match(text)]

@@ -180,8 +180,9 @@ def _generalise(runs: list[list[str]]) -> str:
 
 
 def numeric_range(values: Sequence[float], decimals: int) -> tuple[float, float]:
-    """Every number printed with as many integer digits as the samples (at least two), from
-    0 for values that were never negative and are under 20.
+    """Every number printed with as many integer digits as the samples (at least two); from the
+    least such number, or from 0 where a sample has one digit, or two and is under 20 (it may
+    fall to one digit on other days), and from minus the top where a sample is negative.
 
     A value's order of magnitude is what a few images show reliably; its spread is not
     (an edge fraction of 0.0010 in three images is 0.0047 in the fourth). Misread decimals
@@ -446,7 +447,8 @@ def draft(reads_per_image: list[list[Read]], size: tuple[int, int], name: str = 
         has_group |= f.role == "group"
         why = SHARES_A_LINE if any(p.estimated_box for p in parts) else MOVES if moves else None
         fields.append(f if why else _with_roi(f, box))
-        unboxed.update({f.name: why} if why else {})
+        if why:
+            unboxed[f.name] = why
     layout = Layout(name=name, size=size, object_roi=object_box(boxes, size), fields=tuple(fields))
     return Draft(layout, unboxed)
 

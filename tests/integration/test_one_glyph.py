@@ -12,6 +12,8 @@ from oanet.ingest.parse import parse_read
 from oanet.ingest.reading import line_crop, value_crop
 from oanet.layout import Field
 
+pytestmark = pytest.mark.slow
+
 
 def drawn(font_name: str, size: int, text: str) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """A light panel strip with `text` on it, and a line box around the text."""
