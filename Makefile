@@ -42,7 +42,8 @@ demo: install
 	@echo "  paper tables        reports/ablation.md, reports/robustness.md (plots reports/plots/*.png)"
 	@echo "  gate                models/gate.json (metrics reports/gate_metrics.json)"
 	@echo "  registered model    models:/oanet@champion in mlruns/mlflow.db, where promotion gave it one; its last event:"
-	@oanet registry history | tail -n 1 | sed 's/^/                      /'
+	@oanet registry history 2>/dev/null | tail -n 1 | sed 's/^/                      /' \
+		|| echo "                      (the registry could not be read: run oanet registry history)"
 	@echo "                      (all: oanet registry history; serve the champion: oanet predict IMAGE)"
 	@echo "  clean OCR table     data/clean.parquet"
 	@echo "  quarantine          data/quarantine.parquet"
